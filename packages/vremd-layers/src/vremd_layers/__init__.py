@@ -1,0 +1,1 @@
+"""vremd_layers: VREMD building blocks as standalone torch layers."""

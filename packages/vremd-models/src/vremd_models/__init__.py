@@ -1,0 +1,1 @@
+"""vremd_models: the VREMD model, its config, presets and inference helpers."""

@@ -1,0 +1,65 @@
+"""The workspace contract of DESIGN.md: dependency direction and installability of each package."""
+
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import requires
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = {
+    "vremd-layers": "vremd_layers",
+    "vremd-models": "vremd_models",
+    "posetrack-data": "posetrack_data",
+    "posetrack-eval": "posetrack_eval",
+}
+
+
+@pytest.mark.parametrize("dist", sorted(PACKAGES))
+def test_package_layout(dist):
+    package_dir = ROOT / "packages" / dist
+    module_dir = package_dir / "src" / PACKAGES[dist]
+    meta = tomllib.loads((package_dir / "pyproject.toml").read_text())["project"]
+    assert meta["name"] == dist
+    assert meta["version"]
+    assert (package_dir / "README.md").read_text().strip()
+    assert (module_dir / "py.typed").exists()
+    assert (module_dir / "__init__.py").exists()
+
+
+def _requirement_names(dist: str) -> set[str]:
+    names = set()
+    for req in requires(dist) or []:
+        if "extra ==" in req:
+            continue
+        name = req.split(";")[0].strip()
+        for sep in "<>=!~[ ":
+            name = name.split(sep)[0]
+        names.add(name.lower())
+    return names
+
+
+def test_dependency_direction():
+    assert "torch" not in _requirement_names("posetrack-eval")
+    assert "torch" not in _requirement_names("posetrack-data")
+    assert not {"vremd-models", "posetrack-data", "posetrack-eval"} & _requirement_names("vremd-layers")
+    assert not {"posetrack-data", "posetrack-eval"} & _requirement_names("vremd-models")
+    assert not {"vremd-layers", "vremd-models", "posetrack-eval"} & _requirement_names("posetrack-data")
+    assert not {"vremd-layers", "vremd-models", "posetrack-data"} & _requirement_names("posetrack-eval")
+
+
+@pytest.mark.parametrize("module", ["posetrack_eval", "posetrack_data"])
+def test_imports_without_torch(module):
+    # torch set to None in sys.modules makes any `import torch` raise ImportError.
+    code = f"import sys; sys.modules['torch'] = None; import {module}; print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert f"\n{ci_command}\n" in readme
