@@ -1,0 +1,6 @@
+"""Inference on videos and PoseTrack folders, skeleton overlays and explain figures (`vremd-models[predict]`).
+
+Entry points: `vremd-predict` (`vremd_models.predict.cli`) and `vremd-explain` (`vremd_models.predict.explain`).
+Modules are imported one by one (they need OpenCV, matplotlib and posetrack-data from the `predict` extra);
+the core `vremd_models` package never imports this one.
+"""

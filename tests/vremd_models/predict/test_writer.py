@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+
+from vremd_models.predict.errors import PredictInputError
+from vremd_models.predict.writer import PersonPose, PredictionWriter, sequence_document
+
+
+def _pose(track_id=0, shift=0.0):
+    return PersonPose(
+        bbox=(10.0, 20.0, 30.0, 40.0),
+        box_score=0.8,
+        keypoints=np.arange(34, dtype=np.float32).reshape(17, 2) + shift,
+        scores=np.linspace(0, 1, 17, dtype=np.float32),
+        track_id=track_id,
+    )
+
+
+def test_sequence_document_lists_every_frame_in_posetrack18_format():
+    doc = sequence_document(["v/000000.jpg", "v/000001.jpg"], [100, 101], [[_pose(0), _pose(1, 5.0)], []])
+    assert [image["id"] for image in doc["images"]] == [100, 101]
+    assert [image["file_name"] for image in doc["images"]] == ["v/000000.jpg", "v/000001.jpg"]
+    assert len(doc["annotations"]) == 2
+    first = doc["annotations"][0]
+    assert first["image_id"] == 100
+    assert first["keypoints"][:6] == [0.0, 1.0, 1.0, 2.0, 3.0, 1.0]
+    assert len(first["keypoints"]) == 51
+    assert len(first["scores"]) == 17
+    assert first["scores"][-1] == 1.0
+    assert [a["track_id"] for a in doc["annotations"]] == [0, 1]
+    category = doc["categories"][0]
+    assert category["name"] == "person"
+    assert len(category["keypoints"]) == 17
+    assert [16, 14] in category["skeleton"]  # 1-based, as in the ground truth
+    json.dumps(doc)  # plain JSON types only
+
+
+def test_duplicate_track_ids_in_a_frame_are_refused():
+    with pytest.raises(ValueError, match="track ids must be unique per frame"):
+        sequence_document(["v/0.jpg"], [1], [[_pose(3), _pose(3)]])
+
+
+def test_folder_writer_resumes_and_never_leaves_temporaries(tmp_path):
+    writer = PredictionWriter(tmp_path / "preds")
+    assert not writer.merged
+    assert not writer.is_done("a")
+    writer.write("a", sequence_document(["a/0.jpg"], [1], [[_pose()]]))
+    assert writer.is_done("a")
+    assert PredictionWriter(tmp_path / "preds").is_done("a")
+    assert writer.finish(["a"]) == tmp_path / "preds"
+    assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == ["a.json"]
+
+
+def test_merged_writer_keeps_parts_until_finish(tmp_path):
+    out = tmp_path / "preds.json"
+    writer = PredictionWriter(out)
+    writer.write("b", sequence_document(["b/0.jpg"], [2], [[_pose()]]))
+    writer.write("a", sequence_document(["a/0.jpg", "a/1.jpg"], [10, 11], [[], [_pose()]]))
+    assert not out.exists()
+    resumed = PredictionWriter(out)
+    assert resumed.is_done("a")
+    assert not resumed.is_done("c")
+    resumed.finish(["a", "b"])
+    merged = json.loads(out.read_text())
+    assert [image["id"] for image in merged["images"]] == [10, 11, 2]
+    assert [a["image_id"] for a in merged["annotations"]] == [11, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]
+    assert PredictionWriter(out).complete
+    assert not PredictionWriter(out, overwrite=True).is_done("a")
+    assert not out.exists()
+
+
+def test_writer_refuses_a_file_as_folder(tmp_path):
+    (tmp_path / "preds").write_text("x")
+    with pytest.raises(PredictInputError, match="is a file"):
+        PredictionWriter(tmp_path / "preds")
