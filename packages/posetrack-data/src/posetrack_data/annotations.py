@@ -1,0 +1,405 @@
+"""Readers for PoseTrack annotation files: PT17 annolist, PT18 and PT21 per-video JSON, detection files.
+
+Every reader returns plain records in the 17-slot PoseTrack18 joint order and raises
+:class:`~posetrack_data.errors.PoseTrackFormatError` naming the file and field for anything malformed.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.joints import JOINT_NAMES, NUM_JOINTS, PT17_ID_FOR_SLOT
+
+__all__ = [
+    "Detection",
+    "Frame",
+    "Person",
+    "Version",
+    "Video",
+    "annotation_files",
+    "detect_version",
+    "joint_box",
+    "neighbour_name",
+    "parse_frame_name",
+    "read_detections",
+    "read_json",
+    "read_video",
+]
+
+Version = Literal["2017", "2018", "2021"]
+
+# poseval's PT17 name for head_bottom; accepted in a PT18-style `categories[0].keypoints` list.
+_NAME_ALIASES = {"neck": "head_bottom"}
+_SLOT_FOR_NAME = {name: slot for slot, name in enumerate(JOINT_NAMES)}
+_SLOT_FOR_PT17_ID = {pt17: slot for slot, pt17 in enumerate(PT17_ID_FOR_SLOT) if pt17 is not None}
+_FRAME_NAME = re.compile(r"^(\d+)(.*)$")
+
+
+@dataclass(frozen=True)
+class Person:
+    """One annotated person on one frame.
+
+    Args:
+        keypoints: Float[17, 3] (x, y, v) in the 17-slot order; unannotated joints are (0, 0, 0).
+        bbox: Person box (x, y, w, h), or None when the file has none.
+        bbox_head: Head box (x, y, w, h), or None.
+        track_id: Track id within the video (-1 when absent).
+        person_id: PT21 re-identification id across videos (-1 when absent).
+        field: JSON path of the person in its file (``"annotations[3]"``), for error messages.
+    """
+
+    keypoints: npt.NDArray[np.float32]
+    bbox: tuple[float, float, float, float] | None
+    bbox_head: tuple[float, float, float, float] | None
+    track_id: int
+    person_id: int = -1
+    field: str = ""
+
+    @property
+    def has_keypoints(self) -> bool:
+        return bool((self.keypoints[:, 2] > 0).any())
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a video as listed in its annotation file (`field`: its JSON path, for messages)."""
+
+    image_id: int
+    file_name: str
+    frame_index: int
+    is_labeled: bool
+    width: int | None
+    height: int | None
+    persons: tuple[Person, ...]
+    field: str = ""
+
+
+@dataclass(frozen=True)
+class Video:
+    """One annotation file: a video's frames (labeled or not) and their persons.
+
+    Args:
+        name: Basename of the annotation file without extension (poseval pairs files by it).
+        file: The annotation file.
+        num_frames: Frames in the whole video (`nframes`; PT17: length of the annolist).
+        first_index: Index of the first frame on disk (0 for PT18/21 `%06d`, 1 for PT17 `%08d`).
+        frames: The listed frames in file order.
+    """
+
+    name: str
+    file: Path
+    num_frames: int
+    first_index: int
+    frames: tuple[Frame, ...]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detector box: COCO results (`image_id`) or DCPose's list format (`image_name`)."""
+
+    image_id: int | None
+    image_name: str | None
+    bbox: tuple[float, float, float, float]
+    score: float
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file, raising :class:`PoseTrackFormatError` for a missing or malformed one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise PoseTrackFormatError(path, "file", "not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PoseTrackFormatError(path, "json", f"malformed JSON ({err})") from None
+
+
+def detect_version(root: str | Path) -> Version:
+    """Tell the PoseTrack layout of a dataset root from its folders and first annotation file.
+
+    ``posetrack_data/`` means PT21; ``annotations/<split>/*.json`` holding ``annolist`` means PT17,
+    holding ``images`` means PT18.
+    """
+    root = Path(root)
+    if (root / "posetrack_data").is_dir():
+        return "2021"
+    ann = root / "annotations"
+    for split_dir in sorted(p for p in ann.glob("*") if p.is_dir()):
+        files = sorted(split_dir.glob("*.json"))
+        if files:
+            content = read_json(files[0])
+            return "2017" if isinstance(content, dict) and "annolist" in content else "2018"
+    raise PoseTrackFormatError(root, "layout", "no posetrack_data/ (PT21) or annotations/<split>/*.json (PT17/18)")
+
+
+def annotation_files(root: str | Path, version: Version, split: str) -> list[Path]:
+    """The per-video annotation files of one split, sorted by name."""
+    folder = Path(root) / ("posetrack_data" if version == "2021" else "annotations") / split
+    if not folder.is_dir():
+        raise PoseTrackFormatError(folder, "split", f"annotation folder for split {split!r} not found")
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise PoseTrackFormatError(folder, "split", f"no *.json annotation files for split {split!r}")
+    return files
+
+
+def read_video(path: str | Path) -> Video:
+    """Read one per-video annotation file, in PT17 annolist or PT18/PT21 format (told by its content)."""
+    path = Path(path)
+    content = read_json(path)
+    if not isinstance(content, dict):
+        raise PoseTrackFormatError(path, "json", f"expected an object at top level, got {type(content).__name__}")
+    if "annolist" in content:
+        return _read_annolist(path, content)
+    return _read_pt18(path, content)
+
+
+def parse_frame_name(file: str | Path, field: str, name: str) -> tuple[int, int, str]:
+    """Split a frame file name into (index, digit count, rest): ``000042.jpg`` -> (42, 6, ".jpg")."""
+    match = _FRAME_NAME.match(Path(name).name)
+    if match is None:
+        raise PoseTrackFormatError(file, field, f"frame file name {name!r} does not start with a frame number")
+    digits, rest = match.groups()
+    return int(digits), len(digits), rest
+
+
+def neighbour_name(name: str, index: int) -> str:
+    """The file name of frame `index` in the folder of frame `name`, with the same zero padding."""
+    _, width, rest = parse_frame_name(name, "file_name", name)
+    return str(Path(name).with_name(f"{index:0{width}d}{rest}"))
+
+
+def joint_box(keypoints: npt.NDArray[np.float32]) -> tuple[float, float, float, float] | None:
+    """The tight box of the annotated joints enlarged by 30% about its centre (poseval's PT17 rule)."""
+    present = keypoints[keypoints[:, 2] > 0, :2]
+    if len(present) == 0:
+        return None
+    lo, hi = present.min(axis=0), present.max(axis=0)
+    centre, size = (lo + hi) / 2, (hi - lo) * 1.3
+    return (float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]), float(size[1]))
+
+
+def read_detections(path: str | Path) -> list[Detection]:
+    """Read person detections: a COCO-results list or DCPose's ``{image_name, bbox, score}`` list.
+
+    Boxes of another category than 1 (person) are dropped.
+    """
+    content = read_json(path)
+    if isinstance(content, dict) and "annotations" in content:
+        content = content["annotations"]
+    if not isinstance(content, list):
+        raise PoseTrackFormatError(path, "json", f"expected a list of detections, got {type(content).__name__}")
+    detections = []
+    for i, entry in enumerate(content):
+        field = f"[{i}]"
+        if not isinstance(entry, dict):
+            raise PoseTrackFormatError(path, field, f"expected an object, got {type(entry).__name__}")
+        if _scalar(entry.get("category_id", 1)) != 1:
+            continue
+        image_id = entry.get("image_id")
+        image_name = entry.get("image_name")
+        if image_id is None and image_name is None:
+            raise PoseTrackFormatError(path, f"{field}.image_id", "missing (and no image_name either)")
+        if image_id is not None:
+            image_id = _int(path, f"{field}.image_id", image_id)
+        if image_name is not None and not isinstance(image_name, str):
+            raise PoseTrackFormatError(path, f"{field}.image_name", f"expected a string, got {image_name!r}")
+        bbox = _box(path, f"{field}.bbox", _require(path, entry, "bbox", field))
+        score = _number(path, f"{field}.score", _scalar(_require(path, entry, "score", field)))
+        detections.append(Detection(image_id, image_name, bbox, score))
+    return detections
+
+
+# ---------------------------------------------------------------------------------------------------
+# PT18 / PT21
+
+
+def _read_pt18(path: Path, content: dict) -> Video:
+    images = _require(path, content, "images", "")
+    if not isinstance(images, list) or not images:
+        raise PoseTrackFormatError(path, "images", "expected a non-empty list of frames")
+    annotations = content.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise PoseTrackFormatError(path, "annotations", f"expected a list, got {type(annotations).__name__}")
+    slots = _slots_from_categories(path, content.get("categories"))
+
+    persons_by_image: dict[int, list[Person]] = {}
+    for i, ann in enumerate(annotations):
+        field = f"annotations[{i}]"
+        if not isinstance(ann, dict):
+            raise PoseTrackFormatError(path, field, f"expected an object, got {type(ann).__name__}")
+        image_id = _int(path, f"{field}.image_id", _require(path, ann, "image_id", field))
+        raw = ann.get("keypoints")
+        keypoints = np.zeros((NUM_JOINTS, 3), np.float32)
+        if raw:  # PT21 persons may carry a box and no keypoints
+            keypoints[slots] = _keypoint_array(path, f"{field}.keypoints", raw, len(slots))
+        bbox = _box(path, f"{field}.bbox", ann["bbox"]) if ann.get("bbox") is not None else None
+        head = _box(path, f"{field}.bbox_head", ann["bbox_head"]) if ann.get("bbox_head") is not None else None
+        track_id = _int(path, f"{field}.track_id", ann.get("track_id", -1))
+        person_id = _int(path, f"{field}.person_id", ann.get("person_id", -1))
+        persons_by_image.setdefault(image_id, []).append(Person(keypoints, bbox, head, track_id, person_id, field))
+
+    frames = []
+    num_frames = None
+    for i, image in enumerate(images):
+        field = f"images[{i}]"
+        if not isinstance(image, dict):
+            raise PoseTrackFormatError(path, field, f"expected an object, got {type(image).__name__}")
+        image_id = _int(path, f"{field}.id", _require(path, image, "id", field))
+        file_name = _require(path, image, "file_name", field)
+        if not isinstance(file_name, str):
+            raise PoseTrackFormatError(path, f"{field}.file_name", f"expected a string, got {file_name!r}")
+        index, _, _ = parse_frame_name(path, f"{field}.file_name", file_name)
+        if num_frames is None and "nframes" in image:
+            num_frames = _int(path, f"{field}.nframes", image["nframes"])
+        persons = tuple(persons_by_image.pop(image_id, ()))
+        is_labeled = bool(image.get("is_labeled", bool(persons)))
+        width = _int(path, f"{field}.width", image["width"]) if "width" in image else None
+        height = _int(path, f"{field}.height", image["height"]) if "height" in image else None
+        frames.append(Frame(image_id, file_name, index, is_labeled, width, height, persons, f"{field}.file_name"))
+    if persons_by_image:
+        orphan = next(iter(persons_by_image))
+        raise PoseTrackFormatError(path, "annotations[].image_id", f"{orphan} is not the id of any listed image")
+    return Video(path.stem, path, num_frames or len(frames), 0, tuple(frames))
+
+
+def _slots_from_categories(path: Path, categories: Any) -> list[int]:
+    if not categories:
+        return list(range(NUM_JOINTS))
+    field = "categories[0].keypoints"
+    if not isinstance(categories, list) or not isinstance(categories[0], dict):
+        raise PoseTrackFormatError(path, "categories", "expected a list of category objects")
+    names = categories[0].get("keypoints")
+    if names is None:
+        return list(range(NUM_JOINTS))
+    if not isinstance(names, list):
+        raise PoseTrackFormatError(path, field, f"expected a list of joint names, got {names!r}")
+    unknown = [n for n in names if _NAME_ALIASES.get(n, n) not in _SLOT_FOR_NAME]
+    if unknown:
+        raise PoseTrackFormatError(path, field, f"unknown joint order: names {unknown} are not PoseTrack joints")
+    slots = [_SLOT_FOR_NAME[_NAME_ALIASES.get(n, n)] for n in names]
+    if len(set(slots)) != len(slots):
+        raise PoseTrackFormatError(path, field, f"unknown joint order: repeated joint names in {names}")
+    return slots
+
+
+def _keypoint_array(path: Path, field: str, raw: Any, num_joints: int) -> npt.NDArray[np.float32]:
+    if not isinstance(raw, list) or len(raw) != 3 * num_joints:
+        got = len(raw) if isinstance(raw, list) else type(raw).__name__
+        raise PoseTrackFormatError(path, field, f"expected {3 * num_joints} numbers, got {got}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
+        raise PoseTrackFormatError(path, field, "expected numbers only")
+    keypoints = np.asarray(raw, np.float32).reshape(num_joints, 3)
+    if not np.isfinite(keypoints).all():
+        raise PoseTrackFormatError(path, field, "contains NaN or infinity")
+    return keypoints
+
+
+# ---------------------------------------------------------------------------------------------------
+# PT17 annolist (mat2json output: every scalar is a one-element list)
+
+
+def _read_annolist(path: Path, content: dict) -> Video:
+    annolist = content["annolist"]
+    if not isinstance(annolist, list) or not annolist:
+        raise PoseTrackFormatError(path, "annolist", "expected a non-empty list of frames")
+    frames = []
+    for i, entry in enumerate(annolist):
+        field = f"annolist[{i}]"
+        if not isinstance(entry, dict):
+            raise PoseTrackFormatError(path, field, f"expected an object, got {type(entry).__name__}")
+        image = _scalar(_require(path, entry, "image", field))
+        name = image.get("name") if isinstance(image, dict) else None
+        name = _scalar(name)
+        if not isinstance(name, str):
+            raise PoseTrackFormatError(path, f"{field}.image[0].name", f"expected a string, got {name!r}")
+        index, _, _ = parse_frame_name(path, f"{field}.image[0].name", name)
+        rects = entry.get("annorect") or []
+        if isinstance(rects, dict):  # mat2json writes a lone struct without the list
+            rects = [rects]
+        persons = tuple(_read_annorect(path, f"{field}.annorect[{j}]", rect) for j, rect in enumerate(rects))
+        labeled_default = any(p.has_keypoints for p in persons)
+        is_labeled = bool(_scalar(entry.get("is_labeled", labeled_default)))
+        image_id = _pt17_image_id(path, f"{field}.image[0].name", name, index)
+        frames.append(Frame(image_id, name, index, is_labeled, None, None, persons, f"{field}.image[0].name"))
+    return Video(path.stem, path, len(frames), 1, tuple(frames))
+
+
+def _read_annorect(path: Path, field: str, rect: Any) -> Person:
+    if not isinstance(rect, dict):
+        raise PoseTrackFormatError(path, field, f"expected an object, got {type(rect).__name__}")
+    keypoints = np.zeros((NUM_JOINTS, 3), np.float32)
+    annopoints = rect.get("annopoints") or []
+    points = _scalar(annopoints).get("point", []) if annopoints else []
+    if isinstance(points, dict):
+        points = [points]
+    seen = set()
+    for k, point in enumerate(points):
+        pfield = f"{field}.annopoints[0].point[{k}]"
+        if not isinstance(point, dict):
+            raise PoseTrackFormatError(path, pfield, f"expected an object, got {type(point).__name__}")
+        joint_id = _int(path, f"{pfield}.id", _scalar(_require(path, point, "id", pfield)))
+        if joint_id not in _SLOT_FOR_PT17_ID:
+            raise PoseTrackFormatError(path, f"{pfield}.id", f"unknown joint order: id {joint_id} is not in 0..14")
+        if joint_id in seen:  # poseval uses the first occurrence of a repeated joint id
+            continue
+        seen.add(joint_id)
+        x = _number(path, f"{pfield}.x", _scalar(_require(path, point, "x", pfield)))
+        y = _number(path, f"{pfield}.y", _scalar(_require(path, point, "y", pfield)))
+        # poseval's convert.py: v is `is_visible` when given, else 1.
+        v = _number(path, f"{pfield}.is_visible", _scalar(point.get("is_visible", 1)))
+        keypoints[_SLOT_FOR_PT17_ID[joint_id]] = (x, y, v)
+    head = None
+    if all(k in rect for k in ("x1", "y1", "x2", "y2")):
+        x1, y1, x2, y2 = (_number(path, f"{field}.{k}", _scalar(rect[k])) for k in ("x1", "y1", "x2", "y2"))
+        head = (x1, y1, x2 - x1, y2 - y1)
+    track_id = _int(path, f"{field}.track_id", _scalar(rect.get("track_id", -1)))
+    return Person(keypoints, joint_box(keypoints), head, track_id, field=field)
+
+
+def _pt17_image_id(path: Path, field: str, name: str, index: int) -> int:
+    # poseval's frame id `T SSSSSS FFFF`: source (1 mpii, 2 bonn, 3 mpiinew), sequence, frame number.
+    match = re.match(r"^(\d+)_(mpiinew|mpii|bonn)", Path(name).parent.name)
+    if match is None:
+        raise PoseTrackFormatError(path, field, f"video folder of {name!r} is not <digits>_<mpii|bonn|mpiinew>")
+    source = {"mpii": 1, "bonn": 2, "mpiinew": 3}[match.group(2)]
+    return source * 10**10 + int(match.group(1)) * 10**4 + index
+
+
+# ---------------------------------------------------------------------------------------------------
+# field helpers
+
+
+def _scalar(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def _require(path: Path, obj: dict, key: str, field: str) -> Any:
+    if key not in obj:
+        raise PoseTrackFormatError(path, f"{field}.{key}" if field else key, "missing")
+    return obj[key]
+
+
+def _int(path: Path, field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise PoseTrackFormatError(path, field, f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _number(path: Path, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise PoseTrackFormatError(path, field, f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _box(path: Path, field: str, value: Any) -> tuple[float, float, float, float]:
+    if not isinstance(value, list) or len(value) != 4:
+        raise PoseTrackFormatError(path, field, f"expected [x, y, w, h], got {value!r}")
+    x, y, w, h = (_number(path, field, v) for v in value)
+    return (x, y, w, h)

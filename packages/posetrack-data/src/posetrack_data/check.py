@@ -1,0 +1,123 @@
+"""`check_root`: validate a PoseTrack dataset root and list every problem found."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from posetrack_data.annotations import Frame, Version, Video, detect_version, read_detections, read_video
+from posetrack_data.errors import PoseTrackFormatError
+
+__all__ = ["Problem", "check_root"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: the file, the JSON field (or ``image``) and what is wrong."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+def check_root(
+    root: str | Path,
+    *,
+    version: Version | None = None,
+    splits: Iterable[str] | None = None,
+    decode: bool = True,
+    progress: bool = True,
+) -> list[Problem]:
+    """Check a PoseTrack root: JSON structure, joint order, frames on disk, keypoints, boxes, detections.
+
+    Reports malformed or structurally wrong annotation files (with the field), unknown joint orders,
+    listed frames missing on disk, unreadable frames (decoded at 1/8 scale when `decode`), frames whose
+    size differs from the JSON's width/height, annotated keypoints outside the image, person boxes of
+    zero area, and malformed files under ``person_detections/``.
+
+    Args:
+        root: Dataset root.
+        version: Layout (``"2017"``, ``"2018"``, ``"2021"``); None detects it.
+        splits: Annotation sub-folders to check; None checks all.
+        decode: Decode every listed frame (slow on a full dataset) instead of only checking it exists.
+        progress: Show a progress bar over annotation files.
+
+    Returns:
+        The problems found, in file order (empty when the root is clean).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"root must be a dataset folder, got {str(root)!r} (not a folder)")
+    try:
+        version = version or detect_version(root)
+    except PoseTrackFormatError as err:
+        return [Problem(err.file, err.field, err.problem)]
+    ann_root = root / ("posetrack_data" if version == "2021" else "annotations")
+    split_names = sorted(splits) if splits is not None else sorted(p.name for p in ann_root.glob("*") if p.is_dir())
+    files = [f for split in split_names for f in sorted((ann_root / split).glob("*.json"))]
+    problems: list[Problem] = []
+    for file in tqdm(files, desc="Checking annotation files", unit="file", disable=not progress):
+        try:
+            video = read_video(file)
+        except PoseTrackFormatError as err:
+            problems.append(Problem(err.file, err.field, err.problem))
+            continue
+        problems += _check_video(root, video, decode)
+    for file in sorted((root / "person_detections").glob("*.json")):
+        try:
+            read_detections(file)
+        except PoseTrackFormatError as err:
+            problems.append(Problem(err.file, err.field, err.problem))
+    return problems
+
+
+def _check_video(root: Path, video: Video, decode: bool) -> list[Problem]:
+    problems = []
+    for frame in video.frames:
+        size, problem = _frame_size(root / frame.file_name, decode)
+        if problem is not None:
+            problems.append(Problem(str(video.file), frame.field, f"{problem}: {root / frame.file_name}"))
+        if size is not None and frame.width is not None and (frame.width, frame.height) != size:
+            problems.append(
+                Problem(
+                    str(video.file),
+                    frame.field,
+                    f"frame is {size[0]}x{size[1]}, JSON says {frame.width}x{frame.height}",
+                )
+            )
+        width, height = (frame.width, frame.height) if frame.width is not None else (size or (None, None))
+        problems += _check_persons(video, frame, width, height)
+    return problems
+
+
+def _check_persons(video: Video, frame: Frame, width: int | None, height: int | None) -> list[Problem]:
+    problems = []
+    for person in frame.persons:
+        if person.bbox is not None and (person.bbox[2] <= 0 or person.bbox[3] <= 0):
+            problems.append(Problem(str(video.file), f"{person.field}.bbox", f"box of zero area {list(person.bbox)}"))
+        if width is None or height is None:
+            continue
+        for slot, (x, y, v) in enumerate(person.keypoints):
+            if v > 0 and not (0 <= x < width and 0 <= y < height):
+                message = f"keypoint {slot} at ({x:g}, {y:g}) is outside the {width}x{height} image"
+                problems.append(Problem(str(video.file), f"{person.field}.keypoints", message))
+    return problems
+
+
+def _frame_size(path: Path, decode: bool) -> tuple[tuple[int, int] | None, str | None]:
+    if not path.is_file():
+        return None, "frame not found"
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            if decode:
+                image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+                image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        return None, f"unreadable frame ({err})"
+    return size, None

@@ -1,0 +1,67 @@
+"""The `posetrack-data` command: `synth` writes a synthetic dataset, `check` validates a dataset root."""
+
+import argparse
+import logging
+import sys
+
+from posetrack_data.check import check_root
+from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.synthetic import generate_dataset
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 problems found, 2 usage or input error)."""
+    parser = argparse.ArgumentParser(prog="posetrack-data", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a synthetic PoseTrack18-format dataset")
+    synth.add_argument("root", help="output folder")
+    synth.add_argument("--videos", type=int, default=40, help="videos in total, train + val (default 40)")
+    synth.add_argument("--frames", type=int, default=60, help="frames per video (default 60)")
+    synth.add_argument("--size", default="384x288", help="frame size WxH (default 384x288)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--val-fraction", type=float, default=0.2)
+    synth.add_argument("--max-people", type=int, default=3)
+
+    check = commands.add_parser("check", help="validate a dataset root; one line per problem, exit 1 if any")
+    check.add_argument("root", help="dataset root")
+    check.add_argument("--version", choices=["2017", "2018", "2021"], default=None, help="layout (default: detect)")
+    check.add_argument("--split", action="append", default=None, help="annotation split to check (repeatable)")
+    check.add_argument("--no-decode", action="store_true", help="only check that frames exist, do not decode them")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "synth":
+            width, height = _parse_size(args.size)
+            root = generate_dataset(
+                args.root,
+                num_videos=args.videos,
+                num_frames=args.frames,
+                image_size=(width, height),
+                seed=args.seed,
+                val_fraction=args.val_fraction,
+                max_people=args.max_people,
+            )
+            print(root)
+            return 0
+        problems = check_root(args.root, version=args.version, splits=args.split, decode=not args.no_decode)
+    except (ValueError, PoseTrackFormatError, OSError) as err:
+        print(f"posetrack-data {args.command}: {err}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s) found in {args.root}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must be WxH, e.g. 384x288, got {text!r}") from None
+    return width, height
+
+
+if __name__ == "__main__":
+    sys.exit(main())
