@@ -1,0 +1,314 @@
+"""``VREMDConfig``: every size and ablation switch of the VREMD model, as one flat frozen dataclass.
+
+Flat on purpose: the hub mixin rebuilds dataclasses without recursing into nested ones, so fields are grouped
+by prefix (``backbone_*``, ``hkme_*``, ``bmd_*``) instead. Choices the paper leaves open are config fields;
+``docs/paper-map.md`` records why each default is what it is.
+"""
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Final, Literal, get_args, get_origin
+
+__all__ = ["POSETRACK_FLIP_PAIRS", "PRESETS", "VREMDConfig"]
+
+# Left/right joint pairs of the 17-slot PoseTrack order (the same as posetrack_data.joints.FLIP_PAIRS; this
+# package may not import the data package).
+POSETRACK_FLIP_PAIRS: Final = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+
+MotionOp = Literal["dca", "da", "dc"]
+AttentionBackend = Literal["auto", "sdpa", "xformers", "math"]
+MaskActivation = Literal["sigmoid", "none"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VREMDConfig:
+    """Configuration of a VREMD model; the defaults are the paper's ViT-L model (preset ``vremd-vitl``).
+
+    Validated on construction: an impossible value raises one ``ValueError`` (``TypeError`` for a wrong type)
+    naming the field. Sub-switches of a disabled module (``human_mask`` with ``use_hkme=False``, ``motion_op``
+    with ``use_bmd=False``) are accepted and ignored, so an ablation is a single override.
+
+    Args:
+        image_size: Input crop size (H, W) in pixels.
+        heatmap_size: Output heatmap size (H, W); an integer multiple of the token grid on both axes.
+        patch_size: ViT patch size; divides both sides of ``image_size``.
+        num_frames: Frames per example T, ordered (t-1, t, t+1); the key frame is the middle one.
+        num_joints: Joints J per heatmap stack.
+        flip_pairs: Left/right joint index pairs swapped by a horizontal flip (flip test, augmentation).
+        backbone_dim: ViT width.
+        backbone_depth: ViT blocks.
+        backbone_num_heads: ViT attention heads.
+        backbone_mlp_ratio: ViT MLP hidden width over ``backbone_dim``.
+        backbone_drop_path: Stochastic depth of the last ViT block (linear decay from 0); only used when the
+            backbone trains.
+        freeze_backbone: Keep the backbone frozen (no gradients, eval mode) as in the paper.
+        hidden_dim: Width D of VREMD's own modules (HKME, BMD, keypoint tokens); backbone features are
+            projected to it.
+        num_heads: Attention heads h of VREMD's own modules.
+        mlp_ratio: MLP hidden width over ``hidden_dim`` in VREMD's own blocks.
+        drop_path: Stochastic depth of VREMD's own blocks.
+        attention_backend: Attention kernel of VREMD's own blocks (see ``vremd_layers.resolve_backend``).
+        use_hkme: Human-Keypoint Mask Enhanced module (Table 4).
+        human_mask: Human mask inside HKME (eq. 1, Table 5).
+        keypoint_mask: Keypoint mask inside HKME (eq. 2, Table 5).
+        hkme_human_blocks: Transformer blocks L_h of the human mask.
+        hkme_keypoint_blocks: Transformer blocks L_k of the keypoint mask.
+        hkme_spatial_blocks: Spatial (per-frame) blocks of the spatio-temporal aggregation.
+        hkme_temporal_blocks: Temporal (per-token) blocks of the spatio-temporal aggregation.
+        human_mask_activation: Squashing of the human mask scores: ``"sigmoid"`` (in (0, 1)) or ``"none"``.
+        use_bmd: Bidirectional Motion Disentanglement module (Table 4).
+        motion_op: Motion operator of the ADC blocks: ``"dca"`` (ours), ``"da"`` (plain deformable attention)
+            or ``"dc"`` (deformable convolution) (Table 6).
+        bidirectional: Process forward and backward motion as separate streams (Table 6, "BS").
+        bmd_num_blocks: ADC blocks L_m.
+        bmd_num_points: Sampling points P per head and query in the deformable operators; with
+            ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3).
+        bmd_offset_kernel_size: Kernel of the convolution psi that predicts the DCA (and DC) offsets (odd).
+        bmd_share_direction_weights: One set of ADC weights for both directions (with ``bidirectional``).
+        keypoint_head_hidden_dim: Hidden width of the keypoint-token MLP head H_k.
+    """
+
+    image_size: tuple[int, int] = (256, 192)
+    heatmap_size: tuple[int, int] = (64, 48)
+    patch_size: int = 16
+    num_frames: int = 3
+    num_joints: int = 17
+    flip_pairs: tuple[tuple[int, int], ...] = POSETRACK_FLIP_PAIRS
+
+    backbone_dim: int = 1024
+    backbone_depth: int = 24
+    backbone_num_heads: int = 16
+    backbone_mlp_ratio: float = 4.0
+    backbone_drop_path: float = 0.5
+    freeze_backbone: bool = True
+
+    hidden_dim: int = 384
+    num_heads: int = 8
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.1
+    attention_backend: AttentionBackend = "auto"
+
+    use_hkme: bool = True
+    human_mask: bool = True
+    keypoint_mask: bool = True
+    hkme_human_blocks: int = 2
+    hkme_keypoint_blocks: int = 2
+    hkme_spatial_blocks: int = 1
+    hkme_temporal_blocks: int = 1
+    human_mask_activation: MaskActivation = "sigmoid"
+
+    use_bmd: bool = True
+    motion_op: MotionOp = "dca"
+    bidirectional: bool = True
+    bmd_num_blocks: int = 2
+    bmd_num_points: int = 4
+    bmd_offset_kernel_size: int = 3
+    bmd_share_direction_weights: bool = False
+
+    keypoint_head_hidden_dim: int = 384
+
+    def __post_init__(self) -> None:
+        # JSON has no tuples: config.json and YAML give lists, and the hub mixin's loader calls the constructor
+        # directly, so the conversion lives here rather than in from_dict.
+        for name in ("image_size", "heatmap_size"):
+            object.__setattr__(self, name, _as_tuple(name, getattr(self, name)))
+        if isinstance(self.flip_pairs, list | tuple):
+            object.__setattr__(self, "flip_pairs", tuple(_as_tuple("flip_pairs", p) for p in self.flip_pairs))
+        self._check_types()
+        self._check_values()
+
+    # ------------------------------------------------------------------ derived sizes
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Token grid (H, W) = image size / patch size."""
+        return (self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens N per frame."""
+        return self.grid_size[0] * self.grid_size[1]
+
+    @property
+    def key_frame_index(self) -> int:
+        """Index of the key frame t in the frame axis (the middle frame)."""
+        return self.num_frames // 2
+
+    @property
+    def upsample_factor(self) -> int:
+        """Heatmap size over token grid size (4 for 256x192 input, patch 16, 64x48 heatmaps)."""
+        return self.heatmap_size[0] // self.grid_size[0]
+
+    @property
+    def uses_temporal_frames(self) -> bool:
+        """Whether any enabled module reads the neighbour frames (else only the key frame is encoded)."""
+        return self.use_hkme or self.use_bmd
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (tuples stay tuples; ``json`` writes them as lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "VREMDConfig":
+        """Build a config from a mapping such as parsed JSON or YAML; unknown keys are an error.
+
+        Missing keys take their defaults, so a config written by an older version (fewer fields) still loads.
+
+        Raises:
+            ValueError: a key is not a field, or a value is impossible.
+            TypeError: ``data`` is not a mapping, or a value has the wrong type.
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"VREMDConfig.from_dict expects a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown VREMDConfig field(s) {unknown}; valid fields: {_field_names()}")
+        return cls(**data)
+
+    def to_json_string(self) -> str:
+        """The config as indented JSON with sorted keys (the layout of ``config.json``)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json_string(cls, text: str) -> "VREMDConfig":
+        """Inverse of :meth:`to_json_string` (strict, like :meth:`from_dict`)."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "VREMDConfig":
+        """A named preset, optionally with fields replaced: ``from_preset("vremd-vitl", use_bmd=False)``.
+
+        Raises:
+            ValueError: unknown preset name or override field, or an impossible value.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown VREMDConfig field(s) {unknown} in overrides of preset {name!r}")
+        return dataclasses.replace(PRESETS[name], **overrides)
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            expected = hints[field.name]
+            if not _matches(value, expected):
+                raise TypeError(f"VREMDConfig.{field.name} must be {_describe(expected)}, got {value!r}")
+
+    def _check_values(self) -> None:
+        positive = (
+            "patch_size", "num_frames", "num_joints", "backbone_dim", "backbone_depth", "backbone_num_heads",
+            "hidden_dim", "num_heads", "hkme_human_blocks", "hkme_keypoint_blocks", "hkme_spatial_blocks",
+            "hkme_temporal_blocks", "bmd_num_blocks", "bmd_num_points", "bmd_offset_kernel_size",
+            "keypoint_head_hidden_dim",
+        )  # fmt: skip
+        for name in positive:
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "a positive integer")
+        for name in ("image_size", "heatmap_size"):
+            value = getattr(self, name)
+            _require(len(value) == 2 and min(value) >= 1, name, value, "two positive integers (H, W)")
+        for name in ("backbone_mlp_ratio", "mlp_ratio"):
+            _require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
+        for name in ("backbone_drop_path", "drop_path"):
+            _require(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "in [0, 1)")
+
+        H, W = self.image_size
+        _require(H % self.patch_size == 0 and W % self.patch_size == 0, "image_size", self.image_size,
+                 f"both sides divisible by patch_size={self.patch_size}")  # fmt: skip
+        gh, gw = self.grid_size
+        hh, hw = self.heatmap_size
+        _require(
+            hh % gh == 0 and hw % gw == 0 and hh // gh == hw // gw,
+            "heatmap_size", self.heatmap_size,
+            f"the same integer multiple of the token grid {self.grid_size} on both axes",
+        )  # fmt: skip
+        _require(self.num_frames % 2 == 1, "num_frames", self.num_frames, "odd (key frame in the middle)")
+        if self.use_bmd:
+            _require(self.num_frames == 3, "num_frames", self.num_frames,
+                     "3 when use_bmd=True (BMD takes F_{t-1}, F_t, F_{t+1})")  # fmt: skip
+        _require(self.backbone_dim % self.backbone_num_heads == 0, "backbone_num_heads", self.backbone_num_heads,
+                 f"a divisor of backbone_dim={self.backbone_dim}")  # fmt: skip
+        _require(self.hidden_dim % self.num_heads == 0, "num_heads", self.num_heads,
+                 f"a divisor of hidden_dim={self.hidden_dim}")  # fmt: skip
+        if self.use_bmd and self.motion_op == "dc":
+            k = math.isqrt(self.bmd_num_points)
+            _require(k * k == self.bmd_num_points, "bmd_num_points", self.bmd_num_points,
+                     'a square (k x k kernel taps) when motion_op="dc"')  # fmt: skip
+        _require(self.bmd_offset_kernel_size % 2 == 1, "bmd_offset_kernel_size", self.bmd_offset_kernel_size,
+                 "odd (the offset convolution keeps the token grid)")  # fmt: skip
+
+        seen: set[int] = set()
+        for pair in self.flip_pairs:
+            ok = len(pair) == 2 and pair[0] != pair[1] and all(0 <= j < self.num_joints for j in pair)
+            _require(ok, "flip_pairs", pair, f"two different joint indices in [0, {self.num_joints})")
+            _require(not seen & set(pair), "flip_pairs", self.flip_pairs, "each joint in at most one pair")
+            seen |= set(pair)
+
+
+def _field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(VREMDConfig)]
+
+
+def _require(ok: bool, name: str, value: object, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"VREMDConfig.{name} must be {expected}, got {value!r}")
+
+
+def _as_tuple(name: str, value: object) -> object:
+    # Lists become tuples; anything else is left for the type check to reject with the field name.
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _matches(value: object, expected: Any) -> bool:
+    origin = get_origin(expected)
+    if origin is Literal:
+        return value in get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in get_args(expected))
+    if origin is tuple:
+        args = get_args(expected)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _describe(expected: Any) -> str:
+    if get_origin(expected) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(expected))
+    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
+
+
+PRESETS: Final[dict[str, VREMDConfig]] = {
+    # CPU-trainable in minutes: trained from scratch (no pretrained tiny ViTPose exists), so not frozen.
+    "vremd-tiny": VREMDConfig(
+        backbone_dim=96, backbone_depth=4, backbone_num_heads=3, backbone_drop_path=0.0, freeze_backbone=False,
+        hidden_dim=96, num_heads=4, drop_path=0.0,
+        hkme_human_blocks=1, hkme_keypoint_blocks=1, hkme_spatial_blocks=1, hkme_temporal_blocks=1,
+        bmd_num_blocks=1, keypoint_head_hidden_dim=128,
+    ),
+    "vremd-vitb": VREMDConfig(
+        backbone_dim=768, backbone_depth=12, backbone_num_heads=12, backbone_drop_path=0.3, hidden_dim=256,
+    ),
+    "vremd-vitl": VREMDConfig(),
+    "vremd-vith": VREMDConfig(
+        backbone_dim=1280, backbone_depth=32, backbone_num_heads=16, backbone_drop_path=0.55, hidden_dim=512,
+    ),
+}  # fmt: skip

@@ -1,0 +1,154 @@
+import dataclasses
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vremd_models.config import POSETRACK_FLIP_PAIRS, PRESETS, VREMDConfig
+
+
+def test_defaults_are_the_paper_vitl_model():
+    cfg = VREMDConfig()
+    assert cfg == PRESETS["vremd-vitl"]
+    assert (cfg.backbone_dim, cfg.backbone_depth, cfg.backbone_num_heads) == (1024, 24, 16)
+    assert cfg.image_size == (256, 192)
+    assert cfg.heatmap_size == (64, 48)
+    assert cfg.patch_size == 16
+    assert cfg.num_frames == 3
+    assert cfg.num_joints == 17
+    assert cfg.freeze_backbone
+    assert cfg.grid_size == (16, 12)
+    assert cfg.num_tokens == 192
+    assert cfg.key_frame_index == 1
+    assert cfg.upsample_factor == 4
+
+
+def test_presets_exist_with_their_backbones():
+    assert set(PRESETS) == {"vremd-tiny", "vremd-vitb", "vremd-vitl", "vremd-vith"}
+    dims = {name: (cfg.backbone_dim, cfg.backbone_depth) for name, cfg in PRESETS.items()}
+    assert dims == {"vremd-tiny": (96, 4), "vremd-vitb": (768, 12), "vremd-vitl": (1024, 24), "vremd-vith": (1280, 32)}
+    assert not PRESETS["vremd-tiny"].freeze_backbone  # trained from scratch
+
+
+def test_flip_pairs_default_to_posetrack_pairs():
+    assert (
+        VREMDConfig().flip_pairs
+        == POSETRACK_FLIP_PAIRS
+        == ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_json_round_trip_of_every_preset(name):
+    cfg = PRESETS[name]
+    assert VREMDConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert VREMDConfig.from_json_string(cfg.to_json_string()) == cfg
+
+
+_overrides = st.fixed_dictionaries(
+    {},
+    optional={
+        "use_hkme": st.booleans(),
+        "use_bmd": st.booleans(),
+        "human_mask": st.booleans(),
+        "keypoint_mask": st.booleans(),
+        "motion_op": st.sampled_from(["dca", "da", "dc"]),
+        "bidirectional": st.booleans(),
+        "hidden_dim": st.sampled_from([32, 64, 96]),
+        "bmd_num_points": st.sampled_from([1, 4, 9]),
+        "drop_path": st.floats(0.0, 0.9),
+        "flip_pairs": st.just(((0, 1), (2, 3))),
+        "attention_backend": st.sampled_from(["auto", "sdpa", "math"]),
+    },
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(overrides=_overrides, preset=st.sampled_from(sorted(PRESETS)))
+def test_json_round_trip_of_any_valid_config(overrides, preset):
+    cfg = VREMDConfig.from_preset(preset, **overrides)
+    restored = VREMDConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert restored == cfg
+    assert isinstance(restored.flip_pairs, tuple)
+    assert all(isinstance(p, tuple) for p in restored.flip_pairs)
+    assert isinstance(restored.image_size, tuple)
+
+
+def test_lists_become_tuples_on_construction():
+    cfg = VREMDConfig(image_size=[128, 96], heatmap_size=[32, 24], flip_pairs=[[3, 4]])
+    assert cfg.image_size == (128, 96)
+    assert cfg.heatmap_size == (32, 24)
+    assert cfg.flip_pairs == ((3, 4),)
+
+
+def test_ablation_is_one_override():
+    cfg = VREMDConfig.from_preset("vremd-vitl", use_bmd=False)
+    assert not cfg.use_bmd
+    assert cfg.use_hkme
+    assert dataclasses.replace(cfg, use_bmd=True) == PRESETS["vremd-vitl"]
+    baseline = VREMDConfig.from_preset("vremd-vitl", use_hkme=False, use_bmd=False)
+    assert not baseline.uses_temporal_frames
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match=r"unknown VREMDConfig field\(s\) \['hiden_dim'\]"):
+        VREMDConfig.from_dict({"hiden_dim": 64})
+
+
+def test_from_dict_accepts_an_older_config_with_fewer_fields():
+    # A config.json written before some fields existed: missing fields take their defaults.
+    cfg = VREMDConfig.from_dict({"backbone_dim": 768, "backbone_depth": 12, "backbone_num_heads": 12})
+    assert cfg.backbone_dim == 768
+    assert cfg.bmd_num_points == VREMDConfig().bmd_num_points
+
+
+def test_from_dict_rejects_non_mappings():
+    with pytest.raises(TypeError, match="mapping"):
+        VREMDConfig.from_dict([("hidden_dim", 64)])
+
+
+def test_from_preset_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unknown preset 'vremd-xl'"):
+        VREMDConfig.from_preset("vremd-xl")
+    with pytest.raises(ValueError, match=r"\['use_bdm'\]"):
+        VREMDConfig.from_preset("vremd-tiny", use_bdm=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"motion_op": "dcn"}, TypeError, "motion_op must be one of 'dca', 'da', 'dc'"),
+        ({"use_bmd": "false"}, TypeError, "use_bmd must be bool"),
+        ({"hidden_dim": 64.0}, TypeError, "hidden_dim must be int"),
+        ({"image_size": (256, 192, 3)}, TypeError, "image_size"),
+        ({"image_size": (250, 192)}, ValueError, "divisible by patch_size=16"),
+        ({"heatmap_size": (64, 36)}, ValueError, "same integer multiple"),
+        ({"hidden_dim": 100}, ValueError, "num_heads must be a divisor of hidden_dim=100"),
+        ({"backbone_num_heads": 7}, ValueError, "divisor of backbone_dim"),
+        ({"num_frames": 5}, ValueError, "3 when use_bmd=True"),
+        ({"num_frames": 2, "use_bmd": False}, ValueError, "odd"),
+        ({"flip_pairs": ((3, 3),)}, ValueError, "two different joint indices"),
+        ({"flip_pairs": ((3, 17),)}, ValueError, r"in \[0, 17\)"),
+        ({"flip_pairs": ((3, 4), (4, 5))}, ValueError, "at most one pair"),
+        ({"drop_path": 1.0}, ValueError, r"drop_path must be in \[0, 1\)"),
+        ({"bmd_num_blocks": 0}, ValueError, "bmd_num_blocks must be a positive integer"),
+        ({"bmd_offset_kernel_size": 2}, ValueError, "odd"),
+        ({"motion_op": "dc", "bmd_num_points": 5}, ValueError, "a square"),
+        ({"human_mask_activation": "relu"}, TypeError, "human_mask_activation"),
+    ],
+)
+def test_impossible_values_raise_one_clear_error(overrides, error, message):
+    with pytest.raises(error, match=message):
+        VREMDConfig(**overrides)
+
+
+def test_sub_switches_of_a_disabled_module_are_accepted():
+    # motion_op="dc" needs a square number of points, but not when BMD is off.
+    cfg = VREMDConfig(use_bmd=False, motion_op="dc", bmd_num_points=5, num_frames=5)
+    assert cfg.num_frames == 5
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        VREMDConfig().hidden_dim = 3  # type: ignore[misc]  -- the point of the test
