@@ -1,1 +1,26 @@
-"""vremd_layers: VREMD building blocks as standalone torch layers."""
+"""vremd_layers: VREMD building blocks as standalone torch layers.
+
+Every layer takes plain constructor arguments, documents its shapes, and knows nothing about poses.
+"""
+
+from vremd_layers.aggregation import SpatioTemporalAggregation
+from vremd_layers.attention import Attention, AttentionBackend, DropPath, TransformerBlock, resolve_backend
+from vremd_layers.deformable import DeformableAttention, DeformableConvBlock, DeformableCrossAttention
+from vremd_layers.masks import HumanMask, KeypointMask
+from vremd_layers.motion import AdaptiveDeformableCrossBlock, MotionFusion
+
+__all__ = [
+    "AdaptiveDeformableCrossBlock",
+    "Attention",
+    "AttentionBackend",
+    "DeformableAttention",
+    "DeformableConvBlock",
+    "DeformableCrossAttention",
+    "DropPath",
+    "HumanMask",
+    "KeypointMask",
+    "MotionFusion",
+    "SpatioTemporalAggregation",
+    "TransformerBlock",
+    "resolve_backend",
+]
