@@ -5,7 +5,6 @@ from hypothesis import strategies as st
 
 from vremd_models.predict.tracking import GreedyTracker, box_iou, object_keypoint_similarity
 
-
 TEMPLATE = np.random.default_rng(7).normal(0, 40, (17, 2))
 
 
