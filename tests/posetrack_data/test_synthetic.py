@@ -43,11 +43,15 @@ def test_joints_inside_image_with_head_boxes_and_no_ears(synthetic_root):
             assert (kpts[[3, 4]] == 0).all()
             present = kpts[kpts[:, 2] > 0]
             assert len(present) == 15 == ann["num_keypoints"]
-            assert (present[:, 0] > 0).all() and (present[:, 0] < 160).all()
-            assert (present[:, 1] > 0).all() and (present[:, 1] < 128).all()
+            assert (present[:, 0] > 0).all()
+            assert (present[:, 0] < 160).all()
+            assert (present[:, 1] > 0).all()
+            assert (present[:, 1] < 128).all()
             head = ann["bbox_head"]
-            assert head[2] >= 3 and head[3] >= 3
-            assert ann["bbox"][2] > 0 and ann["bbox"][3] > 0
+            assert head[2] >= 3
+            assert head[3] >= 3
+            assert ann["bbox"][2] > 0
+            assert ann["bbox"][3] > 0
 
 
 def test_detections_reference_val_frames_with_scores(synthetic_root):
@@ -55,7 +59,8 @@ def test_detections_reference_val_frames_with_scores(synthetic_root):
     images = json.loads((synthetic_root / "annotations" / "val" / "000004_mpii_test.json").read_text())["images"]
     assert {d["image_id"] for d in detections} <= {im["id"] for im in images}
     scores = [d["score"] for d in detections]
-    assert 0 < min(scores) and max(scores) < 1
+    assert min(scores) > 0
+    assert max(scores) < 1
     assert all(d["category_id"] == 1 and d["bbox"][2] > 0 and d["bbox"][3] > 0 for d in detections)
 
 
@@ -65,7 +70,8 @@ def test_same_seed_gives_identical_files_other_seed_differs(tmp_path):
     b = _files(generate_dataset(tmp_path / "b", seed=3, **kwargs))
     c = _files(generate_dataset(tmp_path / "c", seed=4, **kwargs))
     assert a == b
-    assert a.keys() == c.keys() and a != c
+    assert a.keys() == c.keys()
+    assert a != c
 
 
 def test_occluded_frames_are_never_adjacent(synthetic_root):
@@ -84,13 +90,16 @@ def test_round_trips_through_load_posetrack(synthetic_root, tmp_path):
     )
     assert len(train) == people
     row = train[0]
-    assert row["video"] == "000001_mpii_train" and row["frame_index"] == 0 and row["num_frames"] == 9
+    assert row["video"] == "000001_mpii_train"
+    assert row["frame_index"] == 0
+    assert row["num_frames"] == 9
     assert row["frame_paths"][0] == row["frame_paths"][1]  # clamped at the start
     assert row["frame_paths"][2].endswith("000001_mpii_train/000001.jpg")
     val = load_posetrack(
         synthetic_root, split="val", detections=synthetic_root / "person_detections" / "val.json", cache_dir=tmp_path
     )
-    assert len(val) > 0 and all(val["from_detector"])
+    assert len(val) > 0
+    assert all(val["from_detector"])
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+from datasets.exceptions import DatasetGenerationError
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
@@ -112,13 +113,19 @@ def load_posetrack(
     if detections_file is not None and not detections_file.is_file():
         raise PoseTrackFormatError(detections_file, "file", "detections file not found")
     plan = _Plan(str(root), version, tuple(str(f) for f in files), detections_file, min_detection_score, offsets)
-    return datasets.Dataset.from_generator(
-        _generate_rows,
-        features=dataset_features(len(offsets), version=version),
-        cache_dir=str(cache_dir) if cache_dir is not None else None,
-        gen_kwargs={"plan": plan},
-        fingerprint=_fingerprint(plan, split),
-    )
+    try:
+        return datasets.Dataset.from_generator(
+            _generate_rows,
+            features=dataset_features(len(offsets), version=version),
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            gen_kwargs={"plan": plan},
+            fingerprint=_fingerprint(plan, split),
+        )
+    except DatasetGenerationError as err:
+        # `datasets` wraps errors raised while generating rows; surface ours with file and field.
+        if isinstance(err.__cause__, PoseTrackFormatError):
+            raise err.__cause__ from None
+        raise
 
 
 @dataclass(frozen=True)
