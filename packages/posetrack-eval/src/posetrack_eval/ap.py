@@ -1,0 +1,51 @@
+"""Average precision per joint exactly as poseval's ``computeRPC`` + ``VOCap`` (and PoseTrack21's copy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["JointAP", "joint_ap"]
+
+
+@dataclass(frozen=True)
+class JointAP:
+    """AP, final precision and final recall of one joint (percent), and its precision-recall curve."""
+
+    ap: float
+    precision: float
+    recall: float
+    curve_precision: npt.NDArray[np.float64]
+    curve_recall: npt.NDArray[np.float64]
+
+
+def joint_ap(
+    scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_], num_gt: float, *, recall_floor: bool = False
+) -> JointAP:
+    """All-point interpolated AP of one joint over every predicted joint of the data set.
+
+    Samples are ranked by ``scores.argsort()[::-1]``, the same unstable sort poseval calls on the same array
+    (same order of samples), so tied scores rank identically. With no samples AP, precision and recall are 0;
+    with ``num_gt == 0`` recall is NaN (poseval divides by zero) unless ``recall_floor`` (PoseTrack21 divides
+    by ``max(num_gt, 1)``).
+
+    Shapes:
+        scores: Float[S]
+        labels: Bool[S]
+    """
+    if len(scores) == 0:
+        empty = np.zeros(0)
+        return JointAP(0.0, 0.0, 0.0, empty, empty)
+    order = scores.argsort()[::-1]
+    true_pos = np.cumsum(labels[order] == 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = true_pos / (np.float64(max(num_gt, 1)) if recall_floor else np.float64(num_gt))
+    precision = true_pos / np.arange(1, len(scores) + 1, dtype=np.float64)
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    change = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
+    ap = np.sum((mrec[change] - mrec[change - 1]) * mpre[change])
+    return JointAP(float(ap * 100), float(precision[-1] * 100), float(recall[-1] * 100), precision, recall)

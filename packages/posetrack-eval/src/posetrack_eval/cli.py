@@ -1,0 +1,99 @@
+"""``posetrack-eval``: poseval's tables on stdout, every figure as JSON, optional precision-recall plot.
+
+posetrack-eval preds.json --gt annotations/val/
+posetrack-eval preds/ --gt annotations/val/ --tracking
+posetrack-eval preds.json --gt annotations/val/ --json results.json --per-sequence --plot pr.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from posetrack_eval.io import PoseTrackFormatError
+from posetrack_eval.result import format_table
+from posetrack_eval.scorer import evaluate
+
+__all__ = ["main"]
+
+_PROG = "posetrack-eval"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="PoseTrack mAP (and MOTA) exactly as poseval computes them.",
+    )
+    parser.add_argument(
+        "predictions", help="merged predictions file (PoseTrack18 JSON or COCO results) or per-sequence folder"
+    )
+    parser.add_argument("--gt", required=True, help="ground-truth folder of per-sequence files, or one merged file")
+    parser.add_argument("--tracking", action="store_true", help="also report MOTA, MOTP, precision and recall")
+    parser.add_argument("--json", metavar="PATH", help="write every figure at full precision to this JSON file")
+    parser.add_argument("--per-sequence", action="store_true", help="also score and print each sequence")
+    parser.add_argument("--protocol", choices=("poseval", "pt21"), default="poseval",
+                        help="poseval (PoseTrack17/18, default) or pt21 (PoseTrack21's mAP variant)")  # fmt: skip
+    parser.add_argument("--plot", metavar="PNG", help="save precision-recall curves per joint group (needs [plot])")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a temporary file beside the target, then os.replace."""
+    text = json.dumps(payload, indent=2, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fail(message: str) -> int:
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0, or 2 for a bad input with one line on stderr)."""
+    args = _parser().parse_args(argv)
+    if args.tracking and args.protocol == "pt21":
+        return _fail("--tracking is poseval's MOTA; PoseTrack21 tracking (HOTA) is not implemented")
+    if args.plot:
+        # fail before the (long) evaluation when the optional extra is missing
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            return _fail("--plot needs matplotlib: pip install 'posetrack-eval[plot]'")
+    for option, target in (("--json", args.json), ("--plot", args.plot)):
+        if target and not Path(target).resolve().parent.is_dir():
+            return _fail(f"{option} {target}: folder does not exist")
+    try:
+        result = evaluate(
+            args.gt, args.predictions, protocol=args.protocol, tracking=args.tracking,
+            per_sequence=args.per_sequence, progress=not args.no_progress, keep_curves=bool(args.plot),
+        )  # fmt: skip
+    except PoseTrackFormatError as err:
+        return _fail(str(err))
+    print(format_table(result))
+    try:
+        if args.json:
+            _write_json(Path(args.json), result.to_dict())
+        if args.plot:
+            from posetrack_eval.plot import save_pr_curves
+
+            save_pr_curves(result, args.plot)
+    except OSError as err:
+        return _fail(f"{err.filename}: {err.strerror}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

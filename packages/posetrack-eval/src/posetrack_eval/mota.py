@@ -1,0 +1,155 @@
+"""MOTA / MOTP / precision / recall per joint as poseval's ``evaluateTracking`` computes them with motmetrics.
+
+poseval feeds one ``motmetrics.MOTAccumulator`` per sequence and joint. This module reimplements the event
+logic of motmetrics 1.4 (``MOTAccumulator.update``) for those inputs: first re-establish last frame's
+correspondences, then a minimum-cost assignment (scipy, on the same cost matrix motmetrics builds) of the rest,
+SWITCH when an object changes hypothesis. Only the counters poseval reads are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+from posetrack_eval.joints import NUM_EVAL_JOINTS
+from posetrack_eval.matching import DIST_THRESHOLD, SequenceMatch
+
+__all__ = ["MotCounts", "sequence_mot_counts"]
+
+
+@dataclass
+class MotCounts:
+    """Event counts per joint (Int[15]) and the sum of the accumulator's 'D' column (Float[15])."""
+
+    misses: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(NUM_EVAL_JOINTS, dtype=np.int64))
+    switches: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(NUM_EVAL_JOINTS, dtype=np.int64))
+    false_positives: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(NUM_EVAL_JOINTS, dtype=np.int64))
+    matches: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(NUM_EVAL_JOINTS, dtype=np.int64))
+    distance_sum: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(NUM_EVAL_JOINTS))
+
+    def __iadd__(self, other: MotCounts) -> MotCounts:
+        for name in ("misses", "switches", "false_positives", "matches", "distance_sum"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def metrics(self) -> dict[str, npt.NDArray[np.float64]]:
+        """Per-joint MOTA, MOTP, precision, recall in percent (NaN where poseval gets NaN)."""
+        objects = (self.matches + self.switches + self.misses).astype(np.float64)
+        detections = (self.matches + self.switches).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            objects_nan = np.where(objects > 0, objects, np.nan)
+            claimed = detections + self.false_positives
+            mota = 100 * (1.0 - (self.misses + self.switches + self.false_positives) / objects_nan)
+            motp = np.where(detections == 0, 0.0, 100 * (1.0 - self.distance_sum / detections))
+            precision = 100 * (detections / np.where(claimed > 0, claimed, np.nan))
+            recall = 100 * (detections / objects_nan)
+        return {"mota": mota, "motp": motp, "precision": precision, "recall": recall}
+
+
+class _Accumulator:
+    """The state of one motmetrics accumulator (one sequence, one joint) and the events it has emitted."""
+
+    def __init__(self) -> None:
+        self.m: dict[int, int] = {}  # object -> hypothesis of its last correspondence
+        self.res_m: dict[int, int] = {}  # hypothesis -> object (set by the assignment step only)
+        self.last_match: set[int] = set()
+        self.hyp_history: set[int] = set()
+        self.misses = self.switches = self.false_positives = self.matches = 0
+        self.distance_sum = 0.0
+
+    def update(self, oids: list[int], hids: list[int], dists: npt.NDArray[np.float64]) -> None:
+        no, nh = len(oids), len(hids)
+        finite = np.isfinite(dists)
+        if not finite.any():
+            self.misses += no
+            self.false_positives += nh
+            return
+        # motmetrics records every finite distance as a RAW event; poseval sums 'D' over all events
+        self.distance_sum += float(dists[finite].sum())
+        o_done = [False] * no
+        h_done = [False] * nh
+        for i, o in enumerate(oids):
+            if o not in self.m:
+                continue
+            hprev = self.m[o]
+            j = next((j for j in range(nh) if not h_done[j] and hids[j] == hprev), None)
+            if j is not None and finite[i, j]:
+                o_done[i] = h_done[j] = True
+                self.matches += 1
+                self.distance_sum += float(dists[i, j])
+                self.last_match.add(o)
+                self.hyp_history.add(hids[j])
+        costs = dists.copy()
+        costs[np.array(o_done, dtype=bool), :] = np.nan
+        costs[:, np.array(h_done, dtype=bool)] = np.nan
+        valid = np.isfinite(costs)
+        if valid.any():
+            # motmetrics' scipy path: unassignable pairs get a cost no optimum can choose
+            if not valid.all():
+                large = 2 * min(costs.shape) * (np.abs(costs[valid]).max() + 1) + 1
+                costs_lsa = np.where(valid, costs, large)
+            else:
+                costs_lsa = costs
+            for i, j in zip(*linear_sum_assignment(costs_lsa), strict=True):
+                if not valid[i, j]:
+                    continue
+                o, h, d = oids[i], hids[j], float(costs[i, j])
+                is_switch = o in self.m and self.m[o] != h
+                if is_switch and h not in self.hyp_history:
+                    self.distance_sum += d  # ASCEND event
+                if h in self.res_m and self.res_m[h] != o:
+                    if o not in self.last_match:
+                        self.distance_sum += d  # MIGRATE event
+                    self.distance_sum += d  # TRANSFER event
+                self.hyp_history.add(h)
+                self.last_match.add(o)
+                if is_switch:
+                    self.switches += 1
+                else:
+                    self.matches += 1
+                self.distance_sum += d
+                o_done[i] = h_done[j] = True
+                self.m[o] = h
+                self.res_m[h] = o
+        self.misses += no - sum(o_done)
+        self.false_positives += nh - sum(h_done)
+
+
+def sequence_mot_counts(match: SequenceMatch) -> MotCounts:
+    """Feed every scored frame but the last (poseval drops it) to one accumulator per joint."""
+    counts = MotCounts()
+    gts, prs = match.gt, match.pred
+    accumulators = [_Accumulator() for _ in range(NUM_EVAL_JOINTS)]
+    gt_tracks, pr_tracks = gts.track.tolist(), prs.track.tolist()
+    for k in range(match.num_frames - 1):
+        g0, g1 = int(gts.frame_ptr[k]), int(gts.frame_ptr[k + 1])
+        p0, p1 = int(prs.frame_ptr[k]), int(prs.frame_ptr[k + 1])
+        if g1 == g0 or p1 == p0:
+            # poseval's placeholder for frames without GT or predictions: object 0 and hypothesis 0, unmatched
+            for acc in accumulators:
+                acc.misses += 1
+                acc.false_positives += 1
+            continue
+        block = match.dist[match.pair_ptr[k] : match.pair_ptr[k + 1]].reshape(p1 - p0, g1 - g0, NUM_EVAL_JOINTS)
+        gt_has, pr_has = gts.has[g0:g1], prs.has[p0:p1]
+        for j, acc in enumerate(accumulators):
+            gi = np.flatnonzero(gt_has[:, j])
+            pi = np.flatnonzero(pr_has[:, j])
+            if len(gi) == 0 or len(pi) == 0:
+                acc.misses += len(gi)
+                acc.false_positives += len(pi)
+                continue
+            dists = block[pi][:, gi, j].T
+            dists = np.where(dists <= DIST_THRESHOLD, dists, np.nan)
+            acc.update([gt_tracks[g0 + i] for i in gi], [pr_tracks[p0 + i] for i in pi], dists)
+    for j, acc in enumerate(accumulators):
+        counts.misses[j] = acc.misses
+        counts.switches[j] = acc.switches
+        counts.false_positives[j] = acc.false_positives
+        counts.matches[j] = acc.matches
+        counts.distance_sum[j] = 0.0 if math.isnan(acc.distance_sum) else acc.distance_sum
+    return counts

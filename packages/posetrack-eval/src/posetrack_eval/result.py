@@ -1,0 +1,127 @@
+"""The evaluation result and poseval's console table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from posetrack_eval.joints import GROUPS, POSEVAL_FROM_SLOT17, PT21_FROM_SLOT17, SLOT17_NAMES
+
+__all__ = ["JOINT_NAMES", "TABLE_COLUMNS", "EvalResult", "format_table", "summarise"]
+
+# the 15 scored joints in the evaluator's order (17-slot order without the ears)
+JOINT_NAMES: tuple[str, ...] = tuple(SLOT17_NAMES[s] for s in PT21_FROM_SLOT17)
+TABLE_COLUMNS: tuple[str, ...] = (*GROUPS, "Total")
+_POSEVAL_ORDER = np.array([PT21_FROM_SLOT17.index(s) for s in POSEVAL_FROM_SLOT17])
+_GROUP_INDEX = {name: np.array([PT21_FROM_SLOT17.index(s) for s in slots]) for name, slots in GROUPS.items()}
+
+
+def _total(per_joint: npt.NDArray[np.float64], protocol: str) -> float:
+    """Mean of the joints that are not NaN, summed in the scorer's own joint order (as it does)."""
+    ordered = per_joint[_POSEVAL_ORDER] if protocol == "poseval" else per_joint
+    valid = ordered[~np.isnan(ordered)]
+    if len(valid) == 0:
+        return math.nan
+    return float(valid.mean())
+
+
+def summarise(per_joint: npt.NDArray[np.float64], protocol: str) -> dict[str, float]:
+    """Table columns: each group is the plain mean of its joints (NaN if one is NaN); Total skips NaN joints."""
+    columns = {name: float(per_joint[index].mean()) for name, index in _GROUP_INDEX.items()}
+    columns["Total"] = _total(per_joint, protocol)
+    return columns
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Every figure poseval (or the PoseTrack21 scorer) reports, in percent.
+
+    ``ap``/``ap_precision``/``ap_recall``: table columns Head..Ankl and Total; ``ap_per_joint``: the 15 joints.
+    Tracking figures are None unless evaluated with ``tracking=True``: ``mota`` (columns), ``mota_per_joint``,
+    and the Total ``motp``, ``precision``, ``recall``. ``per_sequence`` maps a sequence name to its own result
+    (with ``per_sequence=True``). ``curves`` maps a joint name to its (precision, recall) curve, Float[S] each,
+    when asked for (``keep_curves=True``). NaN marks a figure the reference scorer leaves undefined.
+    """
+
+    protocol: str
+    num_frames: int
+    ap: dict[str, float]
+    ap_per_joint: dict[str, float]
+    ap_precision: dict[str, float]
+    ap_recall: dict[str, float]
+    mota: dict[str, float] | None = None
+    mota_per_joint: dict[str, float] | None = None
+    motp: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    per_sequence: dict[str, EvalResult] | None = None
+    curves: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready figures (NaN and inf become None); tracking keys only when tracking was evaluated."""
+        out: dict[str, Any] = {
+            "protocol": self.protocol,
+            "num_frames": self.num_frames,
+            "ap": self.ap,
+            "ap_per_joint": self.ap_per_joint,
+            "ap_precision": self.ap_precision,
+            "ap_recall": self.ap_recall,
+        }
+        if self.mota is not None:
+            out.update(mota=self.mota, mota_per_joint=self.mota_per_joint, motp=self.motp,
+                       precision=self.precision, recall=self.recall)  # fmt: skip
+        if self.per_sequence is not None:
+            out["per_sequence"] = {name: seq.to_dict() for name, seq in self.per_sequence.items()}
+        return _clean(out)
+
+
+def _cell(value: float, delim: str) -> str:
+    return f"{value:1.1f}".rjust(5) + delim
+
+
+def _row(values: list[float]) -> str:
+    return "&" + "".join(_cell(v, " &") for v in values[:-1]) + _cell(values[-1], " \\\\")
+
+
+_AP_HEADER = "& Head & Shou & Elb  & Wri  & Hip  & Knee & Ankl & Total\\\\"
+_MOT_HEADER = (
+    "& MOTA & MOTA & MOTA & MOTA & MOTA & MOTA & MOTA & MOTA & MOTP & Prec & Rec  \\\\\n"
+    "& Head & Shou & Elb  & Wri  & Hip  & Knee & Ankl & Total& Total& Total& Total\\\\"
+)
+
+
+def _ap_row(result: EvalResult) -> str:
+    return _row([result.ap[c] for c in TABLE_COLUMNS])
+
+
+def _mot_row(result: EvalResult) -> str:
+    assert result.mota is not None
+    return _row([*(result.mota[c] for c in TABLE_COLUMNS), result.motp, result.precision, result.recall])
+
+
+def format_table(result: EvalResult) -> str:
+    """Poseval's console tables, character for character, plus per-sequence rows when present."""
+    lines = ["Average Precision (AP) metric:", _AP_HEADER, _ap_row(result)]
+    if result.mota is not None:
+        lines += ["Multiple Object Tracking (MOT) metrics:", _MOT_HEADER, _mot_row(result)]
+    if result.per_sequence:
+        width = max(len("sequence"), *(len(name) for name in result.per_sequence)) + 1
+        lines += ["Per-sequence AP:", f"{'sequence':<{width}}{_AP_HEADER}"]
+        lines += [f"{name:<{width}}{_ap_row(seq)}" for name, seq in result.per_sequence.items()]
+        if result.mota is not None:
+            header = _MOT_HEADER.split("\n")
+            lines += ["Per-sequence MOT:", f"{'sequence':<{width}}{header[0]}", f"{'':<{width}}{header[1]}"]
+            lines += [f"{name:<{width}}{_mot_row(seq)}" for name, seq in result.per_sequence.items()]
+    return "\n".join(lines)

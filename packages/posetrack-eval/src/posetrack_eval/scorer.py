@@ -1,0 +1,174 @@
+"""``evaluate``: stream the sequences, match them, and reduce to poseval's figures."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from tqdm.auto import tqdm
+
+from posetrack_eval.ap import joint_ap
+from posetrack_eval.io import (
+    GroundTruthSequence,
+    MergedPredictions,
+    Persons,
+    PoseTrackFormatError,
+    ground_truth_files,
+    iter_ground_truth,
+    load_predictions,
+    read_json,
+    sequence_predictions,
+)
+from posetrack_eval.joints import NUM_EVAL_JOINTS
+from posetrack_eval.matching import SequenceMatch, match_sequence, scored_frames
+from posetrack_eval.mota import MotCounts, sequence_mot_counts
+from posetrack_eval.result import JOINT_NAMES, EvalResult, summarise
+
+__all__ = ["evaluate"]
+
+logger = logging.getLogger(__name__)
+
+Protocol = Literal["poseval", "pt21"]
+
+
+class _Samples:
+    """(score, label) samples per joint, in poseval's order: sequence, frame, prediction."""
+
+    def __init__(self) -> None:
+        self.scores: list[list[npt.NDArray[np.float64]]] = [[] for _ in range(NUM_EVAL_JOINTS)]
+        self.labels: list[list[npt.NDArray[np.bool_]]] = [[] for _ in range(NUM_EVAL_JOINTS)]
+        self.num_gt = np.zeros(NUM_EVAL_JOINTS, dtype=np.int64)
+
+    def add(self, match: SequenceMatch) -> None:
+        has, score = match.pred.has, match.pred.score
+        for j in range(NUM_EVAL_JOINTS):
+            self.scores[j].append(score[has[:, j], j])
+            self.labels[j].append(match.label[has[:, j], j])
+        self.num_gt += match.num_gt
+
+    def result(self, protocol: str, num_frames: int, keep_curves: bool, mot: MotCounts | None) -> EvalResult:
+        aps = [
+            joint_ap(np.concatenate(self.scores[j]), np.concatenate(self.labels[j]), float(self.num_gt[j]),
+                     recall_floor=protocol == "pt21")
+            for j in range(NUM_EVAL_JOINTS)
+        ]  # fmt: skip
+        ap = np.array([a.ap for a in aps])
+        fields: dict[str, Any] = {}
+        if mot is not None:
+            metrics = mot.metrics()
+            fields = {
+                "mota": summarise(metrics["mota"], protocol),
+                "mota_per_joint": dict(zip(JOINT_NAMES, metrics["mota"].tolist(), strict=True)),
+                "motp": summarise(metrics["motp"], protocol)["Total"],
+                "precision": summarise(metrics["precision"], protocol)["Total"],
+                "recall": summarise(metrics["recall"], protocol)["Total"],
+            }
+        curves = None
+        if keep_curves:
+            curves = {name: (a.curve_precision, a.curve_recall) for name, a in zip(JOINT_NAMES, aps, strict=True)}
+        return EvalResult(
+            protocol=protocol,
+            num_frames=num_frames,
+            ap=summarise(ap, protocol),
+            ap_per_joint=dict(zip(JOINT_NAMES, ap.tolist(), strict=True)),
+            ap_precision=summarise(np.array([a.precision for a in aps]), protocol),
+            ap_recall=summarise(np.array([a.recall for a in aps]), protocol),
+            curves=curves,
+            **fields,
+        )
+
+
+def _predictions_for(source: MergedPredictions | Path, gt: GroundTruthSequence) -> Persons:
+    if isinstance(source, MergedPredictions):
+        return source.for_sequence(gt)
+    path = source / f"{gt.name}.json"
+    if not path.is_file():
+        raise PoseTrackFormatError(path, "file", f"missing: no predictions for GT sequence {gt.source}")
+    return sequence_predictions(read_json(path), str(path), gt)
+
+
+def _check_tracks(gt: GroundTruthSequence, pred: Persons, pred_source: str, protocol: Protocol) -> None:
+    frames = scored_frames(gt, protocol)
+    for persons, source in ((gt.persons, gt.source), (pred, pred_source)):
+        rows = np.concatenate([np.arange(persons.frame_ptr[f], persons.frame_ptr[f + 1]) for f in frames] or [[]])
+        if not persons.has_track[rows.astype(np.int64)].all():
+            raise PoseTrackFormatError(source, "track_id", "missing on some persons (needed for --tracking)")
+
+
+def evaluate(
+    gt: str | Path,
+    predictions: str | Path | list[dict[str, Any]] | dict[str, Any],
+    *,
+    protocol: Protocol = "poseval",
+    tracking: bool = False,
+    per_sequence: bool = False,
+    progress: bool = False,
+    keep_curves: bool = False,
+) -> EvalResult:
+    """Score pose predictions against PoseTrack ground truth exactly as poseval (or PoseTrack21's scorer) does.
+
+    Args:
+        gt: a folder of per-sequence GT files (PoseTrack17 annolist or PoseTrack18/21 JSON), or one merged file.
+        predictions: a per-sequence folder (files named like the GT files, frames paired by position as in
+            poseval), a merged PoseTrack18-style file, a COCO keypoint results list file keyed by ``image_id``,
+            or the same two as in-memory objects. GT frames without predictions have no predictions.
+        protocol: ``"poseval"`` (default) or ``"pt21"`` (the PoseTrack21 mAP variant).
+        tracking: also compute MOTA, MOTP, precision and recall (poseval protocol only).
+        per_sequence: also score each sequence on its own.
+        progress: show a progress bar over the sequences.
+        keep_curves: keep each joint's precision-recall curve in the result (for plotting).
+
+    Returns:
+        The figures, in percent.
+
+    Raises:
+        PoseTrackFormatError: a file or object that is not valid PoseTrack data (a ValueError).
+        ValueError: an invalid argument.
+    """
+    if protocol not in ("poseval", "pt21"):
+        raise ValueError(f"protocol must be 'poseval' or 'pt21', got {protocol!r}")
+    if tracking and protocol == "pt21":
+        raise ValueError("tracking=True is poseval's MOTA; PoseTrack21 tracking (HOTA) is not implemented")
+    if not isinstance(predictions, str | Path | list | dict):
+        raise TypeError(f"predictions must be a path, a list or a dict, got {type(predictions).__name__}")
+    gt_path = Path(gt)
+    pred_source = load_predictions(predictions)
+    total = _Samples()
+    mot_total = MotCounts() if tracking else None
+    sequences: dict[str, EvalResult] = {}
+    num_frames = 0
+    files = ground_truth_files(gt_path)
+    bar = tqdm(total=len(files), desc="posetrack-eval", unit="file", disable=not progress or len(files) < 2)
+    for gt_seq in iter_ground_truth(gt_path):
+        if protocol == "pt21" and gt_seq.annolist:
+            raise PoseTrackFormatError(
+                gt_seq.source, "annolist", "the PoseTrack21 protocol reads PoseTrack18/21 JSON only"
+            )
+        pred = _predictions_for(pred_source, gt_seq)
+        if tracking:
+            _check_tracks(
+                gt_seq, pred, str(pred_source if isinstance(pred_source, Path) else pred_source.source), protocol
+            )
+        match = match_sequence(gt_seq, pred, protocol)
+        num_frames += match.num_frames
+        total.add(match)
+        seq_mot = sequence_mot_counts(match) if tracking else None
+        if mot_total is not None and seq_mot is not None:
+            mot_total += seq_mot
+        if per_sequence:
+            own = _Samples()
+            own.add(match)
+            sequences[gt_seq.name] = own.result(protocol, match.num_frames, False, seq_mot)
+        if gt_path.is_dir():
+            bar.update()
+        logger.debug("scored %s: %d frames", gt_seq.name, match.num_frames)
+    bar.close()
+    if isinstance(pred_source, MergedPredictions):
+        pred_source.check_all_used()
+    result = total.result(protocol, num_frames, keep_curves, mot_total)
+    if per_sequence:
+        result = EvalResult(**{**result.__dict__, "per_sequence": sequences})
+    return result
