@@ -145,9 +145,11 @@ def _number(value: Any, source: str, where: str) -> float:
 
 def _integer(value: Any, source: str, where: str) -> int:
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise PoseTrackFormatError(source, where, f"expected an integer, got {value!r:.60}")
+    if not -(2**63) <= value < 2**63:
+        raise PoseTrackFormatError(source, where, f"{value} does not fit in 64 bits")
     return value
 
 

@@ -1,0 +1,114 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from posetrack_eval.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASE = json.loads((FIXTURES / "poseval_cases.json").read_text())["cases"][0]
+
+
+@pytest.fixture(scope="module")
+def case_dirs(synth, tmp_path_factory):
+    params = (
+        {**CASE["params"], "frames": tuple(CASE["params"]["frames"])} if "frames" in CASE["params"] else CASE["params"]
+    )
+    return synth.write_case(tmp_path_factory.mktemp("cli"), **params)
+
+
+def test_prints_posevals_tables(case_dirs, capsys):
+    gt, pred = case_dirs
+    assert main([str(pred), "--gt", str(gt), "--tracking", "--no-progress"]) == 0
+    # character for character what poseval printed for the same input
+    assert capsys.readouterr().out.splitlines() == CASE["expected"]["table"]
+
+
+def test_json_schema(case_dirs, tmp_path, capsys):
+    gt, pred = case_dirs
+    out = tmp_path / "results.json"
+    assert main([str(pred), "--gt", str(gt), "--tracking", "--per-sequence", "--json", str(out), "--no-progress"]) == 0
+    data = json.loads(out.read_text())
+    columns = ["Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"]
+    assert list(data["ap"]) == columns
+    assert list(data["mota"]) == columns
+    assert len(data["ap_per_joint"]) == 15
+    assert data["ap"]["Total"] == pytest.approx(CASE["expected"]["ap"][15], abs=1e-9)
+    for key in ("motp", "precision", "recall"):
+        assert isinstance(data[key], float)
+    assert sorted(data["per_sequence"]) == sorted(CASE["expected"]["per_sequence"])
+    assert "Per-sequence AP:" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # written atomically, no temp file left
+
+
+def test_no_tracking_keys_without_tracking(case_dirs, tmp_path):
+    gt, pred = case_dirs
+    out = tmp_path / "r.json"
+    assert main([str(pred), "--gt", str(gt), "--json", str(out), "--no-progress"]) == 0
+    assert not {"mota", "motp", "precision", "recall", "per_sequence"} & set(json.loads(out.read_text()))
+
+
+def test_plot_option_writes_png(case_dirs, tmp_path):
+    gt, pred = case_dirs
+    out = tmp_path / "pr.png"
+    assert main([str(pred), "--gt", str(gt), "--plot", str(out), "--no-progress"]) == 0
+    assert out.stat().st_size > 1000
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    return err.strip()
+
+
+def test_bad_input_is_one_line_and_exit_2(case_dirs, tmp_path, capsys):
+    gt, _ = case_dirs
+    bad = tmp_path / "preds.json"
+    bad.write_text(json.dumps([{"image_id": 5, "keypoints": [0] * 51}]))
+    assert main([str(bad), "--gt", str(gt), "--no-progress"]) == 2
+    assert _error_line(capsys) == f"posetrack-eval: error: {bad}: [0].image_id: 5 is not an image of the ground truth"
+    assert main([str(tmp_path / "nope.json"), "--gt", str(gt)]) == 2
+    assert "does not exist" in _error_line(capsys)
+    assert main([str(bad), "--gt", str(gt), "--json", str(tmp_path / "no" / "r.json")]) == 2
+    assert "folder does not exist" in _error_line(capsys)
+    assert main([str(bad), "--gt", str(gt), "--protocol", "pt21", "--tracking"]) == 2
+    assert "HOTA" in _error_line(capsys)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(
+            ["image_id", "keypoints", "scores", "track_id", "images", "annotations", "annolist", "id"]), children,
+            max_size=4),
+        max_leaves=12,
+    )
+)  # fmt: skip
+def test_fuzzed_prediction_file_exits_0_or_2(case_dirs, tmp_path_factory, payload, capsys):
+    gt, _ = case_dirs
+    path = tmp_path_factory.mktemp("fuzz") / "preds.json"
+    path.write_text(json.dumps(payload))
+    code = main([str(path), "--gt", str(gt), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code in (0, 2)
+    if code == 2:
+        assert captured.err.startswith(f"posetrack-eval: error: {path}: ")
+        assert captured.err.count("\n") == 1
+
+
+def test_console_script_exit_code(case_dirs, tmp_path):
+    gt, _ = case_dirs
+    bad = tmp_path / "p.json"
+    bad.write_text("{")
+    done = subprocess.run(
+        [sys.executable, "-m", "posetrack_eval.cli", str(bad), "--gt", str(gt)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"posetrack-eval: error: {bad}: file: not valid JSON")
+    assert done.stdout == ""
