@@ -84,10 +84,10 @@ def test_reduced_decode_stays_close_to_full_decode(sample_rows):
 def test_decode_frame_reduces_jpeg_and_maps_pixel_centres(posetrack18_sample):
     path = str(posetrack18_sample / "images" / "val" / "009473_mpii_test" / "000000.jpg")
     frame, image_from_decoded = decode_frame(path, max_reduction=4)
-    assert frame.shape == (270, 480, 3)
+    assert frame.shape == (270, 480, 4)
     np.testing.assert_allclose(image_from_decoded, [[4, 0, 1.5], [0, 4, 1.5]])
     full, identity = decode_frame(path)
-    assert full.shape == (1080, 1920, 3)
+    assert full.shape == (1080, 1920, 4)
     np.testing.assert_allclose(identity, [[1, 0, 0], [0, 1, 0]])
 
 

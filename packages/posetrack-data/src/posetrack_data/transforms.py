@@ -9,6 +9,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from posetrack_data.errors import PoseTrackFormatError
@@ -162,7 +163,7 @@ class TopDownTransform:
         for b, clip in enumerate(clips):
             for t, path in enumerate(clip):
                 uses.setdefault(path, []).append((b, t))
-        pixels = np.empty((B, T, H, W, 3), np.uint8)
+        pixels = np.empty((B, T, H, W, 4), np.uint8)  # RGBX: warping 4 channels is faster than 3 in cv2
         for path, slots in uses.items():
             zoom = max(math.sqrt(abs(np.linalg.det(crop_from_image[b][:, :2]))) for b, _ in slots)
             reduction = _coarsest_reduction(zoom) if self.reduced_decode else 1
@@ -171,7 +172,7 @@ class TopDownTransform:
                 matrix = compose(crop_from_image[b], image_from_decoded)
                 cv2.warpAffine(frame, matrix, (W, H), dst=pixels[b, t], flags=cv2.INTER_LINEAR)
 
-        pixel_values = (pixels.astype(np.float32) - self._mean) * self._inv_std
+        pixel_values = (pixels[..., :3].astype(np.float32) - self._mean) * self._inv_std
         out = {
             "pixel_values": np.ascontiguousarray(pixel_values.transpose(0, 1, 4, 2, 3)),
             "target_heatmaps": heatmaps,
@@ -267,10 +268,11 @@ class TopDownTransform:
 
 
 def decode_frame(path: str, *, max_reduction: int = 1) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
-    """Decode an RGB frame, at 1/2, 1/4 or 1/8 resolution for JPEG when `max_reduction` allows it.
+    """Decode a frame as RGBX, at 1/2, 1/4 or 1/8 resolution for JPEG when `max_reduction` allows it.
 
-    Returns the pixels and the affine mapping decoded-pixel coordinates to full-resolution pixel
-    coordinates (decoded pixel i covers source pixels [r*i, r*i + r), centred at r*i + (r-1)/2).
+    Returns the pixels, (H, W, 4) uint8 with the 4th channel as padding, and the affine mapping
+    decoded-pixel coordinates to full-resolution pixel coordinates (decoded pixel i covers source pixels
+    [r*i, r*i + r), centred at r*i + (r-1)/2).
 
     Raises:
         PoseTrackFormatError: The frame is missing, truncated or not an image.
@@ -280,13 +282,26 @@ def decode_frame(path: str, *, max_reduction: int = 1) -> tuple[npt.NDArray[np.u
             full_width = image.size[0]
             if max_reduction > 1 and image.format == "JPEG":
                 image.draft("RGB", (image.size[0] // max_reduction, image.size[1] // max_reduction))
-            frame = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+            frame = _rgbx_pixels(image.convert("RGB") if image.mode != "RGB" else image)
     except FileNotFoundError:
         raise PoseTrackFormatError(path, "image", "frame not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise PoseTrackFormatError(path, "image", f"unreadable frame ({err})") from None
     r = round(full_width / frame.shape[1])
     return frame, np.array([[r, 0.0, (r - 1) / 2], [0.0, r, (r - 1) / 2]])
+
+
+def _rgbx_pixels(image: Image.Image) -> npt.NDArray[np.uint8]:
+    # PIL keeps RGB as 4 bytes per pixel; np.asarray(image) repacks it to 3 bytes through tobytes(),
+    # which costs twice the JPEG decode itself at 1080p. The Arrow export hands over PIL's own
+    # buffer without a copy (pyarrow comes with `datasets`); images PIL stores in several memory
+    # blocks (above ~16 MB) cannot be exported that way and take the slow path.
+    image.load()
+    try:
+        values = pa.array(image).values.to_numpy(zero_copy_only=True)
+    except (ValueError, TypeError, pa.ArrowException):
+        return cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2RGBA)
+    return values.reshape(image.size[1], image.size[0], 4)
 
 
 def _frame_size(path: str) -> tuple[int, int]:
