@@ -8,6 +8,7 @@ Everything is normalised to 15 scored joints in the 17-slot order without the ea
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -123,12 +124,19 @@ def read_json(path: Path) -> Any:
         raise PoseTrackFormatError(path, "file", f"cannot read ({err.strerror})") from None
     if not text.strip():
         raise PoseTrackFormatError(path, "file", "empty file")
+    # the cyclic GC finds nothing to free in fresh JSON but rescans it on every allocation burst;
+    # pausing it makes large files parse about a third faster
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PoseTrackFormatError(path, "file", f"not valid JSON ({err})") from None
     except RecursionError:
         raise PoseTrackFormatError(path, "file", "JSON nested too deeply") from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _is_number(value: Any) -> bool:
@@ -200,6 +208,50 @@ def _float_matrix(rows: list[Any], width: int, source: str, label: Callable[[int
     raise AssertionError("unreachable: a bad row must have been found")
 
 
+def _int_array(values: list[Any], source: str, label: Callable[[int], str]) -> npt.NDArray[np.int64]:
+    """Integers as an array, fast when they are all plain ints; else the first bad one is named."""
+    if not values:
+        return np.zeros(0, dtype=np.int64)
+    if bool not in set(map(type, values)):
+        try:
+            arr = np.array(values)
+        except (ValueError, TypeError, OverflowError):
+            arr = None
+        if arr is not None and arr.ndim == 1 and arr.dtype == np.int64:
+            return arr
+    return np.array([_integer(v, source, label(i)) for i, v in enumerate(values)], dtype=np.int64)
+
+
+def _column(items: list[dict[str, Any]], key: str, source: str, label: Callable[[int], str]) -> list[Any]:
+    """``item[key]`` of every item; a missing key is named."""
+    try:
+        return [item[key] for item in items]
+    except KeyError:
+        k = next(k for k, item in enumerate(items) if key not in item)
+        raise PoseTrackFormatError(source, f"{label(k)}.{key}", "missing") from None
+
+
+def _frames_of(
+    image_ids: npt.NDArray[np.int64], ann_ids: npt.NDArray[np.int64], source: str, label: Callable[[int], str]
+) -> npt.NDArray[np.int64]:
+    """Index in ``image_ids`` of every annotation's image (all must exist)."""
+    sorter = np.argsort(image_ids, kind="stable")
+    pos = np.minimum(np.searchsorted(image_ids[sorter], ann_ids), max(len(image_ids) - 1, 0))
+    found = image_ids[sorter][pos] == ann_ids if len(image_ids) else np.zeros(len(ann_ids), dtype=bool)
+    if not found.all():
+        k = int(np.flatnonzero(~found)[0])
+        raise PoseTrackFormatError(source, f"{label(k)}.image_id", f"{ann_ids[k]} is not in images")
+    return sorter[pos]
+
+
+def _unique_ids(ids: npt.NDArray[np.int64], source: str, label: Callable[[int], str], what: str) -> None:
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1][0]
+        k = int(np.flatnonzero(ids == dup)[1])
+        raise PoseTrackFormatError(source, label(k), f"duplicate {what} {dup}")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # COCO-like (PoseTrack18/21) files
 
@@ -211,8 +263,8 @@ def _slot_table(data: dict[str, Any], source: str) -> npt.NDArray[np.int64]:
         return _INTERNAL_FROM_SLOT17
     names = _field(_list(categories, source, "categories")[0], "keypoints", source, "categories[0]")
     names = _list(names, source, "categories[0].keypoints")
-    if len(names) not in (15, 17):
-        raise PoseTrackFormatError(source, "categories[0].keypoints", f"expected 15 or 17 names, got {len(names)}")
+    if len(names) not in (15, 17) or not all(isinstance(n, str) for n in names):
+        raise PoseTrackFormatError(source, "categories[0].keypoints", f"expected 15 or 17 names, got {names!r:.80}")
     missing = _POSEVAL_NAMES_18 - set(names)
     if missing:
         raise PoseTrackFormatError(source, "categories[0].keypoints", f"missing joints {sorted(missing)}")
@@ -232,38 +284,38 @@ def _coco_persons(
 ) -> Persons:
     """Persons from COCO-like annotations; ``frame_of[i]`` is the frame of ``anns[i]``, ``labels[i]`` its name."""
     order = np.argsort(frame_of, kind="stable")
-    width = 3 * len(table)
-    kp_rows, score_rows, tracks, has_track, heads = [], [], [], [], []
-    for i in order:
-        ann, where = anns[i], labels[i]
-        kp_rows.append(_field(ann, "keypoints", source, where))
-        scores = ann.get("scores")
-        if scores:
-            score_rows.append(scores)
-        else:
-            if scores is not None and not isinstance(scores, list):
-                raise PoseTrackFormatError(source, f"{where}.scores", f"expected a list, got {type(scores).__name__}")
-            score_rows.append(None)
-        track = ann.get("track_id")
-        has_track.append(track is not None)
-        tracks.append(_integer(track, source, f"{where}.track_id") if track is not None else 0)
-        if ground_truth:
-            box = ann.get("bbox_head")
-            if box is None:
-                heads.append(math.nan)
-            else:
-                if not isinstance(box, list) or len(box) != 4:
-                    raise PoseTrackFormatError(source, f"{where}.bbox_head", f"expected [x, y, w, h], got {box!r:.60}")
-                x, y, w, h = (_number(v, source, f"{where}.bbox_head") for v in box)
-                # poseval converts to corners and back: x2 - x1 with x2 = x + w, not w itself
-                heads.append(0.6 * math.sqrt(((x + w) - x) ** 2 + ((y + h) - y) ** 2))
-    kpts = _float_matrix(kp_rows, width, source, lambda k: f"{labels[order[k]]}.keypoints").reshape(-1, len(table), 3)
-    n = len(kp_rows)
+    items = [anns[i] for i in order]
+
+    def label(k: int) -> str:
+        return labels[order[k]]
+
+    kpts = _float_matrix(_column(items, "keypoints", source, label), 3 * len(table), source,
+                         lambda k: f"{label(k)}.keypoints").reshape(-1, len(table), 3)  # fmt: skip
+    n = len(items)
+    score_rows = [item.get("scores") for item in items]
+    bad = next((k for k, row in enumerate(score_rows) if not row and row is not None and row != []), None)
+    if bad is not None:
+        raise PoseTrackFormatError(source, f"{label(bad)}.scores", f"expected a list, got {score_rows[bad]!r:.40}")
     score_full = np.full((n, len(table)), MISSING_SCORE)
-    given = [k for k, row in enumerate(score_rows) if row is not None]
+    given = [k for k, row in enumerate(score_rows) if row]  # poseval: an empty list means no scores
     if given:
         rows = [score_rows[k] for k in given]
-        score_full[given] = _float_matrix(rows, len(table), source, lambda k: f"{labels[order[given[k]]]}.scores")
+        score_full[given] = _float_matrix(rows, len(table), source, lambda k: f"{label(given[k])}.scores")
+    track_rows = [item.get("track_id") for item in items]
+    has_track = np.array([t is not None for t in track_rows], dtype=bool).reshape(n)
+    with_track = np.flatnonzero(has_track)
+    track = np.zeros(n, dtype=np.int64)
+    track[with_track] = _int_array([track_rows[k] for k in with_track], source,
+                                   lambda k: f"{label(with_track[k])}.track_id")  # fmt: skip
+    head = np.full(n, math.nan)
+    if ground_truth:
+        box_rows = [item.get("bbox_head") for item in items]
+        with_box = [k for k, box in enumerate(box_rows) if box is not None]
+        boxes = _float_matrix([box_rows[k] for k in with_box], 4, source, lambda k: f"{label(with_box[k])}.bbox_head")
+        # poseval converts to corners and back: x2 - x1 with x2 = x + w, not w itself
+        dx = (boxes[:, 0] + boxes[:, 2]) - boxes[:, 0]
+        dy = (boxes[:, 1] + boxes[:, 3]) - boxes[:, 1]
+        head[with_box] = 0.6 * np.sqrt(dx * dx + dy * dy)
     keep = table >= 0
     xy = np.zeros((n, NUM_EVAL_JOINTS, 2))
     present = np.zeros((n, NUM_EVAL_JOINTS), dtype=bool)
@@ -273,11 +325,10 @@ def _coco_persons(
     present[:, table[keep]] = ~((kpts[:, keep, 0] == 0) & (kpts[:, keep, 1] == 0) & (kpts[:, keep, 2] == 0))
     score[:, table[keep]] = score_full[:, keep]
     counts = np.bincount(frame_of, minlength=num_frames)
-    head = np.array(heads) if ground_truth else np.full(n, math.nan)
     if ground_truth:
         joints_without_head = np.isnan(head) & present.any(axis=1)
         if joints_without_head.any():
-            bad = labels[order[int(np.flatnonzero(joints_without_head)[0])]]
+            bad = label(int(np.flatnonzero(joints_without_head)[0]))
             raise PoseTrackFormatError(source, f"{bad}.bbox_head", "missing (needed for the head size)")
     return Persons(
         frame_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
@@ -285,8 +336,8 @@ def _coco_persons(
         present=present,
         score=score,
         head=head,
-        track=np.array(tracks, dtype=np.int64),
-        has_track=np.array(has_track, dtype=bool),
+        track=track,
+        has_track=has_track,
     )
 
 
@@ -327,6 +378,23 @@ def _coco_annotations(data: dict[str, Any], source: str) -> list[dict[str, Any]]
     return anns
 
 
+def _labeller(prefix: str) -> Callable[[int], str]:
+    return lambda k: f"{prefix}[{k}]"
+
+
+def _image_ids_and_names(images: list[dict[str, Any]], source: str) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """The ``id`` (unique) and ``file_name`` of every image."""
+    label = _labeller("images")
+    ids = _int_array(_column(images, "id", source, label), source, lambda k: f"images[{k}].id")
+    _unique_ids(ids, source, lambda k: f"images[{k}].id", "image id")
+    names = [im.get("file_name") for im in images]
+    if set(map(type, names)) - {str}:
+        k = next(k for k, name in enumerate(names) if not isinstance(name, str))
+        problem = "missing" if names[k] is None else f"expected a string, got {names[k]!r:.60}"
+        raise PoseTrackFormatError(source, f"images[{k}].file_name", problem)
+    return ids, names
+
+
 def _video_name(file_name: str) -> str:
     parts = file_name.replace("\\", "/").split("/")
     return parts[-2] if len(parts) >= 2 else ""
@@ -337,30 +405,14 @@ def _coco_ground_truth(data: dict[str, Any], source: str, default_name: str) -> 
     images = _coco_images(data, source)
     anns = _coco_annotations(data, source)
     table = _slot_table(data, source)
-    ids = [_integer(_field(im, "id", source, f"images[{i}]"), source, f"images[{i}].id") for i, im in enumerate(images)]
-    names = []
-    for i, im in enumerate(images):
-        name = _field(im, "file_name", source, f"images[{i}]")
-        if not isinstance(name, str):
-            raise PoseTrackFormatError(source, f"images[{i}].file_name", f"expected a string, got {name!r:.60}")
-        names.append(name)
-    index_of: dict[int, int] = {}
-    for i, image_id in enumerate(ids):
-        if image_id in index_of:
-            raise PoseTrackFormatError(source, f"images[{i}].id", f"duplicate image id {image_id}")
-        index_of[image_id] = i
-    seen_ann_ids: set[int] = set()
-    frame_of_ann = np.empty(len(anns), dtype=np.int64)
-    for a, ann in enumerate(anns):
-        image_id = _integer(_field(ann, "image_id", source, f"annotations[{a}]"), source, f"annotations[{a}].image_id")
-        if image_id not in index_of:
-            raise PoseTrackFormatError(source, f"annotations[{a}].image_id", f"{image_id} is not in images")
-        frame_of_ann[a] = index_of[image_id]
-        if "id" in ann:
-            ann_id = _integer(ann["id"], source, f"annotations[{a}].id")
-            if ann_id in seen_ann_ids:
-                raise PoseTrackFormatError(source, f"annotations[{a}].id", f"duplicate annotation id {ann_id}")
-            seen_ann_ids.add(ann_id)
+    ids, names = _image_ids_and_names(images, source)
+    ann_label = _labeller("annotations")
+    frame_of_ann = _frames_of(ids, _int_array(_column(anns, "image_id", source, ann_label), source,
+                                              lambda k: f"annotations[{k}].image_id"), source, ann_label)  # fmt: skip
+    with_id = [k for k, ann in enumerate(anns) if "id" in ann]
+    ann_ids = _int_array([anns[k]["id"] for k in with_id], source, lambda k: f"annotations[{with_id[k]}].id")
+    _unique_ids(ann_ids, source, lambda k: f"annotations[{with_id[k]}].id", "annotation id")
+    ids = ids.tolist()
     # a merged file: group frames by video folder, in order of first appearance, sequences sorted by name
     videos: dict[str, list[int]] = {}
     for i, name in enumerate(names):
@@ -581,20 +633,11 @@ def sequence_predictions(data: Any, source: str, gt: GroundTruthSequence) -> Per
     elif isinstance(data, dict) and "images" in data:
         images = _coco_images(data, source)
         anns = _coco_annotations(data, source)
-        index_of: dict[int, int] = {}
-        for i, im in enumerate(images):
-            image_id = _integer(_field(im, "id", source, f"images[{i}]"), source, f"images[{i}].id")
-            if image_id in index_of:
-                raise PoseTrackFormatError(source, f"images[{i}].id", f"duplicate image id {image_id}")
-            index_of[image_id] = i
-        frame_of = np.empty(len(anns), dtype=np.int64)
-        for a, ann in enumerate(anns):
-            image_id = _integer(
-                _field(ann, "image_id", source, f"annotations[{a}]"), source, f"annotations[{a}].image_id"
-            )
-            if image_id not in index_of:
-                raise PoseTrackFormatError(source, f"annotations[{a}].image_id", f"{image_id} is not in images")
-            frame_of[a] = index_of[image_id]
+        label = _labeller("annotations")
+        image_ids = _int_array(_column(images, "id", source, _labeller("images")), source, lambda k: f"images[{k}].id")
+        _unique_ids(image_ids, source, lambda k: f"images[{k}].id", "image id")
+        ann_image_ids = _int_array(_column(anns, "image_id", source, label), source, lambda k: f"{label(k)}.image_id")
+        frame_of = _frames_of(image_ids, ann_image_ids, source, label)
         persons = _coco_persons(anns, frame_of, len(images), _slot_table(data, source), source, ground_truth=False,
                                 labels=[f"annotations[{a}]" for a in range(len(anns))])  # fmt: skip
     else:
@@ -618,45 +661,49 @@ class MergedPredictions:
         if isinstance(data, dict) and "annotations" in data:
             anns = _coco_annotations(data, source)
             table = _slot_table(data, source)
-            self.file_name_of: dict[int, str] = {}
-            for i, im in enumerate(_coco_images(data, source) if "images" in data else []):
-                image_id = _integer(_field(im, "id", source, f"images[{i}]"), source, f"images[{i}].id")
-                if isinstance(im.get("file_name"), str):
-                    self.file_name_of[image_id] = im["file_name"]
+            self.id_of_file_name: dict[str, int] = {}
+            if "images" in data:
+                images = _coco_images(data, source)
+                label = _labeller("images")
+                ids = _int_array(_column(images, "id", source, label), source, lambda k: f"{label(k)}.id").tolist()
+                names = [im.get("file_name") for im in images]
+                self.id_of_file_name = {n: i for n, i in zip(names, ids, strict=True) if isinstance(n, str)}
             self.prefix = "annotations"
         elif isinstance(data, list):
             anns = data
             for i, ann in enumerate(anns):
                 if not isinstance(ann, dict):
                     raise PoseTrackFormatError(source, f"[{i}]", f"expected an object, got {type(ann).__name__}")
-            self.file_name_of = {}
+            self.id_of_file_name = {}
             self.prefix = ""
         else:
             raise PoseTrackFormatError(source, "file", "expected a COCO results list or an object with 'annotations'")
         self.anns, self.table = anns, table
-        self.image_ids = np.array(
-            [_integer(_field(a, "image_id", source, f"{self.prefix}[{i}]"), source, f"{self.prefix}[{i}].image_id")
-             for i, a in enumerate(anns)], dtype=np.int64,
-        )  # fmt: skip
+        label = _labeller(self.prefix)
+        self.image_ids = _int_array(_column(anns, "image_id", source, label), source, lambda k: f"{label(k)}.image_id")
+        # annotations grouped by image id (stable: persons keep their order within an image)
+        self.by_image = np.argsort(self.image_ids, kind="stable")
+        self.sorted_ids = self.image_ids[self.by_image]
         self.used = np.zeros(len(anns), dtype=bool)
 
     def for_sequence(self, gt: GroundTruthSequence) -> Persons:
         if gt.image_ids is not None:
             keys = gt.image_ids
-            frame_lookup = {int(k): f for f, k in enumerate(keys)}
-            frame_of_ann = np.array([frame_lookup.get(int(i), -1) for i in self.image_ids], dtype=np.int64)
         else:
-            if not self.file_name_of:
+            if not self.id_of_file_name:
                 problem = f"GT {gt.source} is annolist (no image ids): give images[].file_name or a per-sequence folder"
                 raise PoseTrackFormatError(self.source, "image_id", problem)
-            name_lookup = {n: f for f, n in enumerate(gt.file_names)}
-            frame_of_ann = np.array(
-                [name_lookup.get(self.file_name_of.get(int(i), ""), -1) for i in self.image_ids], dtype=np.int64
-            )
-        mine = np.flatnonzero(frame_of_ann >= 0)
+            keys = np.array([self.id_of_file_name.get(name, -(2**63)) for name in gt.file_names], dtype=np.int64)
+        lo = np.searchsorted(self.sorted_ids, keys, side="left")
+        hi = np.searchsorted(self.sorted_ids, keys, side="right")
+        counts = hi - lo
+        mine = self.by_image[
+            np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+        ]
+        frame_of_ann = np.repeat(np.arange(gt.num_frames), counts)
         self.used[mine] = True
         persons = _coco_persons(
-            [self.anns[i] for i in mine], frame_of_ann[mine], gt.num_frames, self.table, self.source,
+            [self.anns[i] for i in mine], frame_of_ann, gt.num_frames, self.table, self.source,
             ground_truth=False, labels=[f"{self.prefix}[{i}]" for i in mine],
         )  # fmt: skip
         _check_unique_tracks(persons, self.source)

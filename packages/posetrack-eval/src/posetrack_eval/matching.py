@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from posetrack_eval.geometry import inside_any
+from posetrack_eval.geometry import inside_any, inside_any_by_frame
 from posetrack_eval.io import GroundTruthSequence, Persons
 from posetrack_eval.joints import NUM_EVAL_JOINTS
 
@@ -83,54 +83,53 @@ def _ptr(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-def _ignore_poseval(
-    persons: Persons, rows: npt.NDArray[np.int64], xy, present, score, regions_of_rows: list[tuple[slice, list]]
-) -> npt.NDArray[np.bool_]:
-    """Poseval's ``removeIgnoredPoints``: drop joints strictly inside a region, then persons left without points.
+def _inside(xy, frame_of_row, region_frames) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Rows of frames with regions, and which of their 15 joints lie strictly inside a region."""
+    rows = np.flatnonzero(np.isin(frame_of_row, list(region_frames)))
+    points = xy[rows].reshape(-1, 2)
+    inside = inside_any_by_frame(points, np.repeat(frame_of_row[rows], NUM_EVAL_JOINTS), region_frames)
+    return rows, inside.reshape(len(rows), NUM_EVAL_JOINTS)
+
+
+def _ignore_poseval(persons: Persons, rows, xy, present, score, frame_of_row, region_frames) -> npt.NDArray[np.bool_]:
+    """Mimic poseval's ``removeIgnoredPoints``: drop joints inside a region, then persons left without points.
 
     Edits ``present``/``xy``/``score`` in place (rows are the scored persons); returns the persons to keep.
     """
     keep = np.ones(len(rows), dtype=bool)
-    extra = persons.extra
-    extra_rows = {}
-    if len(extra):
+    block, inside = _inside(xy, frame_of_row, region_frames)
+    removed = present[block] & inside
+    present[block] &= ~inside
+    keep[block] = present[block].any(axis=1)
+    if len(persons.extra):
+        # annolist points after the first of their id, or with ids outside 0..14 (rare): one by one
         local = np.full(len(persons.head), -1, dtype=np.int64)
         local[rows] = np.arange(len(rows))
-        extra_local = local[extra[:, 0].astype(np.int64)]
-        for e in np.flatnonzero(extra_local >= 0):
-            extra_rows.setdefault(int(extra_local[e]), []).append(e)
-    for span, polygons in regions_of_rows:
-        block = np.arange(span.start, span.stop)
-        if len(block) == 0:
-            continue
-        inside = inside_any(xy[block].reshape(-1, 2), polygons).reshape(len(block), NUM_EVAL_JOINTS)
-        removed = present[block] & inside
-        present[block] &= ~inside
-        for r in block:
-            points = int(present[r].sum())
-            for e in extra_rows.get(int(r), []):
-                joint, x, y, s = int(extra[e, 1]), extra[e, 2], extra[e, 3], extra[e, 4]
-                if inside_any(np.array([[x, y]]), polygons)[0]:
-                    continue
-                points += 1
-                if joint >= 0 and removed[r - span.start, joint] and not present[r, joint]:
-                    # the first surviving point of an id becomes the joint (poseval picks the first match)
-                    present[r, joint], xy[r, joint], score[r, joint] = True, (x, y), s
-            keep[r] = points > 0
+        position = np.full(len(rows), -1, dtype=np.int64)
+        position[block] = np.arange(len(block))
+        for extra in persons.extra:
+            r = int(local[int(extra[0])])
+            if r < 0 or position[r] < 0:
+                continue
+            joint, x, y, s = int(extra[1]), extra[2], extra[3], extra[4]
+            polygons = region_frames[int(frame_of_row[r])]
+            if inside_any(np.array([[x, y]]), polygons)[0]:
+                continue
+            keep[r] = True  # a surviving point keeps the person
+            if joint >= 0 and removed[position[r], joint] and not present[r, joint]:
+                # the first surviving point of an id becomes the joint (poseval picks the first match)
+                present[r, joint], xy[r, joint], score[r, joint] = True, (x, y), s
     return keep
 
 
-def _ignore_pt21(xy, regions_of_rows: list[tuple[slice, list]]) -> npt.NDArray[np.bool_]:
+def _ignore_pt21(xy, frame_of_row, region_frames) -> npt.NDArray[np.bool_]:
     """PoseTrack21: flag all 15 joints (absent ones too) inside a region; drop all-flagged or all-nonpositive."""
     keep = np.ones(len(xy), dtype=bool)
-    for span, polygons in regions_of_rows:
-        block = xy[span]
-        if len(block) == 0:
-            continue
-        flags = inside_any(block.reshape(-1, 2), polygons).reshape(len(block), NUM_EVAL_JOINTS)
-        block[flags] = 0.0
-        gone = flags.all(axis=1) | ((block[..., 0] <= 0) & (block[..., 1] <= 0)).all(axis=1)
-        keep[span] &= ~gone
+    block, flags = _inside(xy, frame_of_row, region_frames)
+    moved = xy[block]
+    moved[flags] = 0.0
+    xy[block] = moved
+    keep[block] = ~(flags.all(axis=1) | ((moved[..., 0] <= 0) & (moved[..., 1] <= 0)).all(axis=1))
     return keep
 
 
@@ -141,16 +140,19 @@ def _side(persons: Persons, frames: npt.NDArray[np.int64], regions: list[list], 
     ptr = _ptr(counts)
     xy = persons.xy[rows].copy()
     score = persons.score[rows].copy()
-    spans = [(slice(int(ptr[k]), int(ptr[k + 1])), polys) for k, polys in enumerate(regions) if polys]
+    region_frames = {k: polys for k, polys in enumerate(regions) if polys}
+    frame_of_row = np.repeat(np.arange(len(frames)), counts)
+    keep = np.ones(len(rows), dtype=bool)
     if protocol == "poseval":
         present = persons.present[rows].copy()
-        keep = _ignore_poseval(persons, rows, xy, present, score, spans) if spans else np.ones(len(rows), dtype=bool)
+        if region_frames:
+            keep = _ignore_poseval(persons, rows, xy, present, score, frame_of_row, region_frames)
     else:
-        keep = _ignore_pt21(xy, spans) if spans else np.ones(len(rows), dtype=bool)
+        if region_frames:
+            keep = _ignore_pt21(xy, frame_of_row, region_frames)
         present = (xy[..., 0] > 0) & (xy[..., 1] > 0)
     if not keep.all():
-        frame_of = np.repeat(np.arange(len(frames)), counts)
-        ptr = _ptr(np.bincount(frame_of[keep], minlength=len(frames)))
+        ptr = _ptr(np.bincount(frame_of_row[keep], minlength=len(frames)))
         rows, xy, present, score = rows[keep], xy[keep], present[keep], score[keep]
     return Side(frame_ptr=ptr, xy=xy, has=present, score=score, head=persons.head[rows], track=persons.track[rows])
 
@@ -194,9 +196,9 @@ def match_sequence(gt: GroundTruthSequence, pred: Persons, protocol: Literal["po
         row_id = np.cumsum(np.r_[False, p[1:] != p[:-1]])
         row_best = np.maximum.reduceat(pck, row_start)
         cand = np.flatnonzero(pck == row_best[row_id])
-        _, first = np.unique(row_id[cand], return_index=True)
+        first = cand[np.r_[True, row_id[cand][1:] != row_id[cand][:-1]]]  # cand ascending: first of each row
         kept = np.zeros(num_pairs)
-        kept[cand[first]] = pck[cand[first]]
+        kept[first] = pck[first]
         # each GT takes the prediction with the highest kept PCKh (first on ties), if above 0
         by_gt = np.lexsort((p, g))
         col_g = g[by_gt]
@@ -204,8 +206,7 @@ def match_sequence(gt: GroundTruthSequence, pred: Persons, protocol: Literal["po
         col_id = np.cumsum(np.r_[False, col_g[1:] != col_g[:-1]])
         col_best = np.maximum.reduceat(kept[by_gt], col_start)
         cand = np.flatnonzero((kept[by_gt] == col_best[col_id]) & (col_best[col_id] > 0))
-        _, first = np.unique(col_id[cand], return_index=True)
-        pairs = by_gt[cand[first]]
+        pairs = by_gt[cand[np.r_[True, col_id[cand][1:] != col_id[cand][:-1]]]] if len(cand) else cand
         label[p[pairs]] = match[pairs]
     label &= prs.has
     return SequenceMatch(
