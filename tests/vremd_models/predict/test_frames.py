@@ -109,3 +109,17 @@ def test_posetrack_image_id_encodes_source_sequence_and_frame(sequence, source, 
     assert image_id // 10**4 % 10**6 == sequence
     assert image_id % 10**4 == frame
     assert posetrack_image_id(f"clip{sequence}", frame) is None
+
+
+def test_recent_frames_are_decoded_once_and_read_only(tmp_path):
+    _write_frames(tmp_path / "seq", range(6))
+    (sequence,) = open_frames(tmp_path / "seq")
+    first = sequence.read(0)
+    assert sequence.read(0) is first
+    assert not first.flags.writeable
+    for index in range(1, 6):
+        sequence.read(index)
+    assert sequence.read(0) is not first  # evicted after four newer frames
+    np.testing.assert_array_equal(sequence.read(0), first)
+    with pytest.raises(IndexError, match="frame index 6 out of range"):
+        sequence.read(6)

@@ -37,8 +37,8 @@ _POSETRACK_VIDEO = re.compile(r"^(\d{6})_(mpiinew|mpii|bonn)(?:_|$)")
 # Ids for sequences whose names are not PoseTrack names: sequence position * 10^7 + frame, so a single
 # clip gets ids 0, 1, 2, ... (what a COCO-results detection file for one video usually holds).
 _FALLBACK_ID_STRIDE = 10**7
-# A sliding window of decoded video frames: inference reads t-1, t, t+1 in order.
-_VIDEO_CACHE_SIZE = 4
+# A sliding window of decoded frames: inference reads t-1, t, t+1 for each key frame t in order.
+_CACHE_SIZE = 4
 
 
 def posetrack_image_id(video: str, frame_index: int) -> int | None:
@@ -72,6 +72,7 @@ class FrameSequence(ABC):
         self.name = name
         self.file_names = file_names
         self.image_ids = image_ids
+        self._cache: OrderedDict[int, npt.NDArray[np.uint8]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.file_names)
@@ -79,9 +80,29 @@ class FrameSequence(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, frames={len(self)})"
 
-    @abstractmethod
     def read(self, index: int) -> npt.NDArray[np.uint8]:
-        """Frame `index` as an RGB array of shape (H, W, 3)."""
+        """Frame `index` as an RGB array of shape (H, W, 3); treat it as read-only.
+
+        The last few frames stay decoded: inference reads each frame for key frames t-1, t and t+1.
+        """
+        if not 0 <= index < len(self):
+            raise IndexError(f"frame index {index} out of range for {len(self)} frames of {self.name}")
+        frame = self._cache.get(index)
+        if frame is None:
+            frame = self._decode(index)
+            frame.setflags(write=False)  # shared by every caller until it leaves the cache
+            self._cache[index] = frame
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return frame
+
+    def close(self) -> None:
+        """Drop the decoded frames (and, for videos, the decoder); a later `read` starts afresh."""
+        self._cache.clear()
+
+    @abstractmethod
+    def _decode(self, index: int) -> npt.NDArray[np.uint8]:
+        """Decode frame `index` as RGB."""
 
     def rename(self, *, file_names: tuple[str, ...], image_ids: tuple[int, ...]) -> None:
         """Replace the frame names and ids (e.g. with the ones of the ground-truth annotations)."""
@@ -98,7 +119,7 @@ class FolderSequence(FrameSequence):
         super().__init__(name, file_names=file_names, image_ids=image_ids)
         self.paths = paths
 
-    def read(self, index: int) -> npt.NDArray[np.uint8]:
+    def _decode(self, index: int) -> npt.NDArray[np.uint8]:
         path = self.paths[index]
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -114,13 +135,8 @@ class VideoSequence(FrameSequence):
         self.path = path
         self._capture: cv2.VideoCapture | None = None
         self._next_index = 0
-        self._cache: OrderedDict[int, npt.NDArray[np.uint8]] = OrderedDict()
 
-    def read(self, index: int) -> npt.NDArray[np.uint8]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"frame index {index} out of range for {len(self)} frames")
-        if index in self._cache:
-            return self._cache[index]
+    def _decode(self, index: int) -> npt.NDArray[np.uint8]:
         if self._capture is None:
             self._capture = cv2.VideoCapture(str(self.path))
         if index != self._next_index:  # seeking is slow and not always exact, so only when needed
@@ -129,19 +145,14 @@ class VideoSequence(FrameSequence):
         if not ok:
             raise PredictInputError(f"{self.path}: frame {index} of {len(self)} could not be decoded")
         self._next_index = index + 1
-        frame = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        self._cache[index] = frame
-        while len(self._cache) > _VIDEO_CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return frame
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
-        """Release the decoder; a later `read` reopens the file."""
+        super().close()
         if self._capture is not None:
             self._capture.release()
         self._capture = None
         self._next_index = 0
-        self._cache.clear()
 
 
 def open_frames(path: str | Path) -> list[FrameSequence]:
