@@ -75,3 +75,34 @@ def test_writer_refuses_a_file_as_folder(tmp_path):
     (tmp_path / "preds").write_text("x")
     with pytest.raises(PredictInputError, match="is a file"):
         PredictionWriter(tmp_path / "preds")
+
+
+@pytest.mark.parametrize("out_name", ["preds", "preds.json"])
+def test_ground_truth_written_as_predictions_scores_100(tmp_path, posetrack18_sample, out_name):
+    from posetrack_eval import evaluate
+
+    gt = posetrack18_sample / "annotations" / "val"
+    writer = PredictionWriter(tmp_path / out_name)
+    names = []
+    for path in sorted(gt.glob("*.json")):
+        doc = json.loads(path.read_text())
+        poses = []
+        for image in doc["images"]:
+            persons = [a for a in doc["annotations"] if a["image_id"] == image["id"]]
+            poses.append(
+                [
+                    PersonPose(
+                        bbox=tuple(a["bbox"]),
+                        box_score=1.0,
+                        keypoints=np.asarray(a["keypoints"], np.float32).reshape(17, 3)[:, :2],
+                        scores=np.asarray(a["keypoints"][2::3], np.float32),
+                        track_id=a["track_id"],
+                    )
+                    for a in persons
+                ]
+            )
+        images = doc["images"]
+        writer.write(path.stem, sequence_document([i["file_name"] for i in images], [i["id"] for i in images], poses))
+        names.append(path.stem)
+    result = evaluate(gt, writer.finish(names))
+    assert result.ap["Total"] == pytest.approx(100.0)
