@@ -280,14 +280,22 @@ def _coco_persons(
     source: str,
     *,
     ground_truth: bool,
-    labels: Sequence[str],
+    prefix: str,
+    indices: Sequence[int] | None = None,
 ) -> Persons:
-    """Persons from COCO-like annotations; ``frame_of[i]`` is the frame of ``anns[i]``, ``labels[i]`` its name."""
-    order = np.argsort(frame_of, kind="stable")
-    items = [anns[i] for i in order]
+    """Persons from COCO-like annotations; ``frame_of[i]`` is the frame of ``anns[i]``.
+
+    Errors name ``{prefix}[indices[i]]`` (``indices`` defaults to 0, 1, ...).
+    """
+    if len(frame_of) and (frame_of[1:] < frame_of[:-1]).any():
+        order = np.argsort(frame_of, kind="stable").tolist()
+        items = [anns[i] for i in order]
+    else:
+        order, items = range(len(anns)), anns
 
     def label(k: int) -> str:
-        return labels[order[k]]
+        i = order[k]
+        return f"{prefix}[{i if indices is None else indices[i]}]"
 
     kpts = _float_matrix(_column(items, "keypoints", source, label), 3 * len(table), source,
                          lambda k: f"{label(k)}.keypoints").reshape(-1, len(table), 3)  # fmt: skip
@@ -428,8 +436,8 @@ def _coco_ground_truth(data: dict[str, Any], source: str, default_name: str) -> 
         local[frames] = np.arange(len(frames))
         mine = ann_order[local[ann_frames] >= 0]
         persons = _coco_persons(
-            [anns[a] for a in mine], local[frame_of_ann[mine]], len(frames), table, source,
-            ground_truth=True, labels=[f"annotations[{a}]" for a in mine],
+            [anns[a] for a in mine.tolist()], local[frame_of_ann[mine]], len(frames), table, source,
+            ground_truth=True, prefix="annotations", indices=mine,
         )  # fmt: skip
         regions = {}
         for f, i in enumerate(frames):
@@ -639,7 +647,7 @@ def sequence_predictions(data: Any, source: str, gt: GroundTruthSequence) -> Per
         ann_image_ids = _int_array(_column(anns, "image_id", source, label), source, lambda k: f"{label(k)}.image_id")
         frame_of = _frames_of(image_ids, ann_image_ids, source, label)
         persons = _coco_persons(anns, frame_of, len(images), _slot_table(data, source), source, ground_truth=False,
-                                labels=[f"annotations[{a}]" for a in range(len(anns))])  # fmt: skip
+                                prefix="annotations")  # fmt: skip
     else:
         raise PoseTrackFormatError(
             source, "file", "expected a PoseTrack object with 'annolist' or 'images' + 'annotations'"
@@ -703,8 +711,8 @@ class MergedPredictions:
         frame_of_ann = np.repeat(np.arange(gt.num_frames), counts)
         self.used[mine] = True
         persons = _coco_persons(
-            [self.anns[i] for i in mine], frame_of_ann, gt.num_frames, self.table, self.source,
-            ground_truth=False, labels=[f"{self.prefix}[{i}]" for i in mine],
+            [self.anns[i] for i in mine.tolist()], frame_of_ann, gt.num_frames, self.table, self.source,
+            ground_truth=False, prefix=self.prefix, indices=mine,
         )  # fmt: skip
         _check_unique_tracks(persons, self.source)
         return persons
