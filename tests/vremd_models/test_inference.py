@@ -4,8 +4,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vremd_models.config import POSETRACK_FLIP_PAIRS
-from vremd_models.inference import decode_heatmaps, flip_heatmaps, heatmap_to_image
+from vremd_models.config import POSETRACK_FLIP_PAIRS, VREMDConfig
+from vremd_models.inference import decode_heatmaps, flip_heatmaps, heatmap_to_image, predict_heatmaps
+from vremd_models.modeling import VREMD
 
 H, W = 64, 48
 
@@ -111,3 +112,42 @@ def test_heatmap_to_image_validates_shapes():
         heatmap_to_image(torch.zeros(2, 17, 2), torch.zeros(1, 2, 3), heatmap_size=(64, 48), image_size=(256, 192))
     with pytest.raises(ValueError, match=r"coords must be \(B, J, 2\)"):
         heatmap_to_image(torch.zeros(17, 2), torch.zeros(1, 2, 3), heatmap_size=(64, 48), image_size=(256, 192))
+
+
+def _tiny_model() -> VREMD:
+    torch.manual_seed(0)
+    cfg = VREMDConfig.from_preset(
+        "vremd-tiny", image_size=(64, 48), heatmap_size=(16, 12), backbone_dim=32, backbone_depth=1,
+        backbone_num_heads=2, hidden_dim=16, num_heads=2, keypoint_head_hidden_dim=16,
+    )  # fmt: skip
+    model = VREMD(cfg).eval()
+    with torch.no_grad():  # a non-zero motion path so that the whole model shapes the heatmaps
+        model.motion_head.motion_proj.weight.normal_(std=0.1)
+    return model
+
+
+def test_flip_test_on_a_mirror_symmetric_clip_is_mirror_symmetric():
+    model = _tiny_model()
+    pixels = torch.randn(2, 3, 3, 64, 48)
+    symmetric = (pixels + pixels.flip(-1)) / 2
+    heatmaps = predict_heatmaps(model, symmetric, shift_flipped=False)
+    # The clip equals its mirror image, so the flip-tested heatmaps must equal their own flip-back.
+    torch.testing.assert_close(flip_heatmaps(heatmaps, model.config.flip_pairs), heatmaps)
+    single = model(symmetric).heatmaps
+    torch.testing.assert_close(heatmaps, (single + flip_heatmaps(single, model.config.flip_pairs)) / 2)
+    assert not torch.allclose(single, flip_heatmaps(single, model.config.flip_pairs))  # the model is not
+
+
+def test_predict_without_flip_is_the_plain_forward_and_shift_moves_one_column():
+    model = _tiny_model()
+    pixels = torch.randn(1, 3, 3, 64, 48)
+    plain = model(pixels).heatmaps
+    torch.testing.assert_close(predict_heatmaps(model, pixels, flip_test=False), plain)
+    flipped = flip_heatmaps(model(pixels.flip(-1)).heatmaps, model.config.flip_pairs)
+    shifted = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
+    torch.testing.assert_close(predict_heatmaps(model, pixels), (plain + shifted) / 2)
+
+
+def test_predict_rejects_frames_without_a_time_axis():
+    with pytest.raises(ValueError, match=r"pixel_values must be \(B, T, 3, H, W\)"):
+        predict_heatmaps(_tiny_model(), torch.zeros(1, 3, 64, 48))

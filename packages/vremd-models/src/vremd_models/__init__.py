@@ -1,1 +1,38 @@
 """vremd_models: the VREMD model, its config, presets and inference helpers."""
+
+from vremd_models.backbone import ViTPoseBackbone
+from vremd_models.config import POSETRACK_FLIP_PAIRS, PRESETS, VREMDConfig
+from vremd_models.convert import (
+    CheckpointMismatchError,
+    ConvertedCheckpoint,
+    KeyReport,
+    convert_vitpose_state_dict,
+    load_vitpose_checkpoint,
+    load_vitpose_into,
+)
+from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
+from vremd_models.inference import decode_heatmaps, flip_heatmaps, heatmap_to_image, predict_heatmaps
+from vremd_models.modeling import VREMD, heatmap_loss
+from vremd_models.output import VREMDOutput
+
+__all__ = [
+    "POSETRACK_FLIP_PAIRS",
+    "PRESETS",
+    "VREMD",
+    "CheckpointMismatchError",
+    "ConvertedCheckpoint",
+    "KeyReport",
+    "KeypointTokenHead",
+    "MotionHeatmapHead",
+    "VREMDConfig",
+    "VREMDOutput",
+    "ViTPoseBackbone",
+    "convert_vitpose_state_dict",
+    "decode_heatmaps",
+    "flip_heatmaps",
+    "heatmap_loss",
+    "heatmap_to_image",
+    "load_vitpose_checkpoint",
+    "load_vitpose_into",
+    "predict_heatmaps",
+]
