@@ -1,0 +1,83 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict, transformers_state_dict
+from vremd_models import VREMD
+from vremd_models.cli import convert_vitpose
+
+# vremd-tiny's backbone: width 96, 4 blocks, 16x12 grid at 256x192.
+TINY_BACKBONE = {"grid": (16, 12), "depth": 4, "D": 96}
+
+
+def test_converts_an_mmpose_checkpoint_into_a_model_folder(tmp_path, capsys):
+    state_dict = mmpose_state_dict(**TINY_BACKBONE)
+    torch.save({"meta": {"epoch": 210}, "state_dict": state_dict}, tmp_path / "vitpose.pth")
+    out = tmp_path / "runs" / "init"
+    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny", "--head"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert "wrote" in capsys.readouterr().out
+    model = VREMD.from_pretrained(out)
+    torch.testing.assert_close(
+        model.backbone.vit.blocks[3].attn.qkv.weight, state_dict["backbone.blocks.3.attn.qkv.weight"]
+    )
+    torch.testing.assert_close(model.motion_head.conv.bias, state_dict["keypoint_head.final_layer.bias"])
+
+
+def test_converts_a_transformers_safetensors_file_without_the_head(tmp_path):
+    state_dict = transformers_state_dict(**TINY_BACKBONE)
+    save_file(state_dict, tmp_path / "model.safetensors")
+    out = tmp_path / "init"
+    assert convert_vitpose([str(tmp_path / "model.safetensors"), str(out), "--preset", "vremd-tiny"]) == 0
+    model = VREMD.from_pretrained(out)
+    torch.testing.assert_close(model.backbone.vit.norm.weight, state_dict["backbone.layernorm.weight"])
+    assert not torch.equal(model.motion_head.conv.weight, state_dict["head.conv.weight"])
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "Traceback" not in err
+    return err
+
+
+def test_depth_mismatch_is_one_line_and_writes_nothing(tmp_path, capsys):
+    torch.save(mmpose_state_dict(grid=(16, 12), depth=2, D=96), tmp_path / "vitpose.pth")
+    out = tmp_path / "init"
+    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny"]) == 1
+    err = _error_line(capsys)
+    assert "vitpose.pth" in err
+    assert "24 missing key(s): backbone.vit.blocks.2." in err
+    assert not out.exists()
+
+
+def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
+    torch.save(mmpose_state_dict(**TINY_BACKBONE), tmp_path / "vitpose.pth")
+    out = tmp_path / "init"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny"]) == 1
+    assert "exists and is not empty" in _error_line(capsys)
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_classic_head_with_head_flag_is_one_line(tmp_path, capsys):
+    torch.save(mmpose_state_dict(head="classic", **TINY_BACKBONE), tmp_path / "vitpose.pth")
+    assert (
+        convert_vitpose([str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--preset", "vremd-tiny", "--head"]) == 1
+    )
+    assert "classic (deconvolution) head" in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_installed_script_reports_a_missing_file_without_traceback(tmp_path):
+    script = Path(sys.executable).parent / "vremd-convert-vitpose"
+    result = subprocess.run(
+        [str(script), str(tmp_path / "missing.pth"), str(tmp_path / "out")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"vremd-convert-vitpose: error: {tmp_path / 'missing.pth'}: no such checkpoint file"
