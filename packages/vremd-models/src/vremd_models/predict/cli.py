@@ -1,0 +1,214 @@
+"""`vremd-predict`: run a VREMD model on videos or PoseTrack frame folders and write PoseTrack18 predictions.
+
+    vremd-predict data/posetrack18/images/val --model runs/x --detections val_dets.json --out preds/
+    vremd-predict my_clip.mp4 --model org/vremd-vitl-pt17 --detections dets.json --out preds.json --render out.mp4
+    vremd-predict data/posetrack18/images/val --model runs/x --gt-boxes --annotations data/.../val --out preds/
+
+Everything the run needs (frames, boxes, model) is checked before anything is written; each sequence's
+predictions (and render) appear atomically, and a rerun skips sequences already written.
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from vremd_models.predict.detections import (
+    PersonBox,
+    assign_boxes,
+    bind_annotations,
+    ground_truth_boxes,
+    load_annotations,
+    load_detections,
+)
+from vremd_models.predict.errors import PredictInputError
+from vremd_models.predict.frames import VIDEO_SUFFIXES, FrameSequence, open_frames
+from vremd_models.predict.writer import PersonPose, PredictionWriter, sequence_document
+
+__all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run"]
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `vremd-predict` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="vremd-predict",
+        description="Top-down VREMD inference with flip test; writes PoseTrack18-format predictions.",
+    )
+    parser.add_argument("input", type=Path, help="video file, sequence folder of frames, or folder of sequences")
+    parser.add_argument("--model", required=True, help="hub id or local folder saved with save_pretrained")
+    parser.add_argument("--out", required=True, type=Path, help="folder (one <sequence>.json each) or merged .json")
+    boxes = parser.add_mutually_exclusive_group(required=True)
+    boxes.add_argument("--detections", type=Path, help="person boxes: COCO results or PoseTrack detection JSON")
+    boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth boxes of --annotations")
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        help="PoseTrack18 ground truth (per-video folder or merged file): frame names and ids, and --gt-boxes",
+    )
+    parser.add_argument("--min-box-score", type=float, default=0.2, help="drop boxes scoring lower (default 0.2)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=32, help="persons per forward pass (default 32)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model compute dtype (default float32)")
+    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="skip the flipped pass")
+    parser.add_argument("--refine", choices=("dark", "quarter", "none"), default="dark", help="sub-pixel decoding")
+    parser.add_argument("--tracking", choices=("oks", "iou", "none"), default="oks", help="track-id assignment")
+    parser.add_argument("--render", type=Path, help="also draw the poses: a .mp4/.avi (one sequence) or a folder")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of rendered videos (default 25)")
+    parser.add_argument("--overwrite", action="store_true", help="redo sequences that are already written")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    return parser
+
+
+def resolve_dtype(name: str, device: str):
+    """The torch dtype for `--dtype`, refusing float16 on CPU (several CPU kernels lack it)."""
+    import torch
+
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    if dtype == torch.float16 and torch.device(device).type == "cpu":
+        raise PredictInputError("--dtype float16: needs a CUDA --device; use bfloat16 on CPU")
+    return dtype
+
+
+def load_model(model_id: str, device: str):
+    """`VREMD.from_pretrained`, with loading problems turned into one-line errors."""
+    import torch
+
+    from vremd_models import VREMD
+
+    try:
+        torch.device(device)
+    except RuntimeError as error:
+        raise PredictInputError(f"--device {device}: {error}") from None
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise PredictInputError(f"--device {device}: CUDA is not available on this machine")
+    try:
+        return VREMD.from_pretrained(model_id)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PredictInputError(f"--model {model_id}: cannot load a VREMD model ({reason})") from None
+
+
+def run(args: argparse.Namespace) -> str:
+    """Run one `vremd-predict` invocation; returns the summary line."""
+    sequences, boxes = _prepare_inputs(args)
+    render_video = args.render is not None and args.render.suffix.lower() in VIDEO_SUFFIXES
+    if render_video and len(sequences) != 1:
+        raise PredictInputError(f"--render {args.render}: a video holds one sequence, the input has {len(sequences)}")
+    writer = PredictionWriter(args.out, overwrite=args.overwrite)
+    pending = [s for s in sequences if not writer.is_done(s.name)]
+    if not pending:
+        writer.finish([s.name for s in sequences])
+        return f"{args.out}: all {len(sequences)} sequences already written; nothing to do (--overwrite redoes them)"
+
+    from vremd_models.predict.predictor import PosePredictor
+
+    dtype = resolve_dtype(args.dtype, args.device)
+    predictor = PosePredictor(
+        load_model(args.model, args.device),
+        device=args.device,
+        dtype=dtype,
+        batch_size=args.batch_size,
+        flip_test=args.flip_test,
+        refine=None if args.refine == "none" else args.refine,
+    )
+    num_persons = 0
+    with tqdm(total=sum(len(s) for s in pending), unit="frame", disable=not args.progress) as bar:
+        for sequence in pending:
+            bar.set_postfix_str(sequence.name)
+            poses = predictor.predict_sequence(sequence, boxes[sequence.name], on_frame=bar.update)
+            if args.tracking != "none":
+                poses = _track(poses, args.tracking)
+            if args.render is not None:
+                _render(sequence, poses, args.render, video=render_video, fps=args.fps)
+            writer.write(sequence.name, sequence_document(sequence.file_names, sequence.image_ids, poses))
+            sequence.close()
+            num_persons += sum(len(frame) for frame in poses)
+    out = writer.finish([s.name for s in sequences])
+    skipped = len(sequences) - len(pending)
+    summary = f"{out}: wrote {len(pending)} sequences ({sum(len(s) for s in pending)} frames, {num_persons} persons)"
+    return summary + (f", skipped {skipped} already written" if skipped else "")
+
+
+def _prepare_inputs(args: argparse.Namespace) -> tuple[list[FrameSequence], dict[str, list[list[PersonBox]]]]:
+    if args.batch_size < 1:
+        raise PredictInputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.gt_boxes and args.annotations is None:
+        raise PredictInputError("--gt-boxes: needs --annotations (the ground truth holding the boxes)")
+    sequences = open_frames(args.input)
+    annotations = None
+    if args.annotations is not None:
+        annotations = load_annotations(args.annotations)
+        if bind_annotations(sequences, annotations) == 0:
+            raise PredictInputError(f"{args.annotations}: lists none of the frames of {args.input}")
+    if args.gt_boxes:
+        records = ground_truth_boxes(annotations)
+        boxes = assign_boxes(records, sequences, source=args.annotations, min_score=0.0)
+    else:
+        records = load_detections(args.detections)
+        boxes = assign_boxes(records, sequences, source=args.detections, min_score=args.min_box_score)
+    return sequences, boxes
+
+
+def _track(poses: list[list[PersonPose]], metric: str) -> list[list[PersonPose]]:
+    import dataclasses
+
+    import numpy as np
+
+    from vremd_models.predict.tracking import GreedyTracker
+
+    tracker = GreedyTracker(metric=metric)
+    tracked = []
+    for frame in poses:
+        if not frame:
+            tracker.update(np.zeros((0, 4)), np.zeros((0, 17, 2)), np.zeros((0, 17)))
+            tracked.append([])
+            continue
+        ids = tracker.update(
+            [p.bbox for p in frame], np.stack([p.keypoints for p in frame]), np.stack([p.scores for p in frame])
+        )
+        tracked.append([dataclasses.replace(p, track_id=int(i)) for p, i in zip(frame, ids, strict=True)])
+    return tracked
+
+
+def _render(sequence: FrameSequence, poses: list[list[PersonPose]], target: Path, *, video: bool, fps: float) -> None:
+    from vremd_models.predict.render import draw_poses, write_image, write_video
+
+    frames = (draw_poses(sequence.read(i), poses[i]) for i in range(len(sequence)))
+    if video:
+        write_video(frames, target, fps=fps)
+        return
+    for name, frame in zip(sequence.file_names, frames, strict=True):
+        write_image(frame, target / sequence.name / f"{Path(name).stem}.jpg")
+
+
+def quiet_ffmpeg() -> None:
+    """Silence FFmpeg's own stderr lines (e.g. "moov atom not found"), so a bad video gives one error line.
+
+    OpenCV reads `OPENCV_FFMPEG_LOGLEVEL` when it first opens a video; a value the user set is kept.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `vremd-predict`; returns the exit status (1 for unusable input)."""
+    args = build_parser().parse_args(argv)
+    quiet_ffmpeg()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = run(args)
+    except PredictInputError as error:
+        print(f"vremd-predict: error: {error}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

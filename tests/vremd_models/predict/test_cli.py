@@ -1,0 +1,190 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from posetrack_eval import evaluate
+from vremd_models.predict.cli import main
+from vremd_models.predict.render import write_video
+
+pytestmark = pytest.mark.slow
+
+
+def _predict(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out.strip(), captured.err.strip()
+
+
+def test_sample_with_detections_to_a_merged_file_scores(capsys, tmp_path, posetrack18_sample, tiny_model_dir):
+    out = tmp_path / "preds.json"
+    code, stdout, stderr = _predict(
+        capsys,
+        posetrack18_sample / "images" / "val",
+        "--model", tiny_model_dir,
+        "--detections", posetrack18_sample / "annotations" / "test_posetrack18_human_detections.json",
+        "--min-box-score", 0.95,
+        "--no-flip-test",
+        "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert stdout == f"{out}: wrote 3 sequences (3 frames, 5 persons)"
+    merged = json.loads(out.read_text())
+    assert sorted(image["id"] for image in merged["images"]) == [10034180000, 10094730000, 10128340000]
+    assert len(merged["annotations"]) == 5
+    assert all(len(a["scores"]) == 17 and min(a["scores"]) >= 0 for a in merged["annotations"])
+    result = evaluate(posetrack18_sample / "annotations" / "val", out)
+    assert set(result.ap) == {"Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"}
+    assert all(0.0 <= v <= 100.0 for v in result.ap.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]  # no parts or temporaries left
+
+
+def test_sample_with_gt_boxes_tracks_and_resumes(capsys, tmp_path, posetrack18_sample, tiny_model_dir):
+    gt = posetrack18_sample / "annotations" / "val"
+    out = tmp_path / "preds"
+    args = [posetrack18_sample / "images" / "val", "--model", tiny_model_dir, "--gt-boxes", "--annotations", gt,
+            "--no-flip-test", "--out", out]  # fmt: skip
+    code, stdout, stderr = _predict(capsys, *args)
+    assert code == 0, stderr
+    assert stdout == f"{out}: wrote 3 sequences (3 frames, 14 persons)"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in gt.iterdir())
+    result = evaluate(gt, out, tracking=True)
+    assert result.mota is not None
+    assert set(result.mota) == set(result.ap)
+    for name in ("003418_mpii_test", "009473_mpii_test"):
+        doc = json.loads((out / f"{name}.json").read_text())
+        gt_doc = json.loads((gt / f"{name}.json").read_text())
+        assert [a["bbox"] for a in doc["annotations"]] == [
+            [round(v, 2) for v in a["bbox"]] for a in gt_doc["annotations"] if any(a["keypoints"][2::3])
+        ]
+        track_ids = [a["track_id"] for a in doc["annotations"]]
+        assert sorted(track_ids) == list(range(len(track_ids)))
+
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    code, stdout, _ = _predict(capsys, *args)
+    assert code == 0
+    assert "all 3 sequences already written; nothing to do" in stdout
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+    (out / "009473_mpii_test.json").unlink()
+    code, stdout, _ = _predict(capsys, *args)
+    assert code == 0
+    assert stdout.endswith("wrote 1 sequences (1 frames, 2 persons), skipped 2 already written")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "009473_mpii_test.json"} == {
+        k: v for k, v in before.items() if k != "009473_mpii_test.json"
+    }
+
+
+def test_synthetic_split_with_rendered_frames(capsys, tmp_path, synthetic_val, tiny_model_dir):
+    frames, detections, gt = synthetic_val
+    out, render = tmp_path / "preds", tmp_path / "render"
+    code, stdout, stderr = _predict(
+        capsys, frames, "--model", tiny_model_dir, "--detections", detections, "--no-flip-test", "--batch-size", 4,
+        "--tracking", "iou", "--out", out, "--render", render,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "wrote 2 sequences (10 frames" in stdout
+    result = evaluate(gt, out, tracking=True)
+    assert np.isfinite(result.ap["Total"])
+    for sequence in sorted(frames.iterdir()):
+        rendered = sorted((render / sequence.name).iterdir())
+        assert [p.name for p in rendered] == sorted(p.name for p in sequence.iterdir())
+        image = cv2.imread(str(rendered[0]))
+        original = cv2.imread(str(sequence / rendered[0].name))
+        assert image.shape == original.shape
+        assert np.abs(image.astype(int) - original).max() > 100  # boxes and joints drawn over the frame
+
+
+def test_video_file_with_mp4_render_and_flip_test(capsys, tmp_path, synthetic_val, tiny_model_dir):
+    frames, detections, gt = synthetic_val
+    sequence = sorted(frames.iterdir())[0]
+    images = [cv2.imread(str(p))[..., ::-1] for p in sorted(sequence.iterdir())]
+    video = tmp_path / f"{sequence.name}.mp4"
+    write_video(images, video, fps=10)
+    # Keep the first box of each frame: the video's PoseTrack name gives the ground truth's image ids.
+    ids = {json.loads(p.read_text())["images"][0]["id"] // 10**4 for p in gt.iterdir()}
+    boxes = [d for d in json.loads(detections.read_text()) if d["image_id"] // 10**4 in ids]
+    own = [d for d in boxes if str(d["image_id"] // 10**4 % 10**6).zfill(6) == sequence.name[:6]]
+    firsts = list({d["image_id"]: d for d in reversed(own)}.values())
+    (tmp_path / "dets.json").write_text(json.dumps(firsts))
+    out, render = tmp_path / "preds.json", tmp_path / "overlay.mp4"
+    code, stdout, stderr = _predict(
+        capsys, video, "--model", tiny_model_dir, "--detections", tmp_path / "dets.json", "--min-box-score", 0,
+        "--out", out, "--render", render, "--fps", 10,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert stdout == f"{out}: wrote 1 sequences (5 frames, {len(firsts)} persons)"
+    evaluate(gt, out)  # the merged file's image ids are the ground truth's
+    capture = cv2.VideoCapture(str(render))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    assert frame.shape == images[0].shape
+    assert frame.std() > 10
+
+
+def _bad_inputs(tmp_path, sample):
+    detections = sample / "annotations" / "test_posetrack18_human_detections.json"
+    gaps = tmp_path / "gaps"
+    gaps.mkdir()
+    for n in (0, 2):
+        shutil.copyfile(sample / "images/val/003418_mpii_test/000000.jpg", gaps / f"{n:06d}.jpg")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 4096)
+    (tmp_path / "empty.json").write_text("[]")
+    return {
+        "unreadable video": (["broken.mp4", "--detections", detections], "broken.mp4: unreadable video"),
+        "missing frames": ([gaps, "--detections", detections], "missing frame 000001.jpg"),
+        "unknown images": ([sample / "images/val/003418_mpii_test", "--detections", detections],
+                           "boxes refer to images not in the input"),
+        "empty detections": ([sample / "images/val", "--detections", tmp_path / "empty.json"],
+                             "empty.json: holds no person detections"),
+        "gt boxes without annotations": ([sample / "images/val", "--gt-boxes"], "--gt-boxes: needs --annotations"),
+        "missing model": ([sample / "images/val", "--detections", detections, "--model", tmp_path / "nope"],
+                          "cannot load a VREMD model"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unreadable video", "missing frames", "unknown images", "empty detections", "gt boxes without annotations",
+     "missing model"],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_writes_nothing(
+    capsys, tmp_path, monkeypatch, posetrack18_sample, tiny_model_dir, case
+):
+    monkeypatch.chdir(tmp_path)
+    args, message = _bad_inputs(tmp_path, posetrack18_sample)[case]
+    if "--model" not in args:
+        args = [*args, "--model", tiny_model_dir]
+    code, stdout, stderr = _predict(capsys, *args, "--out", tmp_path / "out" / "preds.json")
+    assert code == 1
+    assert stdout == ""
+    assert len(stderr.splitlines()) == 1
+    assert stderr.startswith("vremd-predict: error: ")
+    assert message in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_console_script_reports_bad_input_without_traceback(tmp_path, posetrack18_sample):
+    script = Path(sysconfig.get_path("scripts")) / "vremd-predict"
+    assert script.exists()
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 4096)
+    result = subprocess.run(
+        [script, tmp_path / "broken.mp4", "--model", "x", "--gt-boxes", "--annotations", tmp_path, "--out", "o.json"],
+        capture_output=True, text=True, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"vremd-predict: error: {tmp_path / 'broken.mp4'}: unreadable video (OpenCV decodes no frames from it)"
+    )
+    assert "Traceback" not in result.stderr
+    assert sys.executable  # the script runs in the same environment as the tests
