@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from posetrack_data.cli import main
 
 
@@ -27,6 +29,7 @@ def test_check_prints_one_line_per_problem_and_exits_1(synthetic_root, tmp_path,
     )
 
 
+@pytest.mark.slow  # a fresh interpreter importing datasets, PIL and cv2
 def test_usage_errors_are_one_line_without_traceback(tmp_path, capsys):
     result = subprocess.run(
         [sys.executable, "-m", "posetrack_data.cli", "check", str(tmp_path / "absent")], capture_output=True, text=True

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -193,3 +196,18 @@ def test_rejects_bad_arguments():
         TopDownTransform(train=True, flip_prob=2)
     with pytest.raises(ValueError, match="'keypoints'"):
         TopDownTransform(train=False)({"frame_paths": [], "bbox": []})
+
+
+@pytest.mark.slow  # a fresh interpreter importing datasets, PIL and cv2
+def test_package_imports_and_transforms_without_torch(synthetic_root, tmp_path):
+    script = f"""
+import sys
+sys.modules["torch"] = None  # any torch import now fails
+from posetrack_data import TopDownTransform, load_posetrack
+rows = load_posetrack({str(synthetic_root)!r}, split="train", cache_dir={str(tmp_path)!r})
+out = rows.with_transform(TopDownTransform(train=True, seed=0))[:2]
+print(out["pixel_values"].shape)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(2, 3, 3, 256, 192)"
