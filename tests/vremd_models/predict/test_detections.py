@@ -9,6 +9,7 @@ from vremd_models.predict.detections import (
     PersonBox,
     assign_boxes,
     bind_annotations,
+    boxes_on_frame,
     ground_truth_boxes,
     load_annotations,
     load_detections,
@@ -124,3 +125,16 @@ def test_merged_annotations_rename_frames_of_a_plain_folder(tmp_path, posetrack1
 def test_annotation_folder_without_json_is_refused(tmp_path):
     with pytest.raises(PredictInputError, match=r"holds no \.json annotation files"):
         load_annotations(tmp_path)
+
+
+def test_boxes_on_one_frame_ignore_other_images(posetrack18_sample):
+    path = posetrack18_sample / "annotations" / "test_posetrack18_human_detections.json"
+    (sequence,) = open_frames(posetrack18_sample / "images" / "val" / "009473_mpii_test")
+    records = load_detections(path)
+    with pytest.raises(PredictInputError, match="refer to images not in the input"):
+        assign_boxes(records, [sequence], source=path)
+    boxes = boxes_on_frame(records, sequence, 0, min_score=0.5)
+    raw = json.loads(path.read_text())
+    expected = sorted((d["score"] for d in raw if d["image_id"] == 10094730000 and d["score"] >= 0.5), reverse=True)
+    assert [box.score for box in boxes] == pytest.approx(expected)
+    assert len(boxes) > 1

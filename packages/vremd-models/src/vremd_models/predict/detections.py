@@ -26,6 +26,7 @@ __all__ = [
     "PersonBox",
     "assign_boxes",
     "bind_annotations",
+    "boxes_on_frame",
     "ground_truth_boxes",
     "load_annotations",
     "load_detections",
@@ -203,6 +204,23 @@ def assign_boxes(
         for frame in frames:
             frame.sort(key=lambda box: -box.score)
     return boxes
+
+
+def boxes_on_frame(
+    records: list[BoxRecord], sequence: FrameSequence, index: int, *, min_score: float = 0.0
+) -> list[PersonBox]:
+    """The boxes of one frame, in descending score order; boxes of other images are ignored.
+
+    Unlike `assign_boxes`, a file covering more images than the input is fine here (one frame is wanted).
+    """
+    image_id, key = sequence.image_ids[index], _name_key(sequence.file_names[index])
+    boxes = [
+        record.box
+        for record in records
+        if (record.image_id == image_id or (record.image_name is not None and _name_key(record.image_name) == key))
+        and record.box.score >= min_score
+    ]
+    return sorted(boxes, key=lambda box: -box.score)
 
 
 def _read_json(path: Path) -> Any:

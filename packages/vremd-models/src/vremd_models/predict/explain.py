@@ -20,8 +20,8 @@ import numpy.typing as npt
 import torch
 
 from vremd_models.predict.detections import (
-    assign_boxes,
     bind_annotations,
+    boxes_on_frame,
     ground_truth_boxes,
     load_annotations,
     load_detections,
@@ -281,14 +281,9 @@ def run(args: argparse.Namespace) -> str:
     elif args.detections is not None or args.gt_boxes:
         records = ground_truth_boxes(annotations) if args.gt_boxes else load_detections(args.detections)
         source = args.annotations if args.gt_boxes else args.detections
-        # Boxes of other sequences in the same file are fine here: only this frame's boxes matter.
-        frame_id = sequence.image_ids[args.frame]
-        frame_name = sequence.file_names[args.frame]
-        records = [r for r in records if r.image_id == frame_id or r.image_name == frame_name]
-        if not records:
-            raise PredictInputError(f"{source}: no box on frame {args.frame} of {sequence.name}")
-        assigned = assign_boxes(records, [sequence], source=source, min_score=args.min_box_score)
-        boxes = [box.bbox for box in assigned[sequence.name][args.frame]]
+        boxes = [box.bbox for box in boxes_on_frame(records, sequence, args.frame, min_score=args.min_box_score)]
+        if not boxes:
+            raise PredictInputError(f"{source}: no box scoring at least {args.min_box_score} on frame {args.frame}")
     else:
         H, W = sequence.read(args.frame).shape[:2]
         boxes = [(0.0, 0.0, float(W), float(H))]
