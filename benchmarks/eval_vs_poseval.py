@@ -9,10 +9,12 @@ in poseval's layout. Then times, in this one run:
 * poseval (when ``--poseval-python`` is given): ``load_data_dir`` + ``evaluateAP`` in a subprocess with that
   interpreter (timed inside it, so interpreter start-up is excluded), once; its Total AP is compared.
 
+With ``--tracking`` both also compute MOTA (poseval's ``evaluateTracking``; slow, so use fewer videos).
+
     uv run python benchmarks/eval_vs_poseval.py                                   # ours vs JSON only
     uv run python benchmarks/eval_vs_poseval.py --poseval-python /path/to/env/bin/python \
         --poseval-path /path/to/poseval-checkout                                  # + poseval
-    uv run python benchmarks/eval_vs_poseval.py --videos 20                       # smaller set
+    uv run python benchmarks/eval_vs_poseval.py --videos 20 --tracking ...        # smaller set, with MOTA
 """
 
 from __future__ import annotations
@@ -36,12 +38,19 @@ _glob = glob.glob
 glob.glob = lambda pattern, *a, **k: sorted(_glob(pattern, *a, **k))  # name order, as posetrack-eval (ties)
 from poseval import eval_helpers
 from poseval.evaluateAP import evaluateAP
-import tempfile
+from poseval.evaluateTracking import evaluateTracking
+import copy, tempfile
 start = time.perf_counter()
+out = {}
 with contextlib.redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp:
     g, p = eval_helpers.load_data_dir(["", sys.argv[1], sys.argv[2]])
+    if sys.argv[3] == "1":
+        g2, p2 = copy.deepcopy(g), copy.deepcopy(p)
     ap, _, _ = evaluateAP(g, p, tmp, False, False)
-print(json.dumps({"seconds": time.perf_counter() - start, "total_ap": float(ap[15, 0])}))
+    if sys.argv[3] == "1":
+        out["total_mota"] = float(evaluateTracking(g2, p2, tmp, False, False)["mota"][0, 15])
+out.update(seconds=time.perf_counter() - start, total_ap=float(ap[15, 0]))
+print(json.dumps(out))
 """
 
 NAMES = [
@@ -129,6 +138,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--poseval-python", help="interpreter that can import poseval (skip the comparison without)")
     parser.add_argument("--poseval-path", default="", help="folder to put on PYTHONPATH for that interpreter")
+    parser.add_argument("--tracking", action="store_true", help="also compute MOTA on both sides")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,22 +147,27 @@ def main() -> None:
         size_mb = sum(p.stat().st_size for p in Path(tmp).rglob("*.json")) / 2**20
         print(f"data: {args.videos} videos, {poses} GT poses (+ as many predictions), {size_mb:.0f} MiB of JSON")
         t_json, _ = _best(lambda: _parse_all(gt, pred), args.repeat)
-        t_ours, result = _best(lambda: evaluate(gt, pred), args.repeat)
+        t_ours, result = _best(lambda: evaluate(gt, pred, tracking=args.tracking), args.repeat)
         print(f"json.load only      : {t_json:8.2f} s")
         print(f"posetrack-eval      : {t_ours:8.2f} s   ({t_ours / t_json:.2f}x JSON parse time)")
         print(f"posetrack-eval Total AP: {result.ap['Total']:.6f}")
+        if args.tracking:
+            print(f"posetrack-eval Total MOTA: {result.mota['Total']:.6f}")
         if not args.poseval_python:
             print("poseval: skipped (no --poseval-python)")
             return
         env = {**os.environ, "PYTHONPATH": args.poseval_path}
-        done = subprocess.run([args.poseval_python, "-c", POSEVAL_TIMER, str(gt), str(pred) + "/"],
-                              capture_output=True, text=True, env=env, check=True)  # fmt: skip
+        command = [args.poseval_python, "-c", POSEVAL_TIMER, str(gt), str(pred) + "/", str(int(args.tracking))]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         ref = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             f"poseval             : {ref['seconds']:8.2f} s   (posetrack-eval is {ref['seconds'] / t_ours:.1f}x faster)"
         )
         diff = abs(ref["total_ap"] - result.ap["Total"])
         print(f"poseval Total AP       : {ref['total_ap']:.6f} (difference {diff:.2e})")
+        if args.tracking:
+            diff = abs(ref["total_mota"] - result.mota["Total"])
+            print(f"poseval Total MOTA     : {ref['total_mota']:.6f} (difference {diff:.2e})")
 
 
 if __name__ == "__main__":

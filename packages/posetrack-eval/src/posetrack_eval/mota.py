@@ -61,62 +61,74 @@ class _Accumulator:
         self.misses = self.switches = self.false_positives = self.matches = 0
         self.distance_sum = 0.0
 
-    def update(self, oids: list[int], hids: list[int], dists: npt.NDArray[np.float64]) -> None:
+    def update(self, oids: list[int], hids: list[int], dists: list[list[float]]) -> None:
+        """One frame: ``dists[i][j]`` is the distance of object i to hypothesis j, NaN if they may not match.
+
+        Plain Python on lists: frames hold a handful of persons, where numpy's per-call cost dominates.
+        Hypothesis ids are unique within a frame (checked when loading).
+        """
         no, nh = len(oids), len(hids)
-        finite = np.isfinite(dists)
-        if not finite.any():
+        # motmetrics records every finite distance as a RAW event; poseval sums 'D' over all events
+        raw = [d for row in dists for d in row if d == d]
+        if not raw:
             self.misses += no
             self.false_positives += nh
             return
-        # motmetrics records every finite distance as a RAW event; poseval sums 'D' over all events
-        self.distance_sum += float(dists[finite].sum())
+        self.distance_sum += math.fsum(raw)
         o_done = [False] * no
         h_done = [False] * nh
+        column_of = {h: j for j, h in enumerate(hids)}
         for i, o in enumerate(oids):
             if o not in self.m:
                 continue
-            hprev = self.m[o]
-            j = next((j for j in range(nh) if not h_done[j] and hids[j] == hprev), None)
-            if j is not None and finite[i, j]:
+            j = column_of.get(self.m[o])
+            if j is not None and not h_done[j] and dists[i][j] == dists[i][j]:
+                h = hids[j]
                 o_done[i] = h_done[j] = True
                 self.matches += 1
-                self.distance_sum += float(dists[i, j])
+                self.distance_sum += dists[i][j]
                 self.last_match.add(o)
-                self.hyp_history.add(hids[j])
-        costs = dists.copy()
+                self.hyp_history.add(h)
+        open_rows = [i for i in range(no) if not o_done[i]]
+        open_cols = [j for j in range(nh) if not h_done[j]]
+        if any(dists[i][j] == dists[i][j] for i in open_rows for j in open_cols):
+            self._assign(oids, hids, dists, o_done, h_done)
+        self.misses += no - sum(o_done)
+        self.false_positives += nh - sum(h_done)
+
+    def _assign(self, oids, hids, dists, o_done, h_done) -> None:
+        """Step 2 of motmetrics: minimum-cost assignment of what step 1 left, SWITCH when an object changes."""
+        costs = np.array(dists, dtype=np.float64).reshape(len(oids), len(hids))
         costs[np.array(o_done, dtype=bool), :] = np.nan
         costs[:, np.array(h_done, dtype=bool)] = np.nan
         valid = np.isfinite(costs)
-        if valid.any():
-            # motmetrics' scipy path: unassignable pairs get a cost no optimum can choose
-            if not valid.all():
-                large = 2 * min(costs.shape) * (np.abs(costs[valid]).max() + 1) + 1
-                costs_lsa = np.where(valid, costs, large)
+        # motmetrics' scipy path: unassignable pairs get a cost no optimum can choose
+        if not valid.all():
+            large = 2 * min(costs.shape) * (np.abs(costs[valid]).max() + 1) + 1
+            costs_lsa = np.where(valid, costs, large)
+        else:
+            costs_lsa = costs
+        for i, j in zip(*linear_sum_assignment(costs_lsa), strict=True):
+            if not valid[i, j]:
+                continue
+            o, h, d = oids[i], hids[j], float(costs[i, j])
+            is_switch = o in self.m and self.m[o] != h
+            if is_switch and h not in self.hyp_history:
+                self.distance_sum += d  # ASCEND event
+            if h in self.res_m and self.res_m[h] != o:
+                if o not in self.last_match:
+                    self.distance_sum += d  # MIGRATE event
+                self.distance_sum += d  # TRANSFER event
+            self.hyp_history.add(h)
+            self.last_match.add(o)
+            if is_switch:
+                self.switches += 1
             else:
-                costs_lsa = costs
-            for i, j in zip(*linear_sum_assignment(costs_lsa), strict=True):
-                if not valid[i, j]:
-                    continue
-                o, h, d = oids[i], hids[j], float(costs[i, j])
-                is_switch = o in self.m and self.m[o] != h
-                if is_switch and h not in self.hyp_history:
-                    self.distance_sum += d  # ASCEND event
-                if h in self.res_m and self.res_m[h] != o:
-                    if o not in self.last_match:
-                        self.distance_sum += d  # MIGRATE event
-                    self.distance_sum += d  # TRANSFER event
-                self.hyp_history.add(h)
-                self.last_match.add(o)
-                if is_switch:
-                    self.switches += 1
-                else:
-                    self.matches += 1
-                self.distance_sum += d
-                o_done[i] = h_done[j] = True
-                self.m[o] = h
-                self.res_m[h] = o
-        self.misses += no - sum(o_done)
-        self.false_positives += nh - sum(h_done)
+                self.matches += 1
+            self.distance_sum += d
+            o_done[i] = h_done[j] = True
+            self.m[o] = h
+            self.res_m[h] = o
 
 
 def sequence_mot_counts(match: SequenceMatch) -> MotCounts:
@@ -135,16 +147,18 @@ def sequence_mot_counts(match: SequenceMatch) -> MotCounts:
                 acc.false_positives += 1
             continue
         block = match.dist[match.pair_ptr[k] : match.pair_ptr[k + 1]].reshape(p1 - p0, g1 - g0, NUM_EVAL_JOINTS)
-        gt_has, pr_has = gts.has[g0:g1], prs.has[p0:p1]
+        # per joint: [GT][prediction] distances of correct joints, NaN elsewhere (poseval's MOT input)
+        correct = np.where(block <= DIST_THRESHOLD, block, np.nan).transpose(2, 1, 0).tolist()
+        gt_has, pr_has = gts.has[g0:g1].T.tolist(), prs.has[p0:p1].T.tolist()
         for j, acc in enumerate(accumulators):
-            gi = np.flatnonzero(gt_has[:, j])
-            pi = np.flatnonzero(pr_has[:, j])
-            if len(gi) == 0 or len(pi) == 0:
+            gi = [i for i, has in enumerate(gt_has[j]) if has]
+            pi = [i for i, has in enumerate(pr_has[j]) if has]
+            if not gi or not pi:
                 acc.misses += len(gi)
                 acc.false_positives += len(pi)
                 continue
-            dists = block[pi][:, gi, j].T
-            dists = np.where(dists <= DIST_THRESHOLD, dists, np.nan)
+            rows = correct[j]
+            dists = [[rows[g][p] for p in pi] for g in gi]
             acc.update([gt_tracks[g0 + i] for i in gi], [pr_tracks[p0 + i] for i in pi], dists)
     for j, acc in enumerate(accumulators):
         counts.misses[j] = acc.misses

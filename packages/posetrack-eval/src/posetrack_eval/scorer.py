@@ -141,7 +141,10 @@ def evaluate(
     sequences: dict[str, EvalResult] = {}
     num_frames = 0
     files = ground_truth_files(gt_path)
-    bar = tqdm(total=len(files), desc="posetrack-eval", unit="file", disable=not progress or len(files) < 2)
+    # disable=None: tqdm hides itself when stderr is not a terminal
+    bar = tqdm(
+        total=len(files), desc="posetrack-eval", unit="file", disable=True if not progress or len(files) < 2 else None
+    )
     for gt_seq in iter_ground_truth(gt_path):
         if protocol == "pt21" and gt_seq.annolist:
             raise PoseTrackFormatError(
