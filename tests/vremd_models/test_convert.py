@@ -9,6 +9,8 @@ from tests.vremd_models.vitpose_checkpoints import (
     HEADS,
     IMAGE,
     D,
+    mmpose1_forward,
+    mmpose1_state_dict,
     mmpose_forward,
     mmpose_state_dict,
     transformers_forward,
@@ -35,6 +37,7 @@ def _config(**overrides) -> VREMDConfig:
 
 LAYOUTS = {
     "mmpose": (mmpose_state_dict, mmpose_forward),
+    "mmpose1": (mmpose1_state_dict, mmpose1_forward),
     "transformers": (transformers_state_dict, transformers_forward),
 }
 
@@ -104,6 +107,17 @@ def test_position_embedding_is_resized_when_the_grid_differs():
         convert_vitpose_state_dict(mmpose_state_dict(grid=(4, 5)), grid_size=GRID)
     named = convert_vitpose_state_dict(mmpose_state_dict(grid=(4, 5)), grid_size=GRID, source_grid=(4, 5))
     assert named.state_dict["backbone.vit.pos_embed"].shape == (1, 12, D)
+
+
+def test_mmpose1_position_embedding_has_no_class_slot_and_drops_a_pretraining_one():
+    state_dict = mmpose1_state_dict()
+    converted = convert_vitpose_state_dict(state_dict, grid_size=GRID)
+    assert torch.equal(converted.state_dict["backbone.vit.pos_embed"], state_dict["backbone.pos_embed"])
+    pretraining = mmpose1_state_dict(grid=(6, 6), class_slot=True)  # 1 + 36 positions, as an MAE checkpoint
+    pretraining["backbone.pos_embed"][:, 0] = 100.0  # the class slot must not leak into the patches
+    pretraining["backbone.pos_embed"][:, 1:] = 1.0
+    resized = convert_vitpose_state_dict(pretraining, grid_size=GRID).state_dict["backbone.vit.pos_embed"]
+    torch.testing.assert_close(resized, torch.ones(1, 12, D))
 
 
 def test_depth_mismatch_is_a_readable_strict_error():

@@ -162,3 +162,51 @@ def transformers_forward(sd, image):
         )
     x = F.layer_norm(x, (D,), sd["backbone.layernorm.weight"], sd["backbone.layernorm.bias"], eps=1e-6)
     return _simple_head(x, sd["head.conv.weight"], sd["head.conv.bias"])  # fmt: skip
+
+
+def mmpose1_state_dict(grid=GRID, depth=DEPTH, head="simple", D=D, class_slot=False) -> dict[str, torch.Tensor]:
+    """mmpose 1.x ViTPose: mmpretrain VisionTransformer (with_cls_token=False) + HeatmapHead."""
+    sd = {
+        "backbone.patch_embed.projection.weight": _rand(D, 3, 16, 16),
+        "backbone.patch_embed.projection.bias": _rand(D),
+        "backbone.pos_embed": _rand(1, grid[0] * grid[1] + int(class_slot), D),
+        "backbone.ln1.weight": 1 + _rand(D),
+        "backbone.ln1.bias": _rand(D),
+    }
+    for i in range(depth):
+        p = f"backbone.layers.{i}."
+        sd |= {
+            p + "ln1.weight": 1 + _rand(D), p + "ln1.bias": _rand(D),
+            p + "attn.qkv.weight": _rand(3 * D, D), p + "attn.qkv.bias": _rand(3 * D),
+            p + "attn.proj.weight": _rand(D, D), p + "attn.proj.bias": _rand(D),
+            p + "ln2.weight": 1 + _rand(D), p + "ln2.bias": _rand(D),
+            p + "ffn.layers.0.0.weight": _rand(4 * D, D), p + "ffn.layers.0.0.bias": _rand(4 * D),
+            p + "ffn.layers.1.weight": _rand(D, 4 * D), p + "ffn.layers.1.bias": _rand(D),
+        }  # fmt: skip
+    if head == "simple":
+        sd |= {"head.final_layer.weight": _rand(J, D, 3, 3), "head.final_layer.bias": _rand(J)}
+    elif head == "classic":
+        sd |= {"head.deconv_layers.0.weight": _rand(D, 256, 4, 4)} | _batchnorm("head.deconv_layers.1.", 256)
+        sd |= {"head.deconv_layers.3.weight": _rand(256, 256, 4, 4)} | _batchnorm("head.deconv_layers.4.", 256)
+        sd |= {"head.final_layer.weight": _rand(J, 256, 1, 1), "head.final_layer.bias": _rand(J)}
+    return sd
+
+
+def mmpose1_forward(sd, image):
+    b = "backbone."
+    x = F.conv2d(
+        image, sd[b + "patch_embed.projection.weight"], sd[b + "patch_embed.projection.bias"], stride=16, padding=2
+    )
+    x = x.flatten(2).transpose(1, 2) + sd[b + "pos_embed"]
+    for i in range(DEPTH):
+        p = f"backbone.layers.{i}."
+        h = F.layer_norm(x, (D,), sd[p + "ln1.weight"], sd[p + "ln1.bias"], eps=1e-6)
+        B, N, _ = h.shape
+        qkv = F.linear(h, sd[p + "attn.qkv.weight"], sd[p + "attn.qkv.bias"]).reshape(B, N, 3, HEADS, -1)
+        q, k, v = (qkv[:, :, s].reshape(B, N, -1) for s in range(3))
+        x = x + F.linear(_attention(h, q, k, v), sd[p + "attn.proj.weight"], sd[p + "attn.proj.bias"])
+        h = F.layer_norm(x, (D,), sd[p + "ln2.weight"], sd[p + "ln2.bias"], eps=1e-6)
+        h = F.gelu(F.linear(h, sd[p + "ffn.layers.0.0.weight"], sd[p + "ffn.layers.0.0.bias"]))
+        x = x + F.linear(h, sd[p + "ffn.layers.1.weight"], sd[p + "ffn.layers.1.bias"])
+    x = F.layer_norm(x, (D,), sd[b + "ln1.weight"], sd[b + "ln1.bias"], eps=1e-6)
+    return _simple_head(x, sd["head.final_layer.weight"], sd["head.final_layer.bias"])

@@ -1,7 +1,7 @@
 """Convert ViTPose checkpoints (mmpose or transformers key layout) into VREMD's backbone and H_m head.
 
 nanoGPT-style explicit conversion: a key map per layout, every checkpoint key either consumed or reported, every
-shape checked. Two layouts are understood:
+shape checked. Three layouts are understood:
 
 - ``"mmpose"``: the ViTPose repository (mmpose 0.x) ``TopDown`` models, e.g. ``vitpose-l.pth``:
   ``backbone.patch_embed.proj``, ``backbone.pos_embed`` (with a class slot), ``backbone.blocks.{i}.attn.qkv``,
@@ -10,9 +10,14 @@ shape checked. Two layouts are understood:
 - ``"transformers"``: ``VitPoseForPoseEstimation``: ``backbone.embeddings.*``,
   ``backbone.encoder.layer.{i}.attention.attention.{query,key,value}`` (fused here into one ``qkv``),
   ``backbone.layernorm``, head ``head.conv`` (simple) or ``head.deconv1`` ... (classic).
+- ``"mmpose1"``: mmpose 1.x ViTPose configs, whose backbone is mmpretrain's ``VisionTransformer``:
+  ``backbone.patch_embed.projection``, ``backbone.layers.{i}.{ln1,attn.qkv,attn.proj,ln2,ffn.layers.0.0,
+  ffn.layers.1}``, final norm ``backbone.ln1``, head ``head.final_layer`` (simple) or ``head.deconv_layers``.
 
-Both keep a class slot in the position embedding that ViTPose adds to every patch token
+The first two keep a class slot in the position embedding that ViTPose adds to every patch token
 (``pos_embed[:, 1:] + pos_embed[:, :1]``); it is folded in here because the timm backbone has no class token.
+mmpose 1.x stores no class slot (``with_cls_token=False``) and drops one found in a pretraining checkpoint, as
+mmpretrain does.
 
 CLI (:mod:`vremd_models.cli`): ``vremd-convert-vitpose vitpose-l.pth runs/vremd-vitl-init [--head]``.
 """
@@ -42,7 +47,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Layout = Literal["mmpose", "transformers"]
+Layout = Literal["mmpose", "transformers", "mmpose1"]
 
 BACKBONE_PREFIX = "backbone.vit."
 HEAD_PREFIX = "motion_head.conv."
@@ -55,6 +60,14 @@ _MMPOSE_BLOCK = {
     "norm2": "norm2",
     "mlp.fc1": "mlp.fc1",
     "mlp.fc2": "mlp.fc2",
+}
+_MMPOSE1_BLOCK = {
+    "ln1": "norm1",
+    "attn.qkv": "attn.qkv",
+    "attn.proj": "attn.proj",
+    "ln2": "norm2",
+    "ffn.layers.0.0": "mlp.fc1",
+    "ffn.layers.1": "mlp.fc2",
 }
 _TRANSFORMERS_BLOCK = {
     "layernorm_before": "norm1",
@@ -175,11 +188,14 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> tuple[Layout, str]:
     for key in state_dict:
         if key.endswith("blocks.0.attn.qkv.weight"):
             return "mmpose", key[: -len("blocks.0.attn.qkv.weight")]
+        if key.endswith("layers.0.attn.qkv.weight"):
+            return "mmpose1", key[: -len("layers.0.attn.qkv.weight")]
         if key.endswith("encoder.layer.0.attention.attention.query.weight"):
             return "transformers", key[: -len("encoder.layer.0.attention.attention.query.weight")]
     raise ValueError(
-        "not a ViTPose state dict: found neither mmpose keys ('...blocks.0.attn.qkv.weight') nor transformers "
-        f"keys ('...encoder.layer.0.attention.attention.query.weight'); first keys: {sorted(state_dict)[:5]}"
+        "not a ViTPose state dict: found none of the mmpose keys ('...blocks.0.attn.qkv.weight', mmpose 1.x "
+        "'...layers.0.attn.qkv.weight') or transformers keys ('...encoder.layer.0.attention.attention.query.weight');"
+        f" first keys: {sorted(state_dict)[:5]}"
     )
 
 
@@ -193,7 +209,7 @@ def convert_vitpose_state_dict(
     """Rename a ViTPose state dict to VREMD keys; fold the class slot into and resize the position embedding.
 
     Args:
-        state_dict: mmpose- or transformers-layout tensors (as from :func:`load_vitpose_checkpoint`).
+        state_dict: mmpose-, mmpose 1.x- or transformers-layout tensors (as from :func:`load_vitpose_checkpoint`).
         grid_size: The target token grid (H, W) (``VREMDConfig.grid_size``).
         include_head: Also convert ViTPose's simple-decoder head into ``motion_head.conv``. Without it, head
             keys are reported as skipped. A classic (deconvolution) head cannot be converted.
@@ -221,6 +237,13 @@ def convert_vitpose_state_dict(
         put("norm.weight", take("last_norm.weight"))
         put("norm.bias", take("last_norm.bias"))
         block_keys, block_map = "blocks", _MMPOSE_BLOCK
+    elif layout == "mmpose1":
+        put("patch_embed.proj.weight", take("patch_embed.projection.weight"))
+        put("patch_embed.proj.bias", take("patch_embed.projection.bias"))
+        pos_embed = take("pos_embed")
+        put("norm.weight", take("ln1.weight"))
+        put("norm.bias", take("ln1.bias"))
+        block_keys, block_map = "layers", _MMPOSE1_BLOCK
     else:
         put("patch_embed.proj.weight", take("embeddings.patch_embeddings.projection.weight"))
         put("patch_embed.proj.bias", take("embeddings.patch_embeddings.projection.bias"))
@@ -246,10 +269,11 @@ def convert_vitpose_state_dict(
                             remaining[f"{prefix}{source}attention.attention.{p}.{kind}"] = t
 
     if pos_embed is not None:
-        put("pos_embed", _fold_pos_embed(pos_embed, grid_size, source_grid))
+        put("pos_embed", _fold_pos_embed(pos_embed, grid_size, source_grid, class_slot=layout != "mmpose1"))
 
     head_keys = sorted(k for k in remaining if _is_head_key(k, layout))
-    simple = {"mmpose": "keypoint_head.final_layer.", "transformers": "head.conv."}[layout]
+    simple = {"mmpose": "keypoint_head.final_layer.", "transformers": "head.conv.", "mmpose1": "head.final_layer."}
+    simple = simple[layout]
     classic = any(not k.startswith(simple) for k in head_keys)
     if include_head:
         if classic or not head_keys:
@@ -300,16 +324,26 @@ def _block_indices(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[
 
 
 def _is_head_key(key: str, layout: Layout) -> bool:
-    return key.startswith("keypoint_head.") if layout == "mmpose" else key.startswith("head.")
+    return key.startswith("keypoint_head.") if layout == "mmpose" else key.startswith("head.")  # transformers, 1.x
+
+
+def _is_grid(num_positions: int, grid_size: tuple[int, int]) -> bool:
+    return num_positions == grid_size[0] * grid_size[1] or round(num_positions**0.5) ** 2 == num_positions
 
 
 def _fold_pos_embed(
-    pos_embed: torch.Tensor, grid_size: tuple[int, int], source_grid: tuple[int, int] | None
+    pos_embed: torch.Tensor, grid_size: tuple[int, int], source_grid: tuple[int, int] | None, *, class_slot: bool
 ) -> torch.Tensor:
-    # ViTPose: x + pos_embed[:, 1:] + pos_embed[:, :1]; the class slot is a bias shared by all tokens.
     if pos_embed.ndim != 3 or pos_embed.shape[0] != 1:
-        raise ValueError(f"pos_embed must be (1, 1 + N, D), got {tuple(pos_embed.shape)}")
-    patches = pos_embed[:, 1:] + pos_embed[:, :1]
+        raise ValueError(f"pos_embed must be (1, N or 1 + N, D), got {tuple(pos_embed.shape)}")
+    num = pos_embed.shape[1]
+    if class_slot:
+        # ViTPose: x + pos_embed[:, 1:] + pos_embed[:, :1]; the class slot is a bias shared by all tokens.
+        patches = pos_embed[:, 1:] + pos_embed[:, :1]
+    elif source_grid is None and not _is_grid(num, grid_size) and _is_grid(num - 1, grid_size):
+        patches = pos_embed[:, 1:]  # mmpretrain drops an unused class slot (pretraining checkpoints)
+    else:
+        patches = pos_embed
     num_source = patches.shape[1]
     if source_grid is None:
         side = round(num_source**0.5)
