@@ -5,68 +5,17 @@ import math
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posetrack_eval import PoseTrackFormatError, evaluate
-from posetrack_eval.io import MISSING_SCORE, iter_ground_truth, load_predictions, sequence_predictions
 
 
 @pytest.fixture(scope="module")
 def small_case(synth, tmp_path_factory):
     gt, pred = synth.write_case(tmp_path_factory.mktemp("small"), seed=3, num_sequences=1, frames=(4, 5))
     return json.loads(next(gt.glob("*.json")).read_text()), json.loads(next(pred.glob("*.json")).read_text())
-
-
-def test_pt17_and_pt18_ground_truth_load_alike(synth, tmp_path):
-    # the same generated video written in both formats (identical seeds give identical persons)
-    gt18, _ = synth.write_case(tmp_path / "a", seed=11, num_sequences=1, gt_format="pt18")
-    gt17, _ = synth.write_case(tmp_path / "b", seed=11, num_sequences=1, gt_format="pt17")
-    (seq18,), (seq17,) = list(iter_ground_truth(gt18)), list(iter_ground_truth(gt17))
-    assert seq18.annolist is False
-    assert seq17.annolist is True
-    np.testing.assert_array_equal(seq18.rect_count, seq17.rect_count)
-    assert sorted(seq18.regions) == sorted(seq17.regions)
-    # annolist rects without points are not persons, but still count as rects of their frame
-    assert len(seq17.persons.head) <= len(seq18.persons.head)
-
-
-def test_coco_scores_missing_or_empty_mean_no_score(small_case):
-    gt, pred = small_case
-    pred = json.loads(json.dumps(pred))
-    image_id = pred["images"][0]["id"]
-    kp = [100.0, 100.0, 1.0] * 17
-    pred["annotations"] = [
-        {"image_id": image_id, "keypoints": kp, "scores": [], "track_id": 0},
-        {"image_id": image_id, "keypoints": kp, "track_id": 1},
-        {"image_id": image_id, "keypoints": kp, "scores": [0.25] * 17, "track_id": 2},
-    ]
-    persons = sequence_predictions(pred, "pred.json", next(iter(_sequences(gt))))
-    assert (persons.score[:2] == MISSING_SCORE).all()
-    assert (persons.score[2] == 0.25).all()
-    assert persons.frame_ptr[:2].tolist() == [0, 3]
-
-
-def test_joint_written_as_zero_with_nonzero_v_is_present(small_case):
-    gt, pred = small_case
-    pred = json.loads(json.dumps(pred))
-    kp = [0.0] * 51
-    kp[2] = 1.0  # nose at (0, 0) with v = 1: poseval keeps it
-    kp[5 * 3 + 2] = 0.0  # left_shoulder (0, 0, 0): dropped
-    pred["annotations"] = [{"image_id": pred["images"][0]["id"], "keypoints": kp, "scores": [0.5] * 17}]
-    merged = load_predictions(pred)
-    gt_seq = next(iter(_sequences(gt)))
-    persons = merged.for_sequence(gt_seq)
-    assert persons.present[0].tolist() == [True] + [False] * 14
-
-
-def _sequences(gt: dict):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "000001_mpii_test.json"
-        path.write_text(json.dumps(gt))
-        yield from iter_ground_truth(path)
 
 
 @pytest.mark.parametrize(
