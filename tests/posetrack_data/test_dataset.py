@@ -132,6 +132,8 @@ def test_pt17_root_loads_with_converted_joints(tmp_path, pt17_frame):
 def test_pt21_root_keeps_person_id_and_skips_box_only_persons(tmp_path):
     kpts = [0.0] * 51
     kpts[15:18] = [5, 6, 1]
+    occluded = [0.0] * 51
+    occluded[27:30] = [9, 8, 0]  # x, y > 0 with v = 0: annotated for PT21's scorer
     content = {
         "images": [
             {"id": 7, "file_name": "images/val/000001_bonn_test/000000.jpg", "nframes": 2, "is_labeled": True,
@@ -141,6 +143,7 @@ def test_pt21_root_keeps_person_id_and_skips_box_only_persons(tmp_path):
         ],
         "annotations": [
             {"image_id": 7, "keypoints": kpts, "bbox": [1, 2, 30, 40], "track_id": 0, "person_id": 1234},
+            {"image_id": 7, "keypoints": occluded, "bbox": [20, 2, 30, 40], "track_id": 2, "person_id": 7},
             {"image_id": 7, "bbox": [40, 2, 20, 40], "track_id": 1, "person_id": 99},
         ],
     }  # fmt: skip
@@ -149,9 +152,11 @@ def test_pt21_root_keeps_person_id_and_skips_box_only_persons(tmp_path):
     ann.write_text(json.dumps(content))
     ds = load_posetrack(tmp_path, split="val", cache_dir=tmp_path / "cache")
     assert "person_id" in ds.features
-    assert len(ds) == 1
-    assert ds[0]["person_id"] == 1234
+    assert len(ds) == 2
+    assert ds["person_id"] == [1234, 7]
     assert ds[0]["keypoints"][5] == [5, 6, 1]
+    assert ds[1]["keypoints"][9] == [9, 8, 1]
+    assert ds[1]["keypoint_visibility"][9] == 0
 
 
 def test_zero_area_gt_boxes_are_dropped(tmp_path):

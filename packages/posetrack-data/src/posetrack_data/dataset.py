@@ -10,6 +10,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import numpy.typing as npt
 from datasets.exceptions import DatasetGenerationError
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
@@ -34,11 +35,11 @@ __all__ = ["dataset_features", "load_posetrack"]
 logger = logging.getLogger(__name__)
 
 # Bump when the rows produced for the same files change, so that old cache entries are not reused.
-_ROW_FORMAT = 1
+_ROW_FORMAT = 2
 
 
 def dataset_features(num_frames: int = 3, *, version: Version = "2018") -> datasets.Features:
-    """The explicit `Features` of `load_posetrack` rows (`person_id` only for PoseTrack21)."""
+    """The explicit `Features` of `load_posetrack` rows (PoseTrack21 adds `person_id`, `keypoint_visibility`)."""
     features = {
         "video": datasets.Value("string"),
         "file_name": datasets.Value("string"),
@@ -56,6 +57,7 @@ def dataset_features(num_frames: int = 3, *, version: Version = "2018") -> datas
     }
     if version == "2021":
         features["person_id"] = datasets.Value("int32")
+        features["keypoint_visibility"] = datasets.List(datasets.Value("float32"), length=NUM_JOINTS)
     return datasets.Features(features)
 
 
@@ -189,19 +191,21 @@ def _generate_rows(plan: _Plan) -> Iterator[dict]:
             }
             if plan.version == "2021":
                 base["person_id"] = -1
+                base["keypoint_visibility"] = np.zeros(NUM_JOINTS, np.float32)
             if detections is not None:
                 for det in by_image.get(frame.image_id, ()):
                     yield base | _detection_row(det)
                 continue
             for person in frame.persons:
-                if not person.has_keypoints:
+                keypoints = _pt21_keypoints(person.keypoints) if plan.version == "2021" else person.keypoints
+                if not (keypoints[:, 2] > 0).any():
                     continue
-                bbox = person.bbox if person.bbox is not None else joint_box(person.keypoints)
+                bbox = person.bbox if person.bbox is not None else joint_box(keypoints)
                 if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
                     dropped += 1
                     continue
                 row = base | {
-                    "keypoints": person.keypoints,
+                    "keypoints": keypoints,
                     "bbox": list(bbox),
                     "track_id": person.track_id,
                     "box_score": 1.0,
@@ -209,9 +213,20 @@ def _generate_rows(plan: _Plan) -> Iterator[dict]:
                 }
                 if plan.version == "2021":
                     row["person_id"] = person.person_id
+                    row["keypoint_visibility"] = person.keypoints[:, 2]
                 yield row
     if dropped:
         logger.warning("dropped %d annotated persons whose box has zero area (see `posetrack-data check`)", dropped)
+
+
+def _pt21_keypoints(keypoints: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    # PT21 recodes visibility for occlusions (the exact coding is not documented) and its scorer counts
+    # a joint as annotated iff x > 0 and y > 0, ignoring v. Use the scorer's rule for v (so that
+    # training targets and evaluation agree); the raw flags stay in `keypoint_visibility`.
+    annotated = ((keypoints[:, 0] > 0) & (keypoints[:, 1] > 0)) | (keypoints[:, 2] > 0)
+    converted = keypoints.copy()
+    converted[:, 2] = annotated
+    return converted
 
 
 def _detection_row(det: Detection) -> dict:
