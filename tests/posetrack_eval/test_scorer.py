@@ -159,3 +159,15 @@ def test_bad_arguments_raise(posetrack18_sample):
         evaluate(gt, [], protocol="pt21", tracking=True)
     with pytest.raises(TypeError, match="predictions must be"):
         evaluate(gt, 3)
+
+
+def test_pt21_needs_is_labeled(synth, tmp_path):
+    gt, pred = synth.write_case(tmp_path, seed=5, num_sequences=1, protocol="pt21")
+    path = next(gt.glob("*.json"))
+    data = json.loads(path.read_text())
+    del data["images"][2]["is_labeled"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(PoseTrackFormatError) as err:
+        evaluate(gt, pred, protocol="pt21")
+    assert err.value.field == "images[2].is_labeled"
+    assert evaluate(gt, pred).num_frames > 0  # poseval does not read the flag

@@ -223,6 +223,7 @@ def coco_ground_truth(data: dict[str, Any], source: str, default_name: str) -> l
                 persons=persons,
                 rect_count=np.diff(persons.frame_ptr),
                 labeled=np.array([bool(images[i].get("is_labeled", False)) for i in frames], dtype=bool),
+                unflagged_frame=next((int(i) for i in frames if "is_labeled" not in images[i]), None),
                 image_ids=np.array([ids[i] for i in frames], dtype=np.int64),
                 file_names=[names[i] for i in frames],
                 regions=regions,

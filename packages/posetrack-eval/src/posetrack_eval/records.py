@@ -69,6 +69,7 @@ class GroundTruthSequence:
     file_names: list[str]
     regions: dict[int, list[npt.NDArray[np.float64]]]
     annolist: bool
+    unflagged_frame: int | None = None  # first frame without an ``is_labeled`` flag, if any
 
     @property
     def num_frames(self) -> int:

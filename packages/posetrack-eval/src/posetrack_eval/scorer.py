@@ -146,6 +146,9 @@ def evaluate(
         total=len(files), desc="posetrack-eval", unit="file", disable=True if not progress or len(files) < 2 else None
     )
     for gt_seq in iter_ground_truth(gt_path):
+        if protocol == "pt21" and gt_seq.unflagged_frame is not None:
+            field = f"images[{gt_seq.unflagged_frame}].is_labeled"
+            raise PoseTrackFormatError(gt_seq.source, field, "missing (the pt21 protocol scores the flagged frames)")
         if protocol == "pt21" and gt_seq.annolist:
             raise PoseTrackFormatError(
                 gt_seq.source, "annolist", "the PoseTrack21 protocol reads PoseTrack18/21 JSON only"
