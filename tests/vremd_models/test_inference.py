@@ -148,6 +148,27 @@ def test_predict_without_flip_is_the_plain_forward_and_shift_moves_one_column():
     torch.testing.assert_close(predict_heatmaps(model, pixels), (plain + shifted) / 2)
 
 
+class _Wrapper(torch.nn.Module):
+    """Forwards calls to the wrapped module and has no ``.config``, like DistributedDataParallel."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def test_predict_takes_flip_pairs_for_a_wrapped_model():
+    model = _tiny_model()
+    pixels = torch.randn(1, 3, 3, 64, 48)
+    wrapped = _Wrapper(model)
+    expected = predict_heatmaps(model, pixels)
+    torch.testing.assert_close(predict_heatmaps(wrapped, pixels, flip_pairs=model.config.flip_pairs), expected)
+    no_pairs = predict_heatmaps(model, pixels, flip_pairs=())  # nothing swapped: only the mirror
+    assert not torch.allclose(no_pairs, expected)
+
+
 def test_predict_rejects_frames_without_a_time_axis():
     with pytest.raises(ValueError, match=r"pixel_values must be \(B, T, 3, H, W\)"):
         predict_heatmaps(_tiny_model(), torch.zeros(1, 3, 64, 48))

@@ -53,11 +53,13 @@ def predict_heatmaps(
     *,
     flip_test: bool = True,
     shift_flipped: bool = True,
+    flip_pairs: Sequence[tuple[int, int]] | None = None,
 ) -> torch.Tensor:
     """Heatmaps of the key frame, averaged with the prediction on the mirrored clip when ``flip_test``.
 
     The model is used as it is (call ``model.eval()`` first; ``from_pretrained`` already returns it in eval
-    mode). Its ``config.flip_pairs`` gives the joints to swap.
+    mode). Its ``config.flip_pairs`` gives the joints to swap unless ``flip_pairs`` is passed (needed for a
+    wrapper without ``.config``, such as ``DistributedDataParallel``).
 
     Args:
         model: A ``VREMD`` (anything with ``.config.flip_pairs`` whose call returns ``.heatmaps``).
@@ -66,6 +68,7 @@ def predict_heatmaps(
         shift_flipped: Shift the flipped-back heatmaps one column right before averaging (mmpose's
             ``shift_heatmap``): with ``stride``-pixel heatmap cells a mirrored crop lands ``(stride - 1) /
             stride`` of a heatmap pixel to the left, and one column is the nearest integer correction.
+        flip_pairs: Left/right joint pairs; default ``model.config.flip_pairs``.
 
     Shapes:
         pixel_values: Float[B, T, 3, H, W] -> Float[B, J, H_hm, W_hm]
@@ -75,7 +78,8 @@ def predict_heatmaps(
     heatmaps = model(pixel_values).heatmaps
     if not flip_test:
         return heatmaps
-    flipped = flip_heatmaps(model(pixel_values.flip(-1)).heatmaps, model.config.flip_pairs)
+    pairs = model.config.flip_pairs if flip_pairs is None else flip_pairs
+    flipped = flip_heatmaps(model(pixel_values.flip(-1)).heatmaps, pairs)
     if shift_flipped:
         flipped = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
     return (heatmaps + flipped) / 2
