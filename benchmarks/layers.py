@@ -113,9 +113,7 @@ def fwd_bwd_step(fn, layer, x, z, grid_size):
 
 
 def time_interleaved(steps, device, repeats):
-    """Median seconds per step; the steps take turns so that load from other processes hits all alike."""
-    for step in steps.values():
-        step()  # warm-up
+    """Median and best seconds per step; the steps take turns so that load from other processes hits all alike."""
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
@@ -124,25 +122,23 @@ def time_interleaved(steps, device, repeats):
             step()
             sync(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: (statistics.median(values), min(values)) for name, values in times.items()}
 
 
-def peak_memory(name, args):
-    """Memory of one forward + backward of a DCA variant beyond its inputs and weights, in bytes.
+def step_memory(step, device, known_tensors):
+    """Run ``step`` once (it doubles as the warm-up) and return the memory it needed beyond known tensors.
 
-    CUDA: the allocator's peak. CPU has no allocator statistics, so there it is the activation memory kept
-    for the backward pass (distinct storages saved by autograd, inputs and weights excluded), which is what
-    dominates training memory.
+    CUDA: the allocator's peak over what was allocated before. CPU has no allocator statistics, so there it is
+    the activation memory kept for the backward pass (distinct storages saved by autograd, ``known_tensors``
+    such as inputs and weights excluded), which is what dominates training memory.
     """
-    layer, x, z = make_dca(args)
-    step = fwd_bwd_step(VARIANTS[name], layer, x, z, (args.height, args.width))
-    if args.device == "cuda":
-        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
         step()
         return torch.cuda.max_memory_allocated() - before
-    known = {t.untyped_storage().data_ptr() for t in (x, z, *layer.parameters())}
+    known = {t.untyped_storage().data_ptr() for t in known_tensors}
     saved = {}
 
     def pack(tensor):
@@ -175,14 +171,16 @@ def bench_dca(args):
         f"{args.heads} heads, {args.points} points, {args.device}, {args.threads} threads, median of {args.repeats}"
     )
     steps = {name: fwd_bwd_step(fn, layer, x, z, grid_size) for name, fn in VARIANTS.items()}
+    peaks = {name: step_memory(step, args.device, [x, z, *layer.parameters()]) for name, step in steps.items()}
     seconds = time_interleaved(steps, args.device, args.repeats)
-    peaks = {name: peak_memory(name, args) for name in VARIANTS}
-    ours_time = seconds["vremd_layers DCA"]
+    ours_median, ours_best = seconds["vremd_layers DCA"]
     memory_label = "peak" if args.device == "cuda" else "saved for backward"
     for name in VARIANTS:
+        median, best = seconds[name]
         print(
-            f"  {name:20s} {seconds[name] * 1e3:9.1f} ms  {memory_label} {peaks[name] / 2**20:7.0f} MiB  "
-            f"ours is {seconds[name] / ours_time:.2f}x faster"
+            f"  {name:20s} median {median * 1e3:9.1f} ms (best {best * 1e3:9.1f})  "
+            f"{memory_label} {peaks[name] / 2**20:6.0f} MiB  "
+            f"ours is {median / ours_median:.2f}x faster (best: {best / ours_best:.2f}x)"
         )
 
 
@@ -205,10 +203,14 @@ def bench_attention(args):
         f"{args.attn_heads} heads, {device}, {dtype}"
     )
     steps = {layer.backend: (lambda layer=layer: layer(x).sum().backward()) for layer in (base, other)}
+    for step in steps.values():
+        step()  # warm-up
     seconds = time_interleaved(steps, device, args.repeats)
-    for name, value in seconds.items():
-        print(f"  {name:9s} {value * 1e3:9.1f} ms")
-    print(f"  {backends[1]} is {seconds[backends[0]] / seconds[backends[1]]:.2f}x faster than {backends[0]}")
+    for name, (median, best) in seconds.items():
+        print(f"  {name:9s} median {median * 1e3:9.1f} ms (best {best * 1e3:9.1f})")
+    ratio = seconds[backends[0]][0] / seconds[backends[1]][0]
+    best_ratio = seconds[backends[0]][1] / seconds[backends[1]][1]
+    print(f"  {backends[1]} is {ratio:.2f}x faster than {backends[0]} (best: {best_ratio:.2f}x)")
 
 
 def main():

@@ -159,12 +159,14 @@ class DeformableCrossAttention(nn.Module):
         H, W = _check_inputs(x, z, grid_size, self.dim)
         h, P = self.num_heads, self.num_points
         query = self.q(x)
+        # (B, N, C) -> (B, C, H, W) is a view in channels-last memory format; the convolution runs on it as is.
         guide = rearrange(torch.cat([query, self.z(z)], dim=-1), "b (hh ww) c -> b c hh ww", hh=H)
         guide = rearrange(self.offset_act(self.offset_conv(guide)), "b c hh ww -> b (hh ww) c")
         offsets = rearrange(self.offset_proj(guide), "b n (h p xy) -> b n h p xy", h=h, p=P)
         locations = _reference_points(H, W, offsets)[:, None, None, :] + offsets
         keys_values = rearrange(self.kv(x), "b (hh ww) (two h d) -> (b h) (two d) hh ww", hh=H, two=2, h=h)
-        sampled = _sample(keys_values, locations, H, W)  # ((B h), 2d, N, P): each head's keys then values
+        # One grid_sample for the keys and values of all heads and points: ((B h), 2d, N, P).
+        sampled = _sample(keys_values, locations, H, W)
         keys, values = rearrange(sampled, "bh (two d) n p -> two bh n p d", two=2)
         query = rearrange(query, "b n (h d) -> (b h) n 1 d", h=h)
         weights = ((query * query.shape[-1] ** -0.5) @ keys.transpose(-2, -1)).softmax(dim=-1)  # (B h), N, 1, P
