@@ -1,0 +1,176 @@
+"""train.py end to end on a tiny synthetic dataset: short run, exact resume, two gloo processes, bad frames.
+
+Each test runs train.py in a subprocess (as users do) at a tiny width and 64x48 input, so a run takes seconds.
+"""
+
+import collections
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from posetrack_data import generate_dataset, load_posetrack
+from vremd_models import VREMD
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_MODEL = (
+    "model.overrides={image_size: [64, 48], heatmap_size: [16, 12], backbone_dim: 32, backbone_depth: 1,"
+    " backbone_num_heads: 2, hidden_dim: 32, num_heads: 2, keypoint_head_hidden_dim: 32}"
+)
+TINY_DATA = ["data.synthetic_videos=5", "data.synthetic_frames=8", "data.synthetic_image_size=[160, 120]"]
+
+
+def _load_train():
+    spec = importlib.util.spec_from_file_location("vremd_train", ROOT / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vremd_train"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+train = _load_train()
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """A data cache holding the tiny synthetic dataset, generated once for the session."""
+    cache = tmp_path_factory.mktemp("data")
+    cfg = train.load_config(None, [*TINY_DATA, f"data.cache_dir={cache}"])
+    generate_dataset(
+        train.synthetic_root(cfg.data),
+        num_videos=cfg.data.synthetic_videos,
+        num_frames=cfg.data.synthetic_frames,
+        image_size=cfg.data.synthetic_image_size,
+        seed=cfg.data.synthetic_seed,
+        progress=False,
+    )
+    return cache
+
+
+def _run(tmp_path, *overrides, launcher=(sys.executable,), extra=(), env=None):
+    env = os.environ | {"OMP_NUM_THREADS": "1"} | (env or {})
+    command = [*launcher, str(ROOT / "train.py"), *extra, "--set", TINY_MODEL, *TINY_DATA, *overrides]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
+    run_dir = tmp_path / "runs" / "short"
+    result = _run(
+        tmp_path,
+        f"data.cache_dir={tmp_path / 'data'}",
+        "data.batch_size=8",
+        "schedule.max_steps=2",
+        f"run.output_dir={run_dir}",
+    )
+    assert "Generating the synthetic dataset" in result.stdout
+    for name in ("mean pose in the box", "untrained", "step 2"):
+        assert f"\n{name} " in result.stdout
+    assert "& Head & Shou & Elb  & Wri  & Hip  & Knee & Ankl & Total" in result.stdout
+
+    model = VREMD.from_pretrained(run_dir / "model")
+    assert model.config.image_size == (64, 48)
+    assert model.config.backbone_dim == 32
+    card = (run_dir / "model" / "README.md").read_text()
+    assert "mAP" in card
+    assert "mean pose in the box" in card
+
+    records = _records(run_dir)
+    assert "config" in records[0]
+    evals = [r for r in records if "val/Total" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    assert all(0.0 <= r["val/Total"] <= 100.0 for r in evals)
+    assert any("baseline_mean_pose/Total" in r for r in records)
+
+    resolved = train.load_config(run_dir / "config.yaml")
+    assert resolved.schedule.max_steps == 2
+    assert resolved.run.output_dir == str(run_dir)
+    state = json.loads((run_dir / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (2, 0, 2)
+    assert not list((run_dir / "checkpoints").glob(".partial*"))
+
+
+def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, cache_dir):
+    # 16 per batch on ~4 batches per epoch: the stop at step 2 is mid-epoch, and step 6 is in the next epoch.
+    common = [f"data.cache_dir={cache_dir}", "data.batch_size=16", "eval.baselines=false", "run.keep_checkpoints=1"]
+    _run(tmp_path, *common, "schedule.max_steps=6", f"run.output_dir={tmp_path / 'straight'}")
+    _run(tmp_path, *common, "schedule.max_steps=2", f"run.output_dir={tmp_path / 'stopped'}")
+    result = _run(tmp_path, "schedule.max_steps=6", extra=["--resume", str(tmp_path / "stopped")])
+    assert "resumed from" in result.stdout
+
+    straight = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    resumed = load_file(tmp_path / "stopped" / "model" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for key, tensor in straight.items():
+        assert tensor.equal(resumed[key]), key
+    stopped = json.loads((tmp_path / "stopped" / "checkpoints" / "step_00000006" / "trainer_state.json").read_text())
+    assert stopped["step"] == 6
+    assert stopped["epoch"] >= 1  # crossed an epoch boundary after resuming
+    assert len(list((tmp_path / "stopped" / "checkpoints").glob("step_*"))) == 1
+
+
+def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, cache_dir):
+    cfg = train.load_config(None, [*TINY_DATA, f"data.cache_dir={cache_dir}"])
+    root = train.synthetic_root(cfg.data)
+    val_rows = load_posetrack(root, split="val", detections=root / "person_detections" / "val.json")
+    val_batch = 3
+    assert len(val_rows) % (2 * val_batch) != 0  # the last batch is padded across processes
+    run_dir = tmp_path / "ddp"
+    # `accelerate launch --cpu --num_processes 2` starts one process unless MPI is set up; torchrun (the
+    # --multi_gpu launcher) with ACCELERATE_USE_CPU=1 starts two that join over gloo.
+    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2")
+    launcher += ("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")
+    result = _run(
+        tmp_path,
+        f"data.cache_dir={cache_dir}",
+        "data.batch_size=4",
+        f"data.val_batch_size={val_batch}",
+        "schedule.max_steps=2",
+        "eval.baselines=false",
+        f"run.output_dir={run_dir}",
+        launcher=launcher,
+        env={"ACCELERATE_USE_CPU": "1"},
+    )
+    assert "(2 process(es), cpu" in result.stdout
+    evals = [r for r in _records(run_dir) if "val/Total" in r]
+    assert [r["val/num_samples"] for r in evals] == [len(val_rows)]
+    predicted = collections.Counter()
+    for file in (run_dir / "predictions" / "latest").glob("*.json"):
+        predicted.update(person["image_id"] for person in json.loads(file.read_text())["annotations"])
+    assert predicted == collections.Counter(val_rows["image_id"])
+    state = json.loads((run_dir / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
+    assert state["step"] == 2
+    assert sorted(p.name for p in (run_dir / "checkpoints" / "step_00000002").glob("random_states_*")) == [
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
+
+
+def test_corrupt_frame_stops_with_its_name_before_any_checkpoint(tmp_path, cache_dir):
+    cfg = train.load_config(None, [*TINY_DATA, f"data.cache_dir={cache_dir}"])
+    root = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(train.synthetic_root(cfg.data)), str(root)], check=True)
+    for frame in (root / "images" / "train").rglob("*.jpg"):
+        frame.write_bytes(b"not a jpeg")
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(ROOT / "train.py"), "--set", TINY_MODEL, f"data.root={root}"]
+    command += ["eval.baselines=false", f"run.output_dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, check=False, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"train.py: error: {root / 'images' / 'train'}")
+    assert ".jpg: image: unreadable frame" in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
