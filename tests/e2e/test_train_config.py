@@ -99,7 +99,12 @@ def test_base_option_moves_an_ablation_onto_the_synthetic_default():
     cfg = train.load_config(ROOT / "configs/ablations/table4_hkme.yaml", base=ROOT / "configs/default.yaml")
     assert cfg.data.root is None
     assert cfg.model.preset == "vremd-tiny"
-    assert cfg.model.overrides == {"use_hkme": True, "use_bmd": False}
+    assert cfg.model.overrides == {
+        "image_size": [128, 96],
+        "heatmap_size": [32, 24],
+        "use_hkme": True,
+        "use_bmd": False,
+    }
 
 
 def test_set_overrides_with_and_without_section():
@@ -108,7 +113,7 @@ def test_set_overrides_with_and_without_section():
     )
     assert cfg.optimizer.lr == pytest.approx(1e-3)
     assert cfg.schedule.epochs == 30
-    assert cfg.model.overrides == {"use_bmd": False}
+    assert cfg.model.overrides == {"image_size": [128, 96], "heatmap_size": [32, 24], "use_bmd": False}
     assert cfg.data.scale == (0.7, 1.3)
     assert cfg.eval.refine == "dark"
     assert train.load_config(None, ["eval.refine=null"]).eval.refine is None
