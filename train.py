@@ -598,12 +598,14 @@ class TrainState:
     """Where the loop stands: saved in every checkpoint as ``trainer_state.json``.
 
     ``batch_in_epoch`` counts batches of the current epoch already trained (per process): the data position
-    that ``--resume`` skips to. ``history`` holds every evaluation's AP (on the main process).
+    that ``--resume`` skips to. ``evaluated_step`` is the step of the last validation (every process keeps it,
+    so all of them agree on whether to validate); ``history`` holds every evaluation's AP (main process).
     """
 
     epoch: int = 0
     batch_in_epoch: int = 0
     step: int = 0
+    evaluated_step: int | None = None
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
@@ -830,11 +832,6 @@ def gt_folder(cfg: Config, root: Path) -> Path:
     return root / ("posetrack_data" if pt21 else "annotations") / cfg.data.val_split
 
 
-def score(out_dir: Path, gt_dir: Path, protocol: str) -> EvalResult:
-    """posetrack-eval's mAP of the per-sequence prediction files in ``out_dir``."""
-    return evaluate(gt_dir, out_dir, protocol=protocol)
-
-
 def summary_table(history: list[dict[str, Any]]) -> str:
     """The AP rows of every evaluation so far, one line each (name, then the poseval columns)."""
     width = max(len(entry["name"]) for entry in history)
@@ -860,8 +857,8 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: Any
     val_loader: Any
-    val_rows: Any
-    train_rows: Any
+    val_rows: dict[str, list]
+    train_rows: dict[str, list]
 
 
 def validate(run: Run, state: TrainState, name: str) -> dict[str, Any]:
@@ -870,6 +867,7 @@ def validate(run: Run, state: TrainState, name: str) -> dict[str, Any]:
     model = accelerator.unwrap_model(run.model)
     index, coords, scores = predict_keypoints(model, run.val_loader, accelerator, run.cfg.eval, desc=f"eval {name}")
     entry: dict[str, Any] = {"name": name, "step": state.step, "epoch": state.epoch}
+    state.evaluated_step = state.step
     if accelerator.is_main_process:
         total = len(run.val_rows["video"])
         if len(np.unique(index)) != len(index) or len(index) != total:
@@ -890,7 +888,7 @@ def _score_predictions(run: Run, tag: str, index, coords, scores) -> dict[str, A
     out_dir = run.run_dir / "predictions" / tag
     shutil.rmtree(out_dir, ignore_errors=True)
     count = write_predictions(out_dir, run.val_rows, index, coords, scores, gt_dir)
-    result = score(out_dir, gt_dir, run.cfg.eval.protocol)
+    result: EvalResult = evaluate(gt_dir, out_dir, protocol=run.cfg.eval.protocol)
     _write_json(out_dir.with_name(f"{tag}.ap.json"), result.to_dict())
     return {"ap": {k: float(result.ap[k]) for k in AP_COLUMNS}, "num_samples": count, "table": format_table(result)}
 
@@ -927,18 +925,18 @@ def train(run: Run, state: TrainState) -> None:
             disable=not accelerator.is_main_process,
         )
         for batch in bar:
-            stepped = train_step(run, batch)
+            loss = train_step(run, batch)
             state.batch_in_epoch += 1
-            if not stepped:
+            if loss is None:
                 continue
             state.step += 1
             if state.step % cfg.run.log_every_steps == 0:
-                loss = accelerator.reduce(stepped, "mean").item()
+                mean_loss = accelerator.reduce(loss, "mean").item()
                 accelerator.log(
-                    {"train/loss": loss, "train/lr": run.scheduler.get_last_lr()[0], "train/epoch": state.epoch},
+                    {"train/loss": mean_loss, "train/lr": run.scheduler.get_last_lr()[0], "train/epoch": state.epoch},
                     step=state.step,
                 )
-                bar.set_postfix(loss=f"{loss:.3g}")
+                bar.set_postfix(loss=f"{mean_loss:.3g}")
             if max_steps is not None and state.step >= max_steps:
                 break
             if cfg.run.checkpoint_every_steps and state.step % cfg.run.checkpoint_every_steps == 0:
@@ -949,7 +947,7 @@ def train(run: Run, state: TrainState) -> None:
             if state.epoch % cfg.eval.every_epochs == 0 or state.epoch == cfg.schedule.epochs:
                 validate(run, state, f"epoch {state.epoch}")
         save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints)
-    if not state.history or state.history[-1]["step"] != state.step:
+    if state.evaluated_step != state.step:
         validate(run, state, f"step {state.step}")
 
 

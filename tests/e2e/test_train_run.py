@@ -132,30 +132,30 @@ def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, ca
     # --multi_gpu launcher) with ACCELERATE_USE_CPU=1 starts two that join over gloo.
     launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2")
     launcher += ("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")
+    # One full epoch: the run ends on the epoch's validation, which every process must agree to skip repeating.
     result = _run(
         tmp_path,
         f"data.cache_dir={cache_dir}",
-        "data.batch_size=4",
+        "data.batch_size=8",
         f"data.val_batch_size={val_batch}",
-        "schedule.max_steps=2",
-        "eval.baselines=false",
+        "schedule.epochs=1",
         f"run.output_dir={run_dir}",
         launcher=launcher,
         env={"ACCELERATE_USE_CPU": "1"},
     )
     assert "(2 process(es), cpu" in result.stdout
     evals = [r for r in _records(run_dir) if "val/Total" in r]
-    assert [r["val/num_samples"] for r in evals] == [len(val_rows)]
+    assert [r["val/num_samples"] for r in evals] == [len(val_rows), len(val_rows)]  # untrained, epoch 1
     predicted = collections.Counter()
     for file in (run_dir / "predictions" / "latest").glob("*.json"):
         predicted.update(person["image_id"] for person in json.loads(file.read_text())["annotations"])
     assert predicted == collections.Counter(val_rows["image_id"])
-    state = json.loads((run_dir / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
-    assert state["step"] == 2
-    assert sorted(p.name for p in (run_dir / "checkpoints" / "step_00000002").glob("random_states_*")) == [
-        "random_states_0.pkl",
-        "random_states_1.pkl",
-    ]
+    (checkpoint,) = (run_dir / "checkpoints").glob("step_*")
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert (state["epoch"], state["batch_in_epoch"]) == (1, 0)
+    train_rows = load_posetrack(root, split="train")
+    assert 0 < state["step"] <= len(train_rows) // (2 * 8)  # each process saw half of the epoch
+    assert sorted(p.name for p in checkpoint.glob("random_states_*")) == ["random_states_0.pkl", "random_states_1.pkl"]
 
 
 def test_corrupt_frame_stops_with_its_name_before_any_checkpoint(tmp_path, cache_dir):
