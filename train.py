@@ -39,7 +39,6 @@ import yaml
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
 from accelerate.utils import DataLoaderConfiguration, set_seed
-from huggingface_hub import ModelCard, ModelCardData
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
@@ -975,26 +974,25 @@ def save_model(run: Run, state: TrainState) -> Path:
     out = run.run_dir / "model"
     partial = run.run_dir / ".partial-model"
     shutil.rmtree(partial, ignore_errors=True)
-    run.accelerator.unwrap_model(run.model).save_pretrained(partial)
+    final_ap = state.history[-1]["ap"]
+    metrics = {f"{column} AP": f"{final_ap[column]:.1f}" for column in AP_COLUMNS}
+    # The model's own card (config, ablation flags, metrics) first, then how this run trained and scored.
+    run.accelerator.unwrap_model(run.model).save_pretrained(partial, model_card_kwargs={"metrics": metrics})
     _write_text(partial / "train_config.yaml", yaml.safe_dump(config_to_dict(run.cfg), sort_keys=False))
-    model_card(run.cfg, state).save(partial / "README.md")
+    card = partial / "README.md"
+    _write_text(card, card.read_text() + "\n" + training_section(run.cfg, state))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(partial, out)
     return out
 
 
-def model_card(cfg: Config, state: TrainState) -> ModelCard:
-    """A card with the AP table of every evaluation and the command that reproduces the run."""
+def training_section(cfg: Config, state: TrainState) -> str:
+    """The model card's training part: the AP table of every evaluation and the command that reproduces it."""
     dataset = f"PoseTrack{cfg.data.version or ''} {cfg.data.val_split}" if cfg.data.root else "VREMD synthetic val"
     final = state.history[-1]
-    data = ModelCardData(
-        library_name="vremd",
-        tags=["pose-estimation", "video", "posetrack", "vremd"],
-        metrics=["mAP"],
-    )
     boxes = "detector boxes" if cfg.eval.boxes == "detector" else "ground-truth boxes"
-    body = (
-        f"# VREMD ({cfg.model.preset})\n\n"
+    return (
+        f"## Training ({cfg.model.preset})\n\n"
         f"Trained with `train.py` for {state.step} steps ({state.epoch} epochs). Measured on {dataset} "
         f"({boxes}, flip test {'on' if cfg.eval.flip_test else 'off'}, posetrack-eval `{cfg.eval.protocol}`): "
         f"**mAP {final['ap']['Total']:.1f}**.\n\n"
@@ -1002,7 +1000,6 @@ def model_card(cfg: Config, state: TrainState) -> ModelCard:
         "Reproduce: `accelerate launch train.py --config train_config.yaml` (the resolved run config, in this "
         "folder).\n"
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
 # ---------------------------------------------------------------------------------------------- main

@@ -86,6 +86,8 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     card = (run_dir / "model" / "README.md").read_text()
     assert "mAP" in card
     assert "mean pose in the box" in card
+    assert "## Ablation flags" in card  # the model's own card is kept, the training section appended
+    assert "| Total AP |" in card
 
     records = _records(run_dir)
     assert "config" in records[0]
