@@ -144,22 +144,23 @@ def _coco_regions(image: dict[str, Any], source: str, where: str) -> list[npt.ND
     return polygons
 
 
+def _object_list(data: dict[str, Any], key: str, source: str) -> list[dict[str, Any]]:
+    """The list under ``key``, checked to hold objects."""
+    items = as_list(field_of(data, key, source, ""), source, key)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise PoseTrackFormatError(source, f"{key}[{i}]", f"expected an object, got {type(item).__name__}")
+    return items
+
+
 def coco_images(data: dict[str, Any], source: str) -> list[dict[str, Any]]:
     """The ``images`` list, checked to hold objects."""
-    images = as_list(field_of(data, "images", source, ""), source, "images")
-    for i, image in enumerate(images):
-        if not isinstance(image, dict):
-            raise PoseTrackFormatError(source, f"images[{i}]", f"expected an object, got {type(image).__name__}")
-    return images
+    return _object_list(data, "images", source)
 
 
 def coco_annotations(data: dict[str, Any], source: str) -> list[dict[str, Any]]:
     """The ``annotations`` list, checked to hold objects."""
-    anns = as_list(field_of(data, "annotations", source, ""), source, "annotations")
-    for i, ann in enumerate(anns):
-        if not isinstance(ann, dict):
-            raise PoseTrackFormatError(source, f"annotations[{i}]", f"expected an object, got {type(ann).__name__}")
-    return anns
+    return _object_list(data, "annotations", source)
 
 
 def _image_ids_and_names(images: list[dict[str, Any]], source: str) -> tuple[npt.NDArray[np.int64], list[str]]:
