@@ -1,7 +1,6 @@
 """train.py's run configs: the typed schema, YAML loading with one clear error, --set, and every file in configs/."""
 
 import dataclasses
-import importlib.util
 import re
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.e2e.train_script import train
 from vremd_models import VREMD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,17 +25,6 @@ TINY = {
     "num_heads": 2,
     "keypoint_head_hidden_dim": 32,
 }
-
-
-def _load_train():
-    spec = importlib.util.spec_from_file_location("vremd_train", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vremd_train"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-train = _load_train()
 
 
 def test_default_yaml_is_the_schema_default():

@@ -4,7 +4,6 @@ Each test runs train.py in a subprocess (as users do) at a tiny width and 64x48 
 """
 
 import collections
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 from safetensors.torch import load_file
 
 from posetrack_data import generate_dataset, load_posetrack
+from tests.e2e.train_script import train
 from vremd_models import VREMD
 
 pytestmark = pytest.mark.slow
@@ -25,17 +25,6 @@ TINY_MODEL = (
     " backbone_num_heads: 2, hidden_dim: 32, num_heads: 2, keypoint_head_hidden_dim: 32}"
 )
 TINY_DATA = ["data.synthetic_videos=5", "data.synthetic_frames=8", "data.synthetic_image_size=[160, 120]"]
-
-
-def _load_train():
-    spec = importlib.util.spec_from_file_location("vremd_train", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vremd_train"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-train = _load_train()
 
 
 @pytest.fixture(scope="session")
