@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -28,7 +29,7 @@ from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import VIDEO_SUFFIXES, FrameSequence, open_frames
 from vremd_models.predict.writer import PersonPose, PredictionWriter, sequence_document
 
-__all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run"]
+__all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -196,18 +197,28 @@ def quiet_ffmpeg() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `vremd-predict`; returns the exit status (1 for unusable input)."""
-    args = build_parser().parse_args(argv)
+def run_command(
+    prog: str,
+    argv: list[str] | None,
+    parser: argparse.ArgumentParser,
+    command: Callable[[argparse.Namespace], str],
+) -> int:
+    """Parse ``argv``, run ``command`` and print its summary; unusable input is one stderr line and status 1."""
+    args = parser.parse_args(argv)
     quiet_ffmpeg()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        summary = run(args)
+        summary = command(args)
     except PredictInputError as error:
-        print(f"vremd-predict: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
     print(summary)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `vremd-predict`; returns the exit status (1 for unusable input)."""
+    return run_command("vremd-predict", argv, build_parser(), run)
 
 
 if __name__ == "__main__":

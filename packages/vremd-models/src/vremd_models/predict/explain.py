@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from vremd_models.predict.cli import run_command
 from vremd_models.predict.detections import (
     bind_annotations,
     boxes_on_frame,
@@ -303,18 +304,7 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `vremd-explain`; returns the exit status (1 for unusable input)."""
-    from vremd_models.predict.cli import quiet_ffmpeg
-
-    args = build_parser().parse_args(argv)
-    quiet_ffmpeg()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = run(args)
-    except PredictInputError as error:
-        sys.stderr.write(f"vremd-explain: error: {error}\n")
-        return 1
-    sys.stdout.write(summary + "\n")
-    return 0
+    return run_command("vremd-explain", argv, build_parser(), run)
 
 
 if __name__ == "__main__":
