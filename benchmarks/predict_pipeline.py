@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posetrack_data.predictions import PersonPose
 from vremd_models.predict.frames import open_frames
 from vremd_models.predict.predictor import crop_person, frame_window
 from vremd_models.predict.render import JOINT_COLORS, draw_poses
-from vremd_models.predict.writer import PersonPose
 
 
 def write_frames(folder: Path, num_frames: int, size: tuple[int, int], seed: int) -> None:

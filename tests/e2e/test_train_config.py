@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from tests.e2e.train_script import train
+from training import config as train_config
+from training.model import build_optimizer, build_scheduler
+from training.trackers import build_trackers
 from vremd_models import VREMD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +31,8 @@ TINY = {
 
 
 def test_default_yaml_is_the_schema_default():
-    assert train.load_config(ROOT / "configs" / "default.yaml") == train.Config()
-    assert train.load_config(None) == train.Config()
+    assert train_config.load_config(ROOT / "configs" / "default.yaml") == train_config.Config()
+    assert train_config.load_config(None) == train_config.Config()
 
 
 def test_configs_folder_has_the_paper_matrix_and_ablations():
@@ -44,8 +47,8 @@ def test_configs_folder_has_the_paper_matrix_and_ablations():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
 def test_every_config_parses_and_builds_its_model_at_tiny_width(path):
-    cfg = train.load_config(path)
-    model_config = dataclasses.replace(train.resolve_model_config(cfg.model), **TINY)
+    cfg = train_config.load_config(path)
+    model_config = dataclasses.replace(train_config.resolve_model_config(cfg.model), **TINY)
     torch.manual_seed(0)
     model = VREMD(model_config).eval()
     clip = torch.randn(1, model_config.num_frames, 3, *model_config.image_size)
@@ -56,13 +59,13 @@ def test_every_config_parses_and_builds_its_model_at_tiny_width(path):
 
 
 def test_paper_recipe_values():
-    cfg = train.load_config(ROOT / "configs" / "vremd_vitl_pt17.yaml")
+    cfg = train_config.load_config(ROOT / "configs" / "vremd_vitl_pt17.yaml")
     assert cfg.optimizer.lr == pytest.approx(2e-3)
     assert (cfg.schedule.epochs, cfg.schedule.lr_milestones, cfg.schedule.lr_gamma) == (20, [16], 0.1)
     assert (cfg.data.rotation, cfg.data.scale, cfg.data.version) == (45.0, (0.65, 1.35), "2017")
     assert (cfg.data.half_body_prob, cfg.data.flip_prob) == (0.3, 0.5)
     assert (cfg.eval.boxes, cfg.eval.flip_test) == ("detector", True)
-    model_config = train.resolve_model_config(cfg.model)
+    model_config = train_config.resolve_model_config(cfg.model)
     assert (model_config.image_size, model_config.heatmap_size) == ((256, 192), (64, 48))
     assert model_config.freeze_backbone
     assert cfg.model.init_backbone is not None
@@ -79,13 +82,15 @@ def test_paper_recipe_values():
     ],
 )
 def test_ablation_changes_only_its_flags(name, flags):
-    base = train.resolve_model_config(train.load_config(ROOT / "configs" / "vremd_vitl_pt17.yaml").model)
-    ablation = train.resolve_model_config(train.load_config(ROOT / "configs" / "ablations" / f"{name}.yaml").model)
+    base = train_config.resolve_model_config(train_config.load_config(ROOT / "configs" / "vremd_vitl_pt17.yaml").model)
+    ablation = train_config.resolve_model_config(
+        train_config.load_config(ROOT / "configs" / "ablations" / f"{name}.yaml").model
+    )
     assert ablation == dataclasses.replace(base, **flags)
 
 
 def test_base_option_moves_an_ablation_onto_the_synthetic_default():
-    cfg = train.load_config(ROOT / "configs/ablations/table4_hkme.yaml", base=ROOT / "configs/default.yaml")
+    cfg = train_config.load_config(ROOT / "configs/ablations/table4_hkme.yaml", base=ROOT / "configs/default.yaml")
     assert cfg.data.root is None
     assert cfg.model.preset == "vremd-tiny"
     assert cfg.model.overrides == {
@@ -97,7 +102,7 @@ def test_base_option_moves_an_ablation_onto_the_synthetic_default():
 
 
 def test_set_overrides_with_and_without_section():
-    cfg = train.load_config(
+    cfg = train_config.load_config(
         None, ["optimizer.lr=1e-3", "epochs=30", "model.overrides.use_bmd=false", "data.scale=[0.7, 1.3]"]
     )
     assert cfg.optimizer.lr == pytest.approx(1e-3)
@@ -105,7 +110,7 @@ def test_set_overrides_with_and_without_section():
     assert cfg.model.overrides == {"image_size": [128, 96], "heatmap_size": [32, 24], "use_bmd": False}
     assert cfg.data.scale == (0.7, 1.3)
     assert cfg.eval.refine == "dark"
-    assert train.load_config(None, ["eval.refine=null"]).eval.refine is None
+    assert train_config.load_config(None, ["eval.refine=null"]).eval.refine is None
 
 
 def _write(tmp_path, text, name="run.yaml"):
@@ -129,8 +134,8 @@ def _write(tmp_path, text, name="run.yaml"):
 )
 def test_bad_config_error_names_file_and_key(tmp_path, text, message):
     path = _write(tmp_path, text)
-    with pytest.raises(train.ConfigError) as error:
-        train.load_config(path)
+    with pytest.raises(train_config.ConfigError) as error:
+        train_config.load_config(path)
     assert message in str(error.value)
     assert str(path) in str(error.value)
 
@@ -138,15 +143,15 @@ def test_bad_config_error_names_file_and_key(tmp_path, text, message):
 def test_error_names_the_base_file_the_key_came_from(tmp_path):
     _write(tmp_path, "run:\n  seed: zero\n", "base.yaml")
     child = _write(tmp_path, "base: base.yaml\nrun:\n  keep_checkpoints: 1\n")
-    with pytest.raises(train.ConfigError, match=r"base\.yaml: run\.seed: expected int"):
-        train.load_config(child)
+    with pytest.raises(train_config.ConfigError, match=r"base\.yaml: run\.seed: expected int"):
+        train_config.load_config(child)
 
 
 def test_base_cycle_is_an_error(tmp_path):
     _write(tmp_path, "base: b.yaml\n", "a.yaml")
     _write(tmp_path, "base: a.yaml\n", "b.yaml")
-    with pytest.raises(train.ConfigError, match="cycle"):
-        train.load_config(tmp_path / "a.yaml")
+    with pytest.raises(train_config.ConfigError, match="cycle"):
+        train_config.load_config(tmp_path / "a.yaml")
 
 
 @pytest.mark.parametrize(
@@ -160,23 +165,23 @@ def test_base_cycle_is_an_error(tmp_path):
 )
 def test_bad_override_is_one_clear_error(item, message):
     def load():
-        return train.resolve_model_config(train.load_config(None, [item]).model)
+        return train_config.resolve_model_config(train_config.load_config(None, [item]).model)
 
-    with pytest.raises(train.ConfigError, match=re.escape(message)):
+    with pytest.raises(train_config.ConfigError, match=re.escape(message)):
         load()
 
 
 def test_resolved_config_round_trips_through_yaml(tmp_path):
-    cfg = train.load_config(ROOT / "configs" / "vremd_vith_pt21.yaml", ["optimizer.lr=3e-4"])
+    cfg = train_config.load_config(ROOT / "configs" / "vremd_vith_pt21.yaml", ["optimizer.lr=3e-4"])
     path = tmp_path / "config.yaml"
-    path.write_text(train.yaml.safe_dump(train.config_to_dict(cfg)))
-    assert train.load_config(path) == cfg
+    path.write_text(yaml.safe_dump(train_config.config_to_dict(cfg)))
+    assert train_config.load_config(path) == cfg
 
 
 def test_schedule_warms_up_then_decays_at_milestone_epochs():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule = train.ScheduleConfig(epochs=4, lr_milestones=[2, 3], lr_gamma=0.1, warmup_steps=4)
-    scheduler = train.build_scheduler(optimizer, schedule, steps_per_epoch=5)
+    schedule = train_config.ScheduleConfig(epochs=4, lr_milestones=[2, 3], lr_gamma=0.1, warmup_steps=4)
+    scheduler = build_scheduler(optimizer, schedule, steps_per_epoch=5)
     lrs = []
     for _ in range(20):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -191,7 +196,7 @@ def test_schedule_warms_up_then_decays_at_milestone_epochs():
 def test_optimizer_skips_frozen_and_does_not_decay_1d_parameters():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2))
     model[2].weight.requires_grad_(False)
-    optimizer = train.build_optimizer(model, train.OptimizerConfig(weight_decay=0.05))
+    optimizer = build_optimizer(model, train_config.OptimizerConfig(weight_decay=0.05))
     decayed, plain = optimizer.param_groups
     assert (decayed["weight_decay"], plain["weight_decay"]) == (0.05, 0.0)
     assert [p.shape for p in decayed["params"]] == [torch.Size([4, 4])]
@@ -200,10 +205,10 @@ def test_optimizer_skips_frozen_and_does_not_decay_1d_parameters():
 
 
 def test_missing_tracker_package_is_a_config_error(tmp_path):
-    trackers = train.build_trackers(train.LoggingConfig(trackers=["csv"]), tmp_path)
+    trackers = build_trackers(train_config.LoggingConfig(trackers=["csv"]), tmp_path)
     assert [t.name for t in trackers] == ["jsonl", "csv"]
-    with pytest.raises(train.ConfigError, match="unknown tracker 'spreadsheet'"):
-        train.build_trackers(train.LoggingConfig(trackers=["spreadsheet"]), tmp_path)
+    with pytest.raises(train_config.ConfigError, match="unknown tracker 'spreadsheet'"):
+        build_trackers(train_config.LoggingConfig(trackers=["spreadsheet"]), tmp_path)
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ import pytest
 from safetensors.torch import load_file
 
 from posetrack_data import generate_dataset, load_posetrack
-from tests.e2e.train_script import train
+from training.config import load_config
+from training.data import synthetic_root
 from vremd_models import VREMD
 
 pytestmark = pytest.mark.slow
@@ -31,9 +32,9 @@ TINY_DATA = ["data.synthetic_videos=5", "data.synthetic_frames=8", "data.synthet
 def cache_dir(tmp_path_factory) -> Path:
     """A data cache holding the tiny synthetic dataset, generated once for the session."""
     cache = tmp_path_factory.mktemp("data")
-    cfg = train.load_config(None, [*TINY_DATA, f"data.cache_dir={cache}"])
+    cfg = load_config(None, [*TINY_DATA, f"data.cache_dir={cache}"])
     generate_dataset(
-        train.synthetic_root(cfg.data),
+        synthetic_root(cfg.data),
         num_videos=cfg.data.synthetic_videos,
         num_frames=cfg.data.synthetic_frames,
         image_size=cfg.data.synthetic_image_size,
@@ -85,7 +86,7 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     assert all(0.0 <= r["val/Total"] <= 100.0 for r in evals)
     assert any("baseline_mean_pose/Total" in r for r in records)
 
-    resolved = train.load_config(run_dir / "config.yaml")
+    resolved = load_config(run_dir / "config.yaml")
     assert resolved.schedule.max_steps == 2
     assert resolved.run.output_dir == str(run_dir)
     state = json.loads((run_dir / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
@@ -113,8 +114,8 @@ def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, cache_dir
 
 
 def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, cache_dir):
-    cfg = train.load_config(None, [*TINY_DATA, f"data.cache_dir={cache_dir}"])
-    root = train.synthetic_root(cfg.data)
+    cfg = load_config(None, [*TINY_DATA, f"data.cache_dir={cache_dir}"])
+    root = synthetic_root(cfg.data)
     val_rows = load_posetrack(root, split="val", detections=root / "person_detections" / "val.json")
     val_batch = 3
     assert len(val_rows) % (2 * val_batch) != 0  # the last batch is padded across processes
@@ -150,9 +151,9 @@ def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, ca
 
 
 def test_corrupt_frame_stops_with_its_name_before_any_checkpoint(tmp_path, cache_dir):
-    cfg = train.load_config(None, [*TINY_DATA, f"data.cache_dir={cache_dir}"])
+    cfg = load_config(None, [*TINY_DATA, f"data.cache_dir={cache_dir}"])
     root = tmp_path / "broken"
-    subprocess.run(["cp", "-r", str(train.synthetic_root(cfg.data)), str(root)], check=True)
+    subprocess.run(["cp", "-r", str(synthetic_root(cfg.data)), str(root)], check=True)
     for frame in (root / "images" / "train").rglob("*.jpg"):
         frame.write_bytes(b"not a jpeg")
     env = os.environ | {"OMP_NUM_THREADS": "1"}

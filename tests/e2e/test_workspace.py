@@ -1,5 +1,6 @@
 """The workspace contract of DESIGN.md: dependency direction and installability of each package."""
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -48,6 +49,38 @@ def test_dependency_direction():
     assert not {"posetrack-data", "posetrack-eval"} & _requirement_names("vremd-models")
     assert not {"vremd-layers", "vremd-models", "posetrack-eval"} & _requirement_names("posetrack-data")
     assert not {"vremd-layers", "vremd-models", "posetrack-data"} & _requirement_names("posetrack-eval")
+
+
+# What each package's source may import of the others (the [predict] and [demo] extras of vremd-models join
+# models and data for their command-line tools only).
+ALLOWED_IMPORTS = {
+    "vremd_layers": set(),
+    "vremd_models": {"vremd_layers"},
+    "posetrack_data": set(),
+    "posetrack_eval": set(),
+}
+EXTRAS = ("vremd_models/predict", "vremd_models/demo")
+
+
+def _imported_packages(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & (set(PACKAGES.values()) | {"training"})
+
+
+@pytest.mark.parametrize("dist", sorted(PACKAGES))
+def test_source_imports_point_one_way(dist):
+    module = PACKAGES[dist]
+    for path in sorted((ROOT / "packages" / dist / "src").rglob("*.py")):
+        relative = path.relative_to(ROOT / "packages" / dist / "src").as_posix()
+        allowed = ALLOWED_IMPORTS[module] | {module}
+        if relative.startswith(EXTRAS):
+            allowed |= {"posetrack_data"}
+        assert _imported_packages(path) <= allowed, f"{relative} imports {_imported_packages(path) - allowed}"
 
 
 @pytest.mark.parametrize("module", ["posetrack_eval", "posetrack_data"])

@@ -11,7 +11,7 @@ from posetrack_data.annotations import (
     read_video,
 )
 from posetrack_data.errors import PoseTrackFormatError
-from posetrack_data.joints import JOINT_NAMES
+from posetrack_data.joints import SLOT17_NAMES
 
 
 def _write(path, content):
@@ -70,7 +70,7 @@ def test_reads_pt21_extra_fields_and_box_only_persons(tmp_path):
             {"image_id": 7, "keypoints": kpts, "bbox": [1, 2, 30, 40], "track_id": 0, "person_id": 1234},
             {"image_id": 7, "bbox": [50, 2, 30, 40], "track_id": 1, "person_id": 99},
         ],
-        "categories": [{"keypoints": list(JOINT_NAMES)}],
+        "categories": [{"keypoints": list(SLOT17_NAMES)}],
     }
     _write(tmp_path / "posetrack_data" / "val" / "000001_bonn_test.json", content)
     assert detect_version(tmp_path) == "2021"

@@ -1,9 +1,9 @@
-from posetrack_data.joints import FLIP_PAIRS, JOINT_NAMES, PT17_ID_FOR_SLOT
+from posetrack_data.joints import FLIP_PAIRS, PT17_ID_FOR_SLOT, SLOT17_NAMES
 
 
 def test_flip_pairs_swap_left_and_right_names():
     for left, right in FLIP_PAIRS:
-        assert JOINT_NAMES[left].replace("left_", "right_") == JOINT_NAMES[right]
+        assert SLOT17_NAMES[left].replace("left_", "right_") == SLOT17_NAMES[right]
 
 
 def test_pt17_conversion_is_a_bijection_onto_fifteen_ids():

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from posetrack_data.dataset import load_posetrack
-from posetrack_data.joints import JOINT_NAMES
+from posetrack_data.joints import SLOT17_NAMES
 from posetrack_data.synthetic import generate_dataset
 
 
@@ -31,7 +31,7 @@ def test_annotations_list_every_frame_and_label_val_every_fourth(synthetic_root)
     assert [im["nframes"] for im in images] == [9] * 9
     assert [im["is_labeled"] for im in images] == [t % 4 == 0 for t in range(9)]
     assert images[3]["id"] == 10000040003  # poseval's frame id: mpii source 1, sequence 4, frame 3
-    assert content["categories"][0]["keypoints"] == list(JOINT_NAMES)
+    assert content["categories"][0]["keypoints"] == list(SLOT17_NAMES)
     labeled_ids = {im["id"] for im in images if im["is_labeled"]}
     assert {ann["image_id"] for ann in content["annotations"]} == labeled_ids
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posetrack_eval import PoseTrackFormatError, evaluate
+from posetrack_eval import EvalInputError, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_bad_field_is_named(small_case, tmp_path, mutate, field):
     (tmp_path / "pred").mkdir()
     (tmp_path / "gt" / "000001_mpii_test.json").write_text(json.dumps(gt))
     (tmp_path / "pred" / "000001_mpii_test.json").write_text(json.dumps(pred))
-    with pytest.raises(PoseTrackFormatError) as err:
+    with pytest.raises(EvalInputError) as err:
         evaluate(tmp_path / "gt", tmp_path / "pred")
     assert err.value.field == field
     assert str(err.value).startswith(str(tmp_path))
@@ -56,16 +56,16 @@ def test_empty_and_malformed_files(tmp_path):
     (tmp_path / "gt").mkdir()
     empty = tmp_path / "gt" / "a.json"
     empty.write_text("")
-    with pytest.raises(PoseTrackFormatError, match="empty file"):
+    with pytest.raises(EvalInputError, match="empty file"):
         evaluate(tmp_path / "gt", [])
     empty.write_text('{"images": [')
-    with pytest.raises(PoseTrackFormatError, match="not valid JSON"):
+    with pytest.raises(EvalInputError, match="not valid JSON"):
         evaluate(tmp_path / "gt", [])
-    with pytest.raises(PoseTrackFormatError, match="does not exist"):
+    with pytest.raises(EvalInputError, match="does not exist"):
         evaluate(tmp_path / "missing", [])
 
 
-# ---- fuzzing: any corruption is either scored or rejected with PoseTrackFormatError ----------------------------
+# ---- fuzzing: any corruption is either scored or rejected with EvalInputError ----------------------------
 
 _BAD_VALUES = [None, "x", math.nan, math.inf, -math.inf, [], {}, -1, 1.5, True, [1, 2], {"a": 1}]
 
@@ -110,7 +110,7 @@ def test_fuzzed_files_score_or_fail_cleanly(small_case, data):
         error, result = None, None
         try:
             result = evaluate(Path(tmp) / "gt", Path(tmp) / "pred", tracking=True)
-        except PoseTrackFormatError as err:
+        except EvalInputError as err:
             error = err
     if error is not None:
         assert error.source.startswith(tmp)
@@ -126,6 +126,6 @@ def test_truncated_or_garbled_json_fails_cleanly(small_case, cut, junk):
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "gt").mkdir()
         (Path(tmp) / "gt" / "000001_mpii_test.json").write_bytes(text[:cut] + junk)
-        with pytest.raises(PoseTrackFormatError) as err:
+        with pytest.raises(EvalInputError) as err:
             evaluate(Path(tmp) / "gt", [])
         assert err.value.field == "file"

@@ -18,5 +18,5 @@ def test_public_names():
 
     assert callable(posetrack_eval.evaluate)
     assert callable(posetrack_eval.format_table)
-    assert issubclass(posetrack_eval.PoseTrackFormatError, ValueError)
-    assert len(posetrack_eval.JOINT_NAMES) == 15
+    assert issubclass(posetrack_eval.EvalInputError, ValueError)
+    assert len(posetrack_eval.SCORED_JOINT_NAMES) == 15

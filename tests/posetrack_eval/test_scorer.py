@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posetrack_eval import JOINT_NAMES, PoseTrackFormatError, evaluate
+from posetrack_eval import SCORED_JOINT_NAMES, EvalInputError, evaluate
 from posetrack_eval.joints import POSEVAL_FROM_SLOT17, SLOT17_NAMES
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -137,14 +137,14 @@ def test_frames_without_predictions_count_as_misses(posetrack18_sample):
 
 def test_prediction_for_unknown_image_is_rejected(posetrack18_sample):
     bad = [{"image_id": 1, "keypoints": [1.0] * 51, "scores": [0.5] * 17}]
-    with pytest.raises(PoseTrackFormatError, match=r"\[0\]\.image_id: 1 is not an image of the ground truth"):
+    with pytest.raises(EvalInputError, match=r"\[0\]\.image_id: 1 is not an image of the ground truth"):
         evaluate(posetrack18_sample / "annotations" / "val", bad)
 
 
 def test_result_names_every_joint_and_column(posetrack18_sample, sample_predictions):
     result = evaluate(posetrack18_sample / "annotations" / "val", sample_predictions, keep_curves=True)
     assert list(result.ap) == ["Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"]
-    assert list(result.ap_per_joint) == list(JOINT_NAMES)
+    assert list(result.ap_per_joint) == list(SCORED_JOINT_NAMES)
     assert "left_ear" not in result.ap_per_joint
     precision, recall = result.curves["nose"]
     assert precision.shape == recall.shape
@@ -167,7 +167,7 @@ def test_pt21_needs_is_labeled(synth, tmp_path):
     data = json.loads(path.read_text())
     del data["images"][2]["is_labeled"]
     path.write_text(json.dumps(data))
-    with pytest.raises(PoseTrackFormatError) as err:
+    with pytest.raises(EvalInputError) as err:
         evaluate(gt, pred, protocol="pt21")
     assert err.value.field == "images[2].is_labeled"
     assert evaluate(gt, pred).num_frames > 0  # poseval does not read the flag

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vremd_models.config import POSETRACK_FLIP_PAIRS, VREMDConfig
-from vremd_models.inference import decode_heatmaps, flip_heatmaps, heatmap_to_image, predict_heatmaps
+from vremd_models.decoding import decode_heatmaps
+from vremd_models.inference import flip_heatmaps, heatmap_to_image, predict_heatmaps
 from vremd_models.modeling import VREMD
 
 H, W = 64, 48

@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
+from posetrack_data.predictions import PersonPose
 from vremd_models.predict.render import JOINT_COLORS, draw_poses, track_color, write_image, write_video
-from vremd_models.predict.writer import PersonPose
 
 
 def _pose(scores):

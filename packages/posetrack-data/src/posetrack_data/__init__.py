@@ -1,22 +1,36 @@
-"""posetrack_data: PoseTrack as Hugging Face datasets, 3-frame top-down transforms, synthetic clips."""
+"""posetrack_data: PoseTrack as Hugging Face datasets, 3-frame top-down transforms, synthetic clips.
 
+It owns the PoseTrack file formats: ``annotations`` reads annotation and detection files, ``predictions``
+writes PoseTrack18 prediction files (for ``train.py`` and ``vremd-predict`` alike).
+"""
+
+from posetrack_data.annotations import Detection, Video, read_detections, read_video
 from posetrack_data.check import Problem, check_root
 from posetrack_data.dataset import dataset_features, load_posetrack
 from posetrack_data.errors import PoseTrackFormatError
-from posetrack_data.joints import FLIP_PAIRS, JOINT_NAMES, NUM_JOINTS, SKELETON
+from posetrack_data.joints import FLIP_PAIRS, NUM_JOINTS, SKELETON, SLOT17_NAMES
+from posetrack_data.predictions import PersonPose, PredictionWriter, joint_scores, sequence_document
 from posetrack_data.synthetic import generate_dataset
 from posetrack_data.transforms import TopDownTransform
 
 __all__ = [
     "FLIP_PAIRS",
-    "JOINT_NAMES",
     "NUM_JOINTS",
     "SKELETON",
+    "SLOT17_NAMES",
+    "Detection",
+    "PersonPose",
     "PoseTrackFormatError",
+    "PredictionWriter",
     "Problem",
     "TopDownTransform",
+    "Video",
     "check_root",
     "dataset_features",
     "generate_dataset",
+    "joint_scores",
     "load_posetrack",
+    "read_detections",
+    "read_video",
+    "sequence_document",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posetrack_data.errors import PoseTrackFormatError
-from posetrack_data.joints import JOINT_NAMES, NUM_JOINTS, PT17_ID_FOR_SLOT
+from posetrack_data.joints import NUM_JOINTS, PT17_ID_FOR_SLOT, SLOT17_NAMES
 
 __all__ = [
     "Detection",
@@ -36,7 +36,7 @@ Version = Literal["2017", "2018", "2021"]
 
 # poseval's PT17 name for head_bottom; accepted in a PT18-style `categories[0].keypoints` list.
 _NAME_ALIASES = {"neck": "head_bottom"}
-_SLOT_FOR_NAME = {name: slot for slot, name in enumerate(JOINT_NAMES)}
+_SLOT_FOR_NAME = {name: slot for slot, name in enumerate(SLOT17_NAMES)}
 _SLOT_FOR_PT17_ID = {pt17: slot for slot, pt17 in enumerate(PT17_ID_FOR_SLOT) if pt17 is not None}
 _FRAME_NAME = re.compile(r"^(\d+)(.*)$")
 
@@ -186,12 +186,21 @@ def joint_box(keypoints: npt.NDArray[np.float32]) -> tuple[float, float, float, 
 
 
 def read_detections(path: str | Path) -> list[Detection]:
-    """Read person detections: a COCO-results list or DCPose's ``{image_name, bbox, score}`` list.
+    """Read person detections: COCO results, DCPose's lists, or PoseTrack18-style files.
+
+    COCO results are ``{image_id, bbox, score}``; DCPose's lists ``{image_name, bbox, score}`` (``file_name``
+    is accepted for ``image_name``); in a PoseTrack18-style ``{"images", "annotations"}`` file each box also
+    knows its image's ``file_name``.
 
     Boxes of another category than 1 (person) are dropped.
     """
     content = read_json(path)
+    names: dict[Any, str] = {}
     if isinstance(content, dict) and "annotations" in content:
+        images = content.get("images") or []
+        if not isinstance(images, list):
+            raise PoseTrackFormatError(path, "images", f"expected a list, got {type(images).__name__}")
+        names = {im.get("id"): im.get("file_name") for im in images if isinstance(im, dict)}
         content = content["annotations"]
     if not isinstance(content, list):
         raise PoseTrackFormatError(path, "json", f"expected a list of detections, got {type(content).__name__}")
@@ -203,7 +212,7 @@ def read_detections(path: str | Path) -> list[Detection]:
         if _scalar(entry.get("category_id", 1)) != 1:
             continue
         image_id = entry.get("image_id")
-        image_name = entry.get("image_name")
+        image_name = entry.get("image_name", entry.get("file_name", names.get(image_id)))
         if image_id is None and image_name is None:
             raise PoseTrackFormatError(path, f"{field}.image_id", "missing (and no image_name either)")
         if image_id is not None:

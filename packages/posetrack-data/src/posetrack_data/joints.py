@@ -4,15 +4,15 @@ from typing import Final
 
 __all__ = [
     "FLIP_PAIRS",
-    "JOINT_NAMES",
     "LOWER_BODY",
     "NUM_JOINTS",
     "PT17_ID_FOR_SLOT",
     "SKELETON",
+    "SLOT17_NAMES",
     "UPPER_BODY",
 ]
 
-JOINT_NAMES: Final = (
+SLOT17_NAMES: Final = (
     "nose", "head_bottom", "head_top", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",

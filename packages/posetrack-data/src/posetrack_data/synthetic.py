@@ -18,7 +18,7 @@ import numpy.typing as npt
 from PIL import Image
 from tqdm.auto import tqdm
 
-from posetrack_data.joints import JOINT_NAMES, NUM_JOINTS, SKELETON
+from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
 
 __all__ = ["generate_dataset"]
 
@@ -377,7 +377,7 @@ def _video_json(images: list[dict], annotations: list[dict]) -> dict:
         "supercategory": "person",
         "id": 1,
         "name": "person",
-        "keypoints": list(JOINT_NAMES),
+        "keypoints": list(SLOT17_NAMES),
         "skeleton": [[a + 1, b + 1] for a, b in SKELETON],
     }
     return {"images": images, "annotations": annotations, "categories": [category]}

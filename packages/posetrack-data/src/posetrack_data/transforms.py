@@ -25,10 +25,12 @@ from posetrack_data.geometry import (
 )
 from posetrack_data.joints import FLIP_PAIRS, LOWER_BODY, NUM_JOINTS, UPPER_BODY
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TopDownTransform", "decode_frame"]
+__all__ = ["BBOX_ENLARGE", "IMAGENET_MEAN", "IMAGENET_STD", "TopDownTransform", "decode_frame"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# DCPose and the paper enlarge every person box by 25% before cropping.
+BBOX_ENLARGE = 1.25
 # Columns passed through unchanged, with their numpy dtype (None: kept as a list of strings).
 _PASS_THROUGH = {
     "image_id": np.int64,
@@ -86,7 +88,7 @@ class TopDownTransform:
         image_size: tuple[int, int] = (256, 192),
         heatmap_size: tuple[int, int] = (64, 48),
         sigma: float = 2.0,
-        bbox_enlarge: float = 1.25,
+        bbox_enlarge: float = BBOX_ENLARGE,
         max_rotation: float = 45.0,
         rotation_prob: float = 0.6,
         scale_range: tuple[float, float] = (0.65, 1.35),

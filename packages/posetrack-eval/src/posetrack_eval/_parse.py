@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from posetrack_eval.records import PoseTrackFormatError
+from posetrack_eval.records import EvalInputError
 
 __all__ = [
     "as_list",
@@ -36,13 +36,13 @@ __all__ = [
 
 
 def read_json(path: Path) -> Any:
-    """Parse one JSON file; a malformed or empty file raises PoseTrackFormatError."""
+    """Parse one JSON file; a malformed or empty file raises EvalInputError."""
     try:
         text = path.read_bytes()
     except OSError as err:
-        raise PoseTrackFormatError(path, "file", f"cannot read ({err.strerror})") from None
+        raise EvalInputError(path, "file", f"cannot read ({err.strerror})") from None
     if not text.strip():
-        raise PoseTrackFormatError(path, "file", "empty file")
+        raise EvalInputError(path, "file", "empty file")
     # the cyclic GC finds nothing to free in fresh JSON but rescans it on every allocation burst;
     # pausing it makes large files parse about a third faster
     gc_was_enabled = gc.isenabled()
@@ -50,9 +50,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PoseTrackFormatError(path, "file", f"not valid JSON ({err})") from None
+        raise EvalInputError(path, "file", f"not valid JSON ({err})") from None
     except RecursionError:
-        raise PoseTrackFormatError(path, "file", "JSON nested too deeply") from None
+        raise EvalInputError(path, "file", "JSON nested too deeply") from None
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -64,9 +64,9 @@ def is_number(value: Any) -> bool:
 
 def number(value: Any, source: str, where: str) -> float:
     if not is_number(value):
-        raise PoseTrackFormatError(source, where, f"expected a number, got {value!r:.60}")
+        raise EvalInputError(source, where, f"expected a number, got {value!r:.60}")
     if not math.isfinite(value):
-        raise PoseTrackFormatError(source, where, f"must be finite, got {value!r}")
+        raise EvalInputError(source, where, f"must be finite, got {value!r}")
     return float(value)
 
 
@@ -74,23 +74,23 @@ def integer(value: Any, source: str, where: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise PoseTrackFormatError(source, where, f"expected an integer, got {value!r:.60}")
+        raise EvalInputError(source, where, f"expected an integer, got {value!r:.60}")
     if not -(2**63) <= value < 2**63:
-        raise PoseTrackFormatError(source, where, f"{value} does not fit in 64 bits")
+        raise EvalInputError(source, where, f"{value} does not fit in 64 bits")
     return value
 
 
 def field_of(obj: Any, key: str, source: str, where: str) -> Any:
     if not isinstance(obj, dict):
-        raise PoseTrackFormatError(source, where, f"expected an object, got {type(obj).__name__}")
+        raise EvalInputError(source, where, f"expected an object, got {type(obj).__name__}")
     if key not in obj:
-        raise PoseTrackFormatError(source, f"{where}.{key}" if where else key, "missing")
+        raise EvalInputError(source, f"{where}.{key}" if where else key, "missing")
     return obj[key]
 
 
 def as_list(value: Any, source: str, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise PoseTrackFormatError(source, where, f"expected a list, got {type(value).__name__}")
+        raise EvalInputError(source, where, f"expected a list, got {type(value).__name__}")
     return value
 
 
@@ -98,7 +98,7 @@ def one(value: Any, source: str, where: str) -> Any:
     """Annolist stores scalars as one-element lists (MATLAB export); accept a bare scalar too."""
     if isinstance(value, list):
         if len(value) != 1:
-            raise PoseTrackFormatError(source, where, f"expected one value, got {len(value)}")
+            raise EvalInputError(source, where, f"expected one value, got {len(value)}")
         return value[0]
     return value
 
@@ -119,9 +119,9 @@ def float_matrix(rows: list[Any], width: int, source: str, label: Callable[[int]
     for i, row in enumerate(rows):
         where = label(i)
         if not isinstance(row, list):
-            raise PoseTrackFormatError(source, where, f"expected a list of {width} numbers, got {type(row).__name__}")
+            raise EvalInputError(source, where, f"expected a list of {width} numbers, got {type(row).__name__}")
         if len(row) != width:
-            raise PoseTrackFormatError(source, where, f"expected {width} numbers, got {len(row)}")
+            raise EvalInputError(source, where, f"expected {width} numbers, got {len(row)}")
         for j, value in enumerate(row):
             number(value, source, f"{where}[{j}]")
     raise AssertionError("unreachable: a bad row must have been found")
@@ -147,7 +147,7 @@ def column(items: list[dict[str, Any]], key: str, source: str, label: Callable[[
         return [item[key] for item in items]
     except KeyError:
         k = next(k for k, item in enumerate(items) if key not in item)
-        raise PoseTrackFormatError(source, f"{label(k)}.{key}", "missing") from None
+        raise EvalInputError(source, f"{label(k)}.{key}", "missing") from None
 
 
 def frames_of(
@@ -159,7 +159,7 @@ def frames_of(
     found = image_ids[sorter][pos] == ann_ids if len(image_ids) else np.zeros(len(ann_ids), dtype=bool)
     if not found.all():
         k = int(np.flatnonzero(~found)[0])
-        raise PoseTrackFormatError(source, f"{label(k)}.image_id", f"{ann_ids[k]} is not in images")
+        raise EvalInputError(source, f"{label(k)}.image_id", f"{ann_ids[k]} is not in images")
     return sorter[pos]
 
 
@@ -169,7 +169,7 @@ def unique_ids(ids: npt.NDArray[np.int64], source: str, label: Callable[[int], s
     if (counts > 1).any():
         dup = uniq[counts > 1][0]
         k = int(np.flatnonzero(ids == dup)[1])
-        raise PoseTrackFormatError(source, label(k), f"duplicate {what} {dup}")
+        raise EvalInputError(source, label(k), f"duplicate {what} {dup}")
 
 
 def labeller(prefix: str) -> Callable[[int], str]:

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from posetrack_eval._parse import as_list, field_of, integer, number, one
 from posetrack_eval.joints import NUM_EVAL_JOINTS, POSEVAL_FROM_SLOT17, PT21_FROM_SLOT17
-from posetrack_eval.records import MISSING_SCORE, GroundTruthSequence, Persons, PoseTrackFormatError
+from posetrack_eval.records import MISSING_SCORE, EvalInputError, GroundTruthSequence, Persons
 
 __all__ = ["annolist_frames", "annolist_ground_truth", "annolist_persons"]
 
@@ -21,7 +21,7 @@ _INTERNAL_FROM_POSEVAL = np.array([PT21_FROM_SLOT17.index(slot) for slot in POSE
 def _annolist_rect(rect: Any, source: str, where: str, ground_truth: bool) -> tuple[bool, dict[str, Any]]:
     """(has points, parsed person) for one annorect; poseval drops rects without ``annopoints[0].point``."""
     if not isinstance(rect, dict):
-        raise PoseTrackFormatError(source, where, f"expected an object, got {type(rect).__name__}")
+        raise EvalInputError(source, where, f"expected an object, got {type(rect).__name__}")
     annopoints = rect.get("annopoints")
     if not annopoints or not isinstance(annopoints, list) or not isinstance(annopoints[0], dict) or not annopoints[0]:
         return False, {}
@@ -52,7 +52,7 @@ def _annolist_rect(rect: Any, source: str, where: str, ground_truth: bool) -> tu
         )
         head = 0.6 * math.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2)
     elif ground_truth and present.any():
-        raise PoseTrackFormatError(source, f"{where}.x1", "missing head box (x1, y1, x2, y2)")
+        raise EvalInputError(source, f"{where}.x1", "missing head box (x1, y1, x2, y2)")
     track = rect.get("track_id")
     track = None if track is None else integer(one(track, source, f"{where}.track_id"), source, f"{where}.track_id")
     return True, {"xy": xy, "present": present, "score": score, "head": head, "track": track, "extra": extra}
@@ -107,7 +107,7 @@ def annolist_frames(data: dict[str, Any], source: str) -> list[dict[str, Any]]:
     frames = as_list(data["annolist"], source, "annolist")
     for f, frame in enumerate(frames):
         if not isinstance(frame, dict):
-            raise PoseTrackFormatError(source, f"annolist[{f}]", f"expected an object, got {type(frame).__name__}")
+            raise EvalInputError(source, f"annolist[{f}]", f"expected an object, got {type(frame).__name__}")
     return frames
 
 

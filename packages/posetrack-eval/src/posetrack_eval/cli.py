@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from posetrack_eval.io import PoseTrackFormatError
+from posetrack_eval.io import EvalInputError
 from posetrack_eval.result import format_table
 from posetrack_eval.scorer import evaluate
 
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.gt, args.predictions, protocol=args.protocol, tracking=args.tracking,
             per_sequence=args.per_sequence, progress=not args.no_progress, keep_curves=bool(args.plot),
         )  # fmt: skip
-    except PoseTrackFormatError as err:
+    except EvalInputError as err:
         return _fail(str(err))
     print(format_table(result))
     try:

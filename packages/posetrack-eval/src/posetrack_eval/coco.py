@@ -21,7 +21,7 @@ from posetrack_eval._parse import (
     unique_ids,
 )
 from posetrack_eval.joints import NUM_EVAL_JOINTS, PT21_FROM_SLOT17, SLOT17_NAMES
-from posetrack_eval.records import MISSING_SCORE, GroundTruthSequence, Persons, PoseTrackFormatError
+from posetrack_eval.records import MISSING_SCORE, EvalInputError, GroundTruthSequence, Persons
 
 __all__ = ["INTERNAL_FROM_SLOT17", "coco_annotations", "coco_ground_truth", "coco_images", "coco_persons", "slot_table"]
 
@@ -38,10 +38,10 @@ def slot_table(data: dict[str, Any], source: str) -> npt.NDArray[np.int64]:
     names = field_of(as_list(categories, source, "categories")[0], "keypoints", source, "categories[0]")
     names = as_list(names, source, "categories[0].keypoints")
     if len(names) not in (15, 17) or not all(isinstance(n, str) for n in names):
-        raise PoseTrackFormatError(source, "categories[0].keypoints", f"expected 15 or 17 names, got {names!r:.80}")
+        raise EvalInputError(source, "categories[0].keypoints", f"expected 15 or 17 names, got {names!r:.80}")
     missing = _POSEVAL_NAMES_18 - set(names)
     if missing:
-        raise PoseTrackFormatError(source, "categories[0].keypoints", f"missing joints {sorted(missing)}")
+        raise EvalInputError(source, "categories[0].keypoints", f"missing joints {sorted(missing)}")
     table = [PT21_FROM_SLOT17.index(SLOT17_NAMES.index(n)) if n in _POSEVAL_NAMES_18 else -1 for n in names]
     return np.array(table)
 
@@ -77,7 +77,7 @@ def coco_persons(
     score_rows = [item.get("scores") for item in items]
     bad = next((k for k, row in enumerate(score_rows) if not row and row is not None and row != []), None)
     if bad is not None:
-        raise PoseTrackFormatError(source, f"{label(bad)}.scores", f"expected a list, got {score_rows[bad]!r:.40}")
+        raise EvalInputError(source, f"{label(bad)}.scores", f"expected a list, got {score_rows[bad]!r:.40}")
     score_full = np.full((n, len(table)), MISSING_SCORE)
     given = [k for k, row in enumerate(score_rows) if row]  # poseval: an empty list means no scores
     if given:
@@ -111,7 +111,7 @@ def coco_persons(
         joints_without_head = np.isnan(head) & present.any(axis=1)
         if joints_without_head.any():
             bad = label(int(np.flatnonzero(joints_without_head)[0]))
-            raise PoseTrackFormatError(source, f"{bad}.bbox_head", "missing (needed for the head size)")
+            raise EvalInputError(source, f"{bad}.bbox_head", "missing (needed for the head size)")
     return Persons(
         frame_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         xy=xy,
@@ -129,7 +129,7 @@ def _coco_regions(image: dict[str, Any], source: str, where: str) -> list[npt.ND
         return []
     xs, ys = as_list(xs, source, f"{where}.ignore_regions_x"), as_list(ys, source, f"{where}.ignore_regions_y")
     if len(xs) != len(ys):
-        raise PoseTrackFormatError(source, f"{where}.ignore_regions_y", f"{len(ys)} polygons for {len(xs)} in x")
+        raise EvalInputError(source, f"{where}.ignore_regions_y", f"{len(ys)} polygons for {len(xs)} in x")
     polygons = []
     for r, (px, py) in enumerate(zip(xs, ys, strict=True)):
         px, py = (
@@ -137,7 +137,7 @@ def _coco_regions(image: dict[str, Any], source: str, where: str) -> list[npt.ND
             as_list(py, source, f"{where}.ignore_regions_y[{r}]"),
         )
         if len(px) != len(py):
-            raise PoseTrackFormatError(source, f"{where}.ignore_regions_y[{r}]", f"{len(py)} points for {len(px)} in x")
+            raise EvalInputError(source, f"{where}.ignore_regions_y[{r}]", f"{len(py)} points for {len(px)} in x")
         xs_r = [number(x, source, f"{where}.ignore_regions_x[{r}]") for x in px]
         ys_r = [number(y, source, f"{where}.ignore_regions_y[{r}]") for y in py]
         polygons.append(np.array([xs_r, ys_r], dtype=np.float64).T.reshape(-1, 2))
@@ -149,7 +149,7 @@ def _object_list(data: dict[str, Any], key: str, source: str) -> list[dict[str, 
     items = as_list(field_of(data, key, source, ""), source, key)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise PoseTrackFormatError(source, f"{key}[{i}]", f"expected an object, got {type(item).__name__}")
+            raise EvalInputError(source, f"{key}[{i}]", f"expected an object, got {type(item).__name__}")
     return items
 
 
@@ -172,7 +172,7 @@ def _image_ids_and_names(images: list[dict[str, Any]], source: str) -> tuple[npt
     if set(map(type, names)) - {str}:
         k = next(k for k, name in enumerate(names) if not isinstance(name, str))
         problem = "missing" if names[k] is None else f"expected a string, got {names[k]!r:.60}"
-        raise PoseTrackFormatError(source, f"images[{k}].file_name", problem)
+        raise EvalInputError(source, f"images[{k}].file_name", problem)
     return ids, names
 
 

@@ -24,14 +24,14 @@ from posetrack_eval.coco import (
     coco_persons,
     slot_table,
 )
-from posetrack_eval.records import MISSING_SCORE, GroundTruthSequence, Persons, PoseTrackFormatError
+from posetrack_eval.records import MISSING_SCORE, EvalInputError, GroundTruthSequence, Persons
 
 __all__ = [
     "MISSING_SCORE",
+    "EvalInputError",
     "GroundTruthSequence",
     "MergedPredictions",
     "Persons",
-    "PoseTrackFormatError",
     "ground_truth_files",
     "iter_ground_truth",
     "load_predictions",
@@ -45,9 +45,7 @@ def _gt_sequences_of(data: Any, source: str, name: str) -> list[GroundTruthSeque
         return [annolist_ground_truth(data, source, name)]
     if isinstance(data, dict) and "images" in data:
         return coco_ground_truth(data, source, name)
-    raise PoseTrackFormatError(
-        source, "file", "expected a PoseTrack object with 'annolist' or 'images' + 'annotations'"
-    )
+    raise EvalInputError(source, "file", "expected a PoseTrack object with 'annolist' or 'images' + 'annotations'")
 
 
 def ground_truth_files(gt: Path) -> list[Path]:
@@ -55,10 +53,10 @@ def ground_truth_files(gt: Path) -> list[Path]:
     if gt.is_dir():
         files = sorted(gt.glob("*.json"))
         if not files:
-            raise PoseTrackFormatError(gt, "folder", "no *.json ground-truth files")
+            raise EvalInputError(gt, "folder", "no *.json ground-truth files")
         return files
     if not gt.exists():
-        raise PoseTrackFormatError(gt, "path", "does not exist")
+        raise EvalInputError(gt, "path", "does not exist")
     return [gt]
 
 
@@ -72,7 +70,7 @@ def iter_ground_truth(gt: Path) -> Iterator[GroundTruthSequence]:
         sequences = _gt_sequences_of(read_json(path), str(path), path.stem)
         if len(sequences) != 1:
             names = ", ".join(s.name for s in sequences[:3])
-            raise PoseTrackFormatError(path, "images", f"a per-sequence file holds several videos ({names}, ...)")
+            raise EvalInputError(path, "images", f"a per-sequence file holds several videos ({names}, ...)")
         sequences[0].name = path.stem
         yield sequences[0]
 
@@ -87,7 +85,7 @@ def _check_unique_tracks(persons: Persons, source: str) -> None:
     uniq, counts = np.unique(pairs, axis=0, return_counts=True)
     if (counts > 1).any():
         f, t = uniq[np.argmax(counts > 1)]
-        raise PoseTrackFormatError(source, "track_id", f"track id {t} appears twice in frame {f}")
+        raise EvalInputError(source, "track_id", f"track id {t} appears twice in frame {f}")
 
 
 def sequence_predictions(data: Any, source: str, gt: GroundTruthSequence) -> Persons:
@@ -106,13 +104,11 @@ def sequence_predictions(data: Any, source: str, gt: GroundTruthSequence) -> Per
         persons = coco_persons(anns, frame_of, len(images), slot_table(data, source), source, ground_truth=False,
                                 prefix="annotations")  # fmt: skip
     else:
-        raise PoseTrackFormatError(
-            source, "file", "expected a PoseTrack object with 'annolist' or 'images' + 'annotations'"
-        )
+        raise EvalInputError(source, "file", "expected a PoseTrack object with 'annolist' or 'images' + 'annotations'")
     if persons.num_frames != gt.num_frames:
         field_name = "annolist" if "annolist" in data else "images"
         problem = f"{persons.num_frames} frames for {gt.num_frames} GT frames of {gt.name} (poseval pairs by position)"
-        raise PoseTrackFormatError(source, field_name, problem)
+        raise EvalInputError(source, field_name, problem)
     _check_unique_tracks(persons, source)
     return persons
 
@@ -138,11 +134,11 @@ class MergedPredictions:
             anns = data
             for i, ann in enumerate(anns):
                 if not isinstance(ann, dict):
-                    raise PoseTrackFormatError(source, f"[{i}]", f"expected an object, got {type(ann).__name__}")
+                    raise EvalInputError(source, f"[{i}]", f"expected an object, got {type(ann).__name__}")
             self.id_of_file_name = {}
             self.prefix = ""
         else:
-            raise PoseTrackFormatError(source, "file", "expected a COCO results list or an object with 'annotations'")
+            raise EvalInputError(source, "file", "expected a COCO results list or an object with 'annotations'")
         self.anns, self.table = anns, table
         label = labeller(self.prefix)
         self.image_ids = int_array(column(anns, "image_id", source, label), source, lambda k: f"{label(k)}.image_id")
@@ -157,7 +153,7 @@ class MergedPredictions:
         else:
             if not self.id_of_file_name:
                 problem = f"GT {gt.source} is annolist (no image ids): give images[].file_name or a per-sequence folder"
-                raise PoseTrackFormatError(self.source, "image_id", problem)
+                raise EvalInputError(self.source, "image_id", problem)
             keys = np.array([self.id_of_file_name.get(name, -(2**63)) for name in gt.file_names], dtype=np.int64)
         lo = np.searchsorted(self.sorted_ids, keys, side="left")
         hi = np.searchsorted(self.sorted_ids, keys, side="right")
@@ -177,7 +173,7 @@ class MergedPredictions:
     def check_all_used(self) -> None:
         if not self.used.all():
             i = int(np.flatnonzero(~self.used)[0])
-            raise PoseTrackFormatError(
+            raise EvalInputError(
                 self.source, f"{self.prefix}[{i}].image_id", f"{self.image_ids[i]} is not an image of the ground truth"
             )
 
@@ -190,10 +186,10 @@ def load_predictions(predictions: str | Path | list[Any] | dict[str, Any]) -> Me
     if path.is_dir():
         return path
     if not path.exists():
-        raise PoseTrackFormatError(path, "path", "does not exist")
+        raise EvalInputError(path, "path", "does not exist")
     data = read_json(path)
     if isinstance(data, dict) and "annolist" in data:
-        raise PoseTrackFormatError(
+        raise EvalInputError(
             path, "annolist", "a single annolist file cannot be split into sequences; give the per-sequence folder"
         )
     return MergedPredictions(data, str(path))

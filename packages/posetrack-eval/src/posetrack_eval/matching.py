@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from posetrack_eval.geometry import inside_any, inside_any_by_frame
 from posetrack_eval.io import GroundTruthSequence, Persons
 from posetrack_eval.joints import NUM_EVAL_JOINTS
+from posetrack_eval.polygon import inside_any, inside_any_by_frame
 
 __all__ = ["DIST_THRESHOLD", "SequenceMatch", "Side", "match_sequence"]
 

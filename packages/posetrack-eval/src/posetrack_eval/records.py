@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MISSING_SCORE", "GroundTruthSequence", "Persons", "PoseTrackFormatError"]
+__all__ = ["MISSING_SCORE", "EvalInputError", "GroundTruthSequence", "Persons"]
 
 # poseval's MIN_SCORE: the score of a predicted joint that carries none.
 MISSING_SCORE = -9999.0
 
 
-class PoseTrackFormatError(ValueError):
+class EvalInputError(ValueError):
     """An input file (or in-memory object) that is not valid PoseTrack data; names the file and the field."""
 
     def __init__(self, source: str | Path, field: str, problem: str):

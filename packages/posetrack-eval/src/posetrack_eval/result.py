@@ -11,10 +11,10 @@ import numpy.typing as npt
 
 from posetrack_eval.joints import GROUPS, POSEVAL_FROM_SLOT17, PT21_FROM_SLOT17, SLOT17_NAMES
 
-__all__ = ["JOINT_NAMES", "TABLE_COLUMNS", "EvalResult", "format_table", "summarise"]
+__all__ = ["SCORED_JOINT_NAMES", "TABLE_COLUMNS", "EvalResult", "format_table", "summarise"]
 
 # the 15 scored joints in the evaluator's order (17-slot order without the ears)
-JOINT_NAMES: tuple[str, ...] = tuple(SLOT17_NAMES[s] for s in PT21_FROM_SLOT17)
+SCORED_JOINT_NAMES: tuple[str, ...] = tuple(SLOT17_NAMES[s] for s in PT21_FROM_SLOT17)
 TABLE_COLUMNS: tuple[str, ...] = (*GROUPS, "Total")
 _POSEVAL_ORDER = np.array([PT21_FROM_SLOT17.index(s) for s in POSEVAL_FROM_SLOT17])
 _GROUP_INDEX = {name: np.array([PT21_FROM_SLOT17.index(s) for s in slots]) for name, slots in GROUPS.items()}

@@ -12,10 +12,10 @@ from tqdm.auto import tqdm
 
 from posetrack_eval.ap import joint_ap
 from posetrack_eval.io import (
+    EvalInputError,
     GroundTruthSequence,
     MergedPredictions,
     Persons,
-    PoseTrackFormatError,
     ground_truth_files,
     iter_ground_truth,
     load_predictions,
@@ -25,7 +25,7 @@ from posetrack_eval.io import (
 from posetrack_eval.joints import NUM_EVAL_JOINTS
 from posetrack_eval.matching import SequenceMatch, match_sequence, scored_frames
 from posetrack_eval.mota import MotCounts, sequence_mot_counts
-from posetrack_eval.result import JOINT_NAMES, EvalResult, summarise
+from posetrack_eval.result import SCORED_JOINT_NAMES, EvalResult, summarise
 
 __all__ = ["evaluate"]
 
@@ -61,19 +61,21 @@ class _Samples:
             metrics = mot.metrics()
             fields = {
                 "mota": summarise(metrics["mota"], protocol),
-                "mota_per_joint": dict(zip(JOINT_NAMES, metrics["mota"].tolist(), strict=True)),
+                "mota_per_joint": dict(zip(SCORED_JOINT_NAMES, metrics["mota"].tolist(), strict=True)),
                 "motp": summarise(metrics["motp"], protocol)["Total"],
                 "precision": summarise(metrics["precision"], protocol)["Total"],
                 "recall": summarise(metrics["recall"], protocol)["Total"],
             }
         curves = None
         if keep_curves:
-            curves = {name: (a.curve_precision, a.curve_recall) for name, a in zip(JOINT_NAMES, aps, strict=True)}
+            curves = {
+                name: (a.curve_precision, a.curve_recall) for name, a in zip(SCORED_JOINT_NAMES, aps, strict=True)
+            }
         return EvalResult(
             protocol=protocol,
             num_frames=num_frames,
             ap=summarise(ap, protocol),
-            ap_per_joint=dict(zip(JOINT_NAMES, ap.tolist(), strict=True)),
+            ap_per_joint=dict(zip(SCORED_JOINT_NAMES, ap.tolist(), strict=True)),
             ap_precision=summarise(np.array([a.precision for a in aps]), protocol),
             ap_recall=summarise(np.array([a.recall for a in aps]), protocol),
             curves=curves,
@@ -86,7 +88,7 @@ def _predictions_for(source: MergedPredictions | Path, gt: GroundTruthSequence) 
         return source.for_sequence(gt)
     path = source / f"{gt.name}.json"
     if not path.is_file():
-        raise PoseTrackFormatError(path, "file", f"missing: no predictions for GT sequence {gt.source}")
+        raise EvalInputError(path, "file", f"missing: no predictions for GT sequence {gt.source}")
     return sequence_predictions(read_json(path), str(path), gt)
 
 
@@ -95,7 +97,7 @@ def _check_tracks(gt: GroundTruthSequence, pred: Persons, pred_source: str, prot
     for persons, source in ((gt.persons, gt.source), (pred, pred_source)):
         rows = np.concatenate([np.arange(persons.frame_ptr[f], persons.frame_ptr[f + 1]) for f in frames] or [[]])
         if not persons.has_track[rows.astype(np.int64)].all():
-            raise PoseTrackFormatError(source, "track_id", "missing on some persons (needed for --tracking)")
+            raise EvalInputError(source, "track_id", "missing on some persons (needed for --tracking)")
 
 
 def evaluate(
@@ -125,7 +127,7 @@ def evaluate(
         The figures, in percent.
 
     Raises:
-        PoseTrackFormatError: a file or object that is not valid PoseTrack data (a ValueError).
+        EvalInputError: a file or object that is not valid PoseTrack data (a ValueError).
         ValueError: an invalid argument.
     """
     if protocol not in ("poseval", "pt21"):
@@ -148,11 +150,9 @@ def evaluate(
     for gt_seq in iter_ground_truth(gt_path):
         if protocol == "pt21" and gt_seq.unflagged_frame is not None:
             field = f"images[{gt_seq.unflagged_frame}].is_labeled"
-            raise PoseTrackFormatError(gt_seq.source, field, "missing (the pt21 protocol scores the flagged frames)")
+            raise EvalInputError(gt_seq.source, field, "missing (the pt21 protocol scores the flagged frames)")
         if protocol == "pt21" and gt_seq.annolist:
-            raise PoseTrackFormatError(
-                gt_seq.source, "annolist", "the PoseTrack21 protocol reads PoseTrack18/21 JSON only"
-            )
+            raise EvalInputError(gt_seq.source, "annolist", "the PoseTrack21 protocol reads PoseTrack18/21 JSON only")
         pred = _predictions_for(pred_source, gt_seq)
         if tracking:
             _check_tracks(

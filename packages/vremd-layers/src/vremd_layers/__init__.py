@@ -4,7 +4,15 @@ Every layer takes plain constructor arguments, documents its shapes, and knows n
 """
 
 from vremd_layers.aggregation import SpatioTemporalAggregation
-from vremd_layers.attention import Attention, AttentionBackend, DropPath, TransformerBlock, resolve_backend
+from vremd_layers.attention import (
+    Attention,
+    AttentionBackend,
+    DropPath,
+    TransformerBlock,
+    drop_path_rates,
+    resolve_backend,
+    transformer_blocks,
+)
 from vremd_layers.deformable import DeformableAttention, DeformableConvBlock, DeformableCrossAttention
 from vremd_layers.masks import HumanMask, KeypointMask
 from vremd_layers.motion import AdaptiveDeformableCrossBlock, MotionFusion
@@ -22,5 +30,7 @@ __all__ = [
     "MotionFusion",
     "SpatioTemporalAggregation",
     "TransformerBlock",
+    "drop_path_rates",
     "resolve_backend",
+    "transformer_blocks",
 ]

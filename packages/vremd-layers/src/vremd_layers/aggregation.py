@@ -4,7 +4,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vremd_layers.attention import AttentionBackend, Mlp, TransformerBlock
+from vremd_layers.attention import AttentionBackend, Mlp, transformer_blocks
 
 __all__ = ["SpatioTemporalAggregation"]
 
@@ -23,7 +23,7 @@ class SpatioTemporalAggregation(nn.Module):
         num_temporal_blocks: Transformer blocks over the T copies of each token (0 allowed).
         num_heads: Attention heads per block.
         mlp_ratio: MLP hidden width as a multiple of ``dim`` (blocks and fold).
-        drop_path: Stochastic-depth rate of every block.
+        drop_path: Largest stochastic-depth rate of each stack (linearly increasing over its blocks).
         backend: Attention backend, see :func:`vremd_layers.resolve_backend`.
 
     Shapes:
@@ -47,11 +47,9 @@ class SpatioTemporalAggregation(nn.Module):
         self.dim = dim
         self.num_frames = num_frames
 
-        def block() -> TransformerBlock:
-            return TransformerBlock(dim, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path=drop_path, backend=backend)
-
-        self.spatial_blocks = nn.Sequential(*(block() for _ in range(num_spatial_blocks)))
-        self.temporal_blocks = nn.Sequential(*(block() for _ in range(num_temporal_blocks)))
+        blocks = {"num_heads": num_heads, "mlp_ratio": mlp_ratio, "drop_path": drop_path, "backend": backend}
+        self.spatial_blocks = transformer_blocks(dim, num_spatial_blocks, **blocks)
+        self.temporal_blocks = transformer_blocks(dim, num_temporal_blocks, **blocks)
         self.frame_embed = nn.Parameter(torch.zeros(num_frames, dim))
         self.norm = nn.LayerNorm(num_frames * dim)
         self.fold = Mlp(num_frames * dim, int(dim * mlp_ratio), dim)

@@ -16,7 +16,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-__all__ = ["Attention", "AttentionBackend", "DropPath", "TransformerBlock", "resolve_backend"]
+__all__ = [
+    "Attention",
+    "AttentionBackend",
+    "DropPath",
+    "TransformerBlock",
+    "drop_path_rates",
+    "resolve_backend",
+    "transformer_blocks",
+]
 
 AttentionBackend = Literal["auto", "sdpa", "xformers", "math"]
 _BACKENDS: Final = ("auto", "sdpa", "xformers", "math")
@@ -245,3 +253,31 @@ class TransformerBlock(nn.Module):
         context = None if context is None else self.norm1(context)
         x = x + self.drop_path(self.attn(self.norm1(x), context))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def drop_path_rates(drop_path: float, num_blocks: int) -> list[float]:
+    """The project's one stochastic-depth rule, for every stack of residual blocks.
+
+    The rate grows linearly from 0 at the first block to ``drop_path`` at the last, as in timm's
+    VisionTransformer; a single block gets ``drop_path`` itself.
+    """
+    return torch.linspace(0, drop_path, num_blocks).tolist() if num_blocks > 1 else [drop_path] * num_blocks
+
+
+def transformer_blocks(
+    dim: int,
+    num_blocks: int,
+    *,
+    num_heads: int,
+    mlp_ratio: float = 4.0,
+    drop_path: float = 0.0,
+    backend: AttentionBackend = "auto",
+) -> nn.Sequential:
+    """A stack of ``TransformerBlock``s, stochastic depth by :func:`drop_path_rates`."""
+    rates = drop_path_rates(drop_path, num_blocks)
+    return nn.Sequential(
+        *(
+            TransformerBlock(dim, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path=rate, backend=backend)
+            for rate in rates
+        )
+    )

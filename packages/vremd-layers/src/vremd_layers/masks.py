@@ -10,7 +10,7 @@ import torch
 from einops import rearrange, reduce, repeat
 from torch import nn
 
-from vremd_layers.attention import AttentionBackend, TransformerBlock
+from vremd_layers.attention import AttentionBackend, transformer_blocks
 
 __all__ = ["HumanMask", "KeypointMask"]
 
@@ -20,19 +20,6 @@ def _check_features(features: torch.Tensor, dim: int, num_frames: int | None = N
         raise ValueError(f"features must be (B, T, N, {dim}), got {tuple(features.shape)}")
     if num_frames is not None and features.shape[1] != num_frames:
         raise ValueError(f"features must have T={num_frames} frames, got {tuple(features.shape)}")
-
-
-def _blocks(
-    dim: int, num_blocks: int, num_heads: int, mlp_ratio: float, drop_path: float, backend: AttentionBackend
-) -> nn.Sequential:
-    # Stochastic depth grows linearly with depth, as in timm's VisionTransformer.
-    rates = torch.linspace(0, drop_path, num_blocks).tolist() if num_blocks > 1 else [drop_path] * num_blocks
-    return nn.Sequential(
-        *(
-            TransformerBlock(dim, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path=rate, backend=backend)
-            for rate in rates
-        )
-    )
 
 
 class HumanMask(nn.Module):
@@ -78,7 +65,9 @@ class HumanMask(nn.Module):
         self.num_frames = num_frames
         self.mask_activation = mask_activation
         self.human_token = nn.Parameter(torch.zeros(num_frames or 1, 1, dim))
-        self.blocks = _blocks(dim, num_blocks, num_heads, mlp_ratio, drop_path, backend)
+        self.blocks = transformer_blocks(
+            dim, num_blocks, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path=drop_path, backend=backend
+        )
         # Pre-norm blocks leave the residual stream unnormalised; the final norm (as in ViT) keeps the
         # token-feature products of the mask in a stable range.
         self.norm = nn.LayerNorm(dim)
@@ -151,7 +140,9 @@ class KeypointMask(nn.Module):
         self.num_keypoints = num_keypoints
         self.keypoint_tokens = nn.Parameter(torch.zeros(num_frames, num_keypoints, dim))
         self.frame_embed = nn.Parameter(torch.zeros(num_frames, 1, dim))
-        self.blocks = _blocks(dim, num_blocks, num_heads, mlp_ratio, drop_path, backend)
+        self.blocks = transformer_blocks(
+            dim, num_blocks, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path=drop_path, backend=backend
+        )
         self.norm = nn.LayerNorm(dim)
         self._init_weights()
 

@@ -10,8 +10,9 @@ from vremd_models.convert import (
     load_vitpose_checkpoint,
     load_vitpose_into,
 )
+from vremd_models.decoding import decode_heatmaps
 from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
-from vremd_models.inference import decode_heatmaps, flip_heatmaps, heatmap_to_image, predict_heatmaps
+from vremd_models.inference import flip_heatmaps, heatmap_to_image, predict_heatmaps
 from vremd_models.modeling import VREMD, heatmap_loss
 from vremd_models.output import VREMDOutput
 

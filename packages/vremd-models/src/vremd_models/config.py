@@ -13,14 +13,15 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args, get_origin
 
-__all__ = ["POSETRACK_FLIP_PAIRS", "PRESETS", "VREMDConfig"]
+from vremd_layers.attention import AttentionBackend
+
+__all__ = ["POSETRACK_FLIP_PAIRS", "PRESETS", "VREMDConfig", "describe_type", "matches_type"]
 
 # Left/right joint pairs of the 17-slot PoseTrack order (the same as posetrack_data.joints.FLIP_PAIRS; this
 # package may not import the data package).
 POSETRACK_FLIP_PAIRS: Final = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 
 MotionOp = Literal["dca", "da", "dc"]
-AttentionBackend = Literal["auto", "sdpa", "xformers", "math"]
 MaskActivation = Literal["sigmoid", "none"]
 
 
@@ -201,8 +202,8 @@ class VREMDConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             expected = hints[field.name]
-            if not _matches(value, expected):
-                raise TypeError(f"VREMDConfig.{field.name} must be {_describe(expected)}, got {value!r}")
+            if not matches_type(value, expected):
+                raise TypeError(f"VREMDConfig.{field.name} must be {describe_type(expected)}, got {value!r}")
 
     def _check_values(self) -> None:
         positive = (
@@ -268,19 +269,26 @@ def _as_tuple(name: str, value: object) -> object:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-def _matches(value: object, expected: Any) -> bool:
+def matches_type(value: object, expected: Any) -> bool:
+    """Whether ``value`` is of the annotated type ``expected`` (Literal, Union, tuple, bool, int, float, ...).
+
+    Strict where YAML and JSON are loose: a bool is not an int, an int is a float. Also used by the run-config
+    loader of ``training/``, so both schemas judge types alike.
+    """
+    if expected is Any:
+        return True
     origin = get_origin(expected)
     if origin is Literal:
         return value in get_args(expected)
     if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in get_args(expected))
+        return any(matches_type(value, arg) for arg in get_args(expected))
     if origin is tuple:
         args = get_args(expected)
         if not isinstance(value, tuple):
             return False
         if len(args) == 2 and args[1] is Ellipsis:
-            return all(_matches(v, args[0]) for v in value)
-        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+            return all(matches_type(v, args[0]) for v in value)
+        return len(value) == len(args) and all(matches_type(v, a) for v, a in zip(value, args, strict=True))
     if expected is bool:
         return isinstance(value, bool)
     if expected is int:
@@ -290,7 +298,8 @@ def _matches(value: object, expected: Any) -> bool:
     return isinstance(value, expected)
 
 
-def _describe(expected: Any) -> str:
+def describe_type(expected: Any) -> str:
+    """A type annotation as error messages name it: ``int``, ``one of 'dca', 'da'``, ``tuple[int, int]``."""
     if get_origin(expected) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(expected))
     return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")

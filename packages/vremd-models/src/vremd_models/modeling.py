@@ -26,6 +26,7 @@ from vremd_layers import (
     KeypointMask,
     MotionFusion,
     SpatioTemporalAggregation,
+    drop_path_rates,
 )
 from vremd_models.backbone import ViTPoseBackbone
 from vremd_models.config import VREMDConfig
@@ -178,10 +179,10 @@ class _BMD(nn.Module):
                 bidirectional=config.bidirectional,
                 share_direction_weights=config.bmd_share_direction_weights,
                 motion_layer=_motion_layer(config),
-                drop_path=config.drop_path,
+                drop_path=rate,
                 backend=config.attention_backend,
             )
-            for _ in range(config.bmd_num_blocks)
+            for rate in drop_path_rates(config.drop_path, config.bmd_num_blocks)
         )
         self.fusion = MotionFusion(config.hidden_dim, num_streams=num_streams)
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.predictions import PersonPose, PredictionWriter, sequence_document
 from vremd_models.predict.detections import (
     PersonBox,
     assign_boxes,
@@ -27,7 +29,6 @@ from vremd_models.predict.detections import (
 )
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import VIDEO_SUFFIXES, FrameSequence, open_frames
-from vremd_models.predict.writer import PersonPose, PredictionWriter, sequence_document
 
 __all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command"]
 
@@ -162,13 +163,14 @@ def _track(poses: list[list[PersonPose]], metric: str) -> list[list[PersonPose]]
 
     import numpy as np
 
+    from posetrack_data.joints import NUM_JOINTS
     from vremd_models.predict.tracking import GreedyTracker
 
     tracker = GreedyTracker(metric=metric)
     tracked = []
     for frame in poses:
         if not frame:
-            tracker.update(np.zeros((0, 4)), np.zeros((0, 17, 2)), np.zeros((0, 17)))
+            tracker.update(np.zeros((0, 4)), np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS)))
             tracked.append([])
             continue
         ids = tracker.update(
@@ -209,7 +211,7 @@ def run_command(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         summary = command(args)
-    except PredictInputError as error:
+    except (PredictInputError, PoseTrackFormatError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
     print(summary)

@@ -1,28 +1,19 @@
-"""Person boxes for top-down inference: detection files, ground-truth boxes, and their frames.
+"""Person boxes for top-down inference: detection files and ground-truth boxes, sorted onto frames.
 
-Accepted detection files:
-
-- COCO results: a list of `{"image_id", "bbox": [x, y, w, h], "score", "category_id"}` (the PoseTrack18
-  sample's `test_posetrack18_human_detections.json`, the synthetic clips' `person_detections/val.json`).
-- PoseTrack box lists: a list of `{"image_name", "bbox", "score", ...}` (DCPose's precomputed boxes);
-  `file_name` is accepted in place of `image_name`.
-- PoseTrack18-style files: `{"images": [...], "annotations": [{"image_id", "bbox", "score"}]}`.
-
-A record finds its frame by `image_id` (the ids `open_frames` assigns, or the ground truth's ids after
-`bind_annotations`) or by image name (the full `file_name`, else `<video>/<frame file>`).
+Files are read by `posetrack_data.annotations` (the one reader of PoseTrack formats): detection files with
+`read_detections` (COCO results, DCPose's `image_name` lists, PoseTrack18-style `{"images", "annotations"}`),
+ground truth with `read_video`. A detection finds its frame by `image_id` (the ids `open_frames` assigns, or
+the ground truth's ids after `bind_annotations`) or by image name (`<video>/<frame stem>`).
 """
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from posetrack_data.annotations import Detection, Video, read_detections, read_video
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import FrameSequence
 
 __all__ = [
-    "BoxRecord",
     "PersonBox",
     "assign_boxes",
     "bind_annotations",
@@ -31,8 +22,6 @@ __all__ = [
     "load_annotations",
     "load_detections",
 ]
-
-PERSON_CATEGORY = 1
 
 
 @dataclass(frozen=True)
@@ -48,42 +37,25 @@ class PersonBox:
     score: float
 
 
-@dataclass(frozen=True)
-class BoxRecord:
-    """A box as read from a file, before it is matched to a frame by `image_id` or `image_name`."""
-
-    image_id: int | None
-    image_name: str | None
-    box: PersonBox
-
-
-def load_detections(path: str | Path) -> list[BoxRecord]:
-    """Read a detection file in any of the accepted formats (see the module docstring).
+def load_detections(path: str | Path) -> list[Detection]:
+    """Read a detection file (see `posetrack_data.annotations.read_detections`); degenerate boxes are dropped.
 
     Raises:
-        PredictInputError: The file is missing or not JSON, a record lacks a valid field, or it holds no
-            person boxes.
+        PoseTrackFormatError: The file is missing or malformed (naming the field).
+        PredictInputError: It holds no person boxes.
     """
-    path = Path(path)
-    data = _read_json(path)
-    if isinstance(data, dict) and "annotations" in data:
-        names = _image_names(data, path)
-        records = [_parse_record(item, i, path, names) for i, item in enumerate(data["annotations"])]
-    elif isinstance(data, list):
-        records = [_parse_record(item, i, path, {}) for i, item in enumerate(data)]
-    else:
-        raise PredictInputError(f"{path}: expected a list of detections or a dict with 'annotations'")
-    records = [record for record in records if record is not None]
-    if not records:
+    detections = [d for d in read_detections(path) if d.bbox[2] > 0 and d.bbox[3] > 0]
+    if not detections:
         raise PredictInputError(f"{path}: holds no person detections")
-    return records
+    return detections
 
 
-def load_annotations(path: str | Path) -> list[dict[str, Any]]:
-    """Read PoseTrack18-format ground truth: a folder of per-video JSON files or one merged file.
+def load_annotations(path: str | Path) -> list[Video]:
+    """Read PoseTrack ground truth: a folder of per-video JSON files or one (merged) file.
 
-    Returns:
-        The JSON documents, each with `images` and `annotations`.
+    Raises:
+        PoseTrackFormatError: A file is malformed (naming the field).
+        PredictInputError: The folder holds no annotation files, or the path does not exist.
     """
     path = Path(path)
     if path.is_dir():
@@ -94,19 +66,10 @@ def load_annotations(path: str | Path) -> list[dict[str, Any]]:
         files = [path]
     else:
         raise PredictInputError(f"{path}: no such annotation file or folder")
-    docs = []
-    for file in files:
-        doc = _read_json(file)
-        if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-            raise PredictInputError(f"{file}: field 'images' missing; expected PoseTrack18-format annotations")
-        if not isinstance(doc.get("annotations", []), list):
-            raise PredictInputError(f"{file}: field 'annotations' must be a list")
-        doc["_source"] = str(file)
-        docs.append(doc)
-    return docs
+    return [read_video(file) for file in files]
 
 
-def bind_annotations(sequences: list[FrameSequence], annotations: list[dict[str, Any]]) -> int:
+def bind_annotations(sequences: list[FrameSequence], annotations: list[Video]) -> int:
     """Give every frame that the ground truth lists the ground truth's `file_name` and `image_id`.
 
     Frames are matched on `<video>/<frame file>`; frames the ground truth does not list keep their names.
@@ -114,12 +77,7 @@ def bind_annotations(sequences: list[FrameSequence], annotations: list[dict[str,
     Returns:
         The number of frames matched.
     """
-    by_key: dict[str, tuple[str, int]] = {}
-    for doc in annotations:
-        for i, image in enumerate(doc["images"]):
-            if not isinstance(image.get("file_name"), str) or not isinstance(image.get("id"), int):
-                raise PredictInputError(f"{doc['_source']}: images[{i}] needs a string 'file_name' and an int 'id'")
-            by_key[_name_key(image["file_name"])] = (image["file_name"], image["id"])
+    by_key = {_name_key(f.file_name): (f.file_name, f.image_id) for video in annotations for f in video.frames}
     matched = 0
     for sequence in sequences:
         file_names, image_ids = list(sequence.file_names), list(sequence.image_ids)
@@ -132,30 +90,27 @@ def bind_annotations(sequences: list[FrameSequence], annotations: list[dict[str,
     return matched
 
 
-def ground_truth_boxes(annotations: list[dict[str, Any]]) -> list[BoxRecord]:
-    """The person boxes of labelled ground-truth persons (at least one annotated joint), score 1.
+def ground_truth_boxes(annotations: list[Video]) -> list[Detection]:
+    """The boxes of labelled ground-truth persons (at least one annotated joint, and a box), score 1.
 
     Persons without any annotated joint are left out: they can never be matched by the evaluator, so
     predicting on them would only add false positives.
     """
-    records = []
-    for doc in annotations:
-        names = _image_names(doc, Path(doc["_source"]))
-        for i, person in enumerate(doc.get("annotations", [])):
-            keypoints = person.get("keypoints") or []
-            if not any(keypoints[2::3]) or "bbox" not in person:
-                continue
-            record = _parse_record({**person, "score": 1.0}, i, Path(doc["_source"]), names)
-            if record is not None:
-                records.append(record)
+    records = [
+        Detection(frame.image_id, frame.file_name, person.bbox, 1.0)
+        for video in annotations
+        for frame in video.frames
+        for person in frame.persons
+        if person.has_keypoints and person.bbox is not None and person.bbox[2] > 0 and person.bbox[3] > 0
+    ]
     if not records:
-        sources = ", ".join(doc["_source"] for doc in annotations)
+        sources = ", ".join(str(video.file) for video in annotations)
         raise PredictInputError(f"{sources}: no annotated person with a 'bbox' to use as ground-truth box")
     return records
 
 
 def assign_boxes(
-    records: list[BoxRecord],
+    records: list[Detection],
     sequences: list[FrameSequence],
     *,
     source: str | Path,
@@ -190,8 +145,8 @@ def assign_boxes(
             found = by_name.get(_name_key(record.image_name))
         if found is None:
             unknown.append(record)
-        elif record.box.score >= min_score:
-            boxes[found[0]][found[1]].append(record.box)
+        elif record.score >= min_score:
+            boxes[found[0]][found[1]].append(PersonBox(record.bbox, record.score))
     if unknown:
         first = unknown[0]
         what = f"image_id {first.image_id}" if first.image_id is not None else f"image {first.image_name!r}"
@@ -207,7 +162,7 @@ def assign_boxes(
 
 
 def boxes_on_frame(
-    records: list[BoxRecord], sequence: FrameSequence, index: int, *, min_score: float = 0.0
+    records: list[Detection], sequence: FrameSequence, index: int, *, min_score: float = 0.0
 ) -> list[PersonBox]:
     """The boxes of one frame, in descending score order; boxes of other images are ignored.
 
@@ -215,59 +170,12 @@ def boxes_on_frame(
     """
     image_id, key = sequence.image_ids[index], _name_key(sequence.file_names[index])
     boxes = [
-        record.box
+        PersonBox(record.bbox, record.score)
         for record in records
         if (record.image_id == image_id or (record.image_name is not None and _name_key(record.image_name) == key))
-        and record.box.score >= min_score
+        and record.score >= min_score
     ]
     return sorted(boxes, key=lambda box: -box.score)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        with path.open() as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise PredictInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PredictInputError(f"{path}: not a readable JSON file ({error})") from None
-
-
-def _image_names(doc: dict[str, Any], path: Path) -> dict[int, str]:
-    images = doc.get("images", [])
-    if not isinstance(images, list):
-        raise PredictInputError(f"{path}: field 'images' must be a list")
-    return {image["id"]: image["file_name"] for image in images if "id" in image and "file_name" in image}
-
-
-def _parse_record(item: Any, index: int, path: Path, names: dict[int, str]) -> BoxRecord | None:
-    where = f"{path}: entry {index}"
-    if not isinstance(item, dict):
-        raise PredictInputError(f"{where}: expected an object, got {type(item).__name__}")
-    if item.get("category_id", PERSON_CATEGORY) != PERSON_CATEGORY:
-        return None
-    bbox = item.get("bbox")
-    if (
-        not isinstance(bbox, list | tuple)
-        or len(bbox) != 4
-        or not all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)
-    ):
-        raise PredictInputError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {bbox!r}")
-    score = item.get("score", 1.0)
-    if isinstance(score, list) and len(score) == 1:  # DCPose writes some scalars as 1-element lists
-        score = score[0]
-    if not isinstance(score, int | float) or not math.isfinite(score):
-        raise PredictInputError(f"{where}: field 'score' must be a number, got {score!r}")
-    image_id = item.get("image_id")
-    if image_id is not None and (not isinstance(image_id, int) or isinstance(image_id, bool)):
-        raise PredictInputError(f"{where}: field 'image_id' must be an integer, got {image_id!r}")
-    image_name = item.get("image_name", item.get("file_name", names.get(image_id) if image_id is not None else None))
-    if image_id is None and not isinstance(image_name, str):
-        raise PredictInputError(f"{where}: needs an 'image_id' or an 'image_name'")
-    if bbox[2] <= 0 or bbox[3] <= 0:
-        return None  # degenerate box: nothing to crop
-    x, y, w, h = (float(v) for v in bbox)
-    return BoxRecord(image_id=image_id, image_name=image_name, box=PersonBox((x, y, w, h), float(score)))
 
 
 def _name_key(name: str) -> str:

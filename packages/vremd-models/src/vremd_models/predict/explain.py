@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from posetrack_data.outputs import atomic_write_bytes
+from posetrack_data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vremd_models.predict.cli import run_command
 from vremd_models.predict.detections import (
     bind_annotations,
@@ -29,8 +31,7 @@ from vremd_models.predict.detections import (
 )
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import open_frames
-from vremd_models.predict.predictor import IMAGENET_MEAN, IMAGENET_STD, crop_person, frame_window
-from vremd_models.predict.writer import atomic_write_bytes
+from vremd_models.predict.predictor import crop_person, frame_window
 
 __all__ = ["Explanation", "explain_person", "main", "plot_explanation"]
 
@@ -85,7 +86,7 @@ def explain_person(
         bbox: The person box (x, y, w, h) on the key frame.
         device: Where to run the model.
     """
-    from vremd_models.inference import decode_heatmaps
+    from vremd_models.decoding import decode_heatmaps
 
     config = model.config
     H, W = config.image_size
@@ -100,7 +101,12 @@ def explain_person(
     coords, scores = decode_heatmaps(heatmaps, refine=None)
     stride = torch.tensor([W / heatmaps.shape[-1], H / heatmaps.shape[-2]], device=coords.device)
     grid = (H // _PATCH, W // _PATCH)
-    crops = np.clip(pixel_values.transpose(0, 2, 3, 1) * IMAGENET_STD + IMAGENET_MEAN, 0.0, 1.0)
+    crops = np.clip(
+        pixel_values.transpose(0, 2, 3, 1) * np.asarray(IMAGENET_STD, np.float32)
+        + np.asarray(IMAGENET_MEAN, np.float32),
+        0.0,
+        1.0,
+    )
     return Explanation(
         crops=crops,
         human_mask=_grid_mask(output.human_mask, grid),
@@ -141,7 +147,7 @@ def plot_explanation(explanation: Explanation, *, joint: int | None = None, titl
     """
     from matplotlib.figure import Figure
 
-    from posetrack_data.joints import JOINT_NAMES
+    from posetrack_data.joints import SLOT17_NAMES
 
     e = explanation
     J = len(e.scores)
@@ -165,7 +171,7 @@ def plot_explanation(explanation: Explanation, *, joint: int | None = None, titl
             axes[row, t].imshow(mask[t], cmap="inferno", alpha=0.6, extent=extent, interpolation="bilinear")
             axes[row, t].set_title(f"{name} {frame_names[t]}")
     key = T // 2
-    name = JOINT_NAMES[joint] if len(JOINT_NAMES) == J else f"joint {joint}"
+    name = SLOT17_NAMES[joint] if len(SLOT17_NAMES) == J else f"joint {joint}"
     _plot_sampling_points(axes[3, 0], e, joint, key, name)
     axes[3, 1].imshow(e.crops[key])
     axes[3, 1].imshow(e.heatmaps.max(0), cmap="jet", alpha=0.5, extent=extent, interpolation="bilinear")
@@ -232,16 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_joint(value: str | None) -> int | None:
-    from posetrack_data.joints import JOINT_NAMES
+    from posetrack_data.joints import SLOT17_NAMES
 
     if value is None:
         return None
-    if value.isdigit() and int(value) < len(JOINT_NAMES):
+    if value.isdigit() and int(value) < len(SLOT17_NAMES):
         return int(value)
-    if value in JOINT_NAMES:
-        return JOINT_NAMES.index(value)
+    if value in SLOT17_NAMES:
+        return SLOT17_NAMES.index(value)
     raise PredictInputError(
-        f"--joint {value}: expected an index below {len(JOINT_NAMES)} or one of {list(JOINT_NAMES)}"
+        f"--joint {value}: expected an index below {len(SLOT17_NAMES)} or one of {list(SLOT17_NAMES)}"
     )
 
 

@@ -15,19 +15,18 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from posetrack_data.predictions import PersonPose, joint_scores
+from posetrack_data.transforms import BBOX_ENLARGE, IMAGENET_MEAN, IMAGENET_STD
 from vremd_models.predict.detections import PersonBox
 from vremd_models.predict.frames import FrameSequence
-from vremd_models.predict.writer import PersonPose
 
 __all__ = ["CropBatch", "PosePredictor", "crop_person", "frame_window"]
 
 logger = logging.getLogger(__name__)
 
-# posetrack_data.transforms' normalisation, kept here as arrays for the float32 arithmetic below.
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-# DCPose/the paper: boxes are enlarged by 25% (posetrack_data.TopDownTransform's default bbox_enlarge).
-BOX_ENLARGE = 1.25
+# float32 copies for the normalisation below (the tuples would promote the crops to float64).
+_MEAN = np.asarray(IMAGENET_MEAN, np.float32)
+_STD = np.asarray(IMAGENET_STD, np.float32)
 
 
 def frame_window(index: int, num_frames: int, length: int) -> list[int]:
@@ -61,11 +60,11 @@ def crop_person(
 
     H, W = image_size
     # The evaluation crop of posetrack_data.TopDownTransform(train=False): same geometry functions.
-    center, scale = box_to_center_scale(bbox, aspect_ratio=W / H, enlarge=BOX_ENLARGE)
+    center, scale = box_to_center_scale(bbox, aspect_ratio=W / H, enlarge=BBOX_ENLARGE)
     crop_from_image = crop_from_image_matrix(center, scale, 0.0, (H, W))
     image_from_crop = invert_affine(crop_from_image)
     crops = [cv2.warpAffine(frame, crop_from_image, (W, H), flags=cv2.INTER_LINEAR) for frame in frames]
-    pixels = (np.stack(crops).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    pixels = (np.stack(crops).astype(np.float32) / 255.0 - _MEAN) / _STD
     return np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)), image_from_crop
 
 
@@ -95,7 +94,7 @@ class PosePredictor:
         dtype: Compute dtype of the model and its inputs; decoding runs in float32.
         batch_size: Persons per forward pass.
         flip_test: Average with the prediction on mirrored crops.
-        refine: Sub-pixel refinement of the heatmap maxima (see `vremd_models.inference.decode_heatmaps`).
+        refine: Sub-pixel refinement of the heatmap maxima (see `vremd_models.decoding.decode_heatmaps`).
     """
 
     def __init__(
@@ -170,7 +169,8 @@ class PosePredictor:
             pixel_values: Float[B, T, 3, H, W], image_from_crop: Float[B, 2, 3]
             -> keypoints: Float[B, J, 2], scores: Float[B, J], heatmaps: Float[B, J, 64, 48]
         """
-        from vremd_models.inference import decode_heatmaps, heatmap_to_image, predict_heatmaps
+        from vremd_models.decoding import decode_heatmaps
+        from vremd_models.inference import heatmap_to_image, predict_heatmaps
 
         inputs = torch.from_numpy(pixel_values).to(device=self.device, dtype=self.dtype)
         heatmaps = predict_heatmaps(self.model, inputs, flip_test=self.flip_test).float()
@@ -191,7 +191,6 @@ class PosePredictor:
                     bbox=box.bbox,
                     box_score=box.score,
                     keypoints=keypoints[i].astype(np.float32),
-                    # DCPose's rule: joint confidence = heatmap maximum x box score.
-                    scores=(np.clip(scores[i], 0.0, None) * box.score).astype(np.float32),
+                    scores=joint_scores(scores[i], box.score),
                 )
             )

@@ -15,13 +15,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vremd_models.predict.writer import PersonPose, atomic_write_bytes
+from posetrack_data.joints import NUM_JOINTS
+from posetrack_data.outputs import atomic_write_bytes
+from posetrack_data.predictions import PersonPose
 
 __all__ = ["JOINT_COLORS", "draw_poses", "track_color", "write_image", "write_video"]
 
 # Per-joint colours evenly spaced in hue, so left/right partners are visibly different.
 JOINT_COLORS: npt.NDArray[np.uint8] = np.array(
-    [[round(255 * c) for c in colorsys.hsv_to_rgb(j / 17, 0.85, 1.0)] for j in range(17)], dtype=np.uint8
+    [[round(255 * c) for c in colorsys.hsv_to_rgb(j / NUM_JOINTS, 0.85, 1.0)] for j in range(NUM_JOINTS)],
+    dtype=np.uint8,
 )
 # cv2 draws at sub-pixel precision with coordinates scaled by 2**_SHIFT.
 _SHIFT = 4
@@ -66,7 +69,7 @@ def draw_poses(
     for pose in poses:
         J = len(pose.keypoints)
         if len(JOINT_COLORS) < J:
-            raise ValueError(f"draw_poses colours 17 joints, got {J}")
+            raise ValueError(f"draw_poses colours {len(JOINT_COLORS)} joints, got {J}")
         opacity = np.clip(np.asarray(pose.scores, dtype=np.float64), 0.0, 1.0)
         shown = np.asarray(pose.scores) >= score_threshold
         if draw_boxes:

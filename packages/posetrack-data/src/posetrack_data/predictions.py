@@ -1,4 +1,6 @@
-"""PoseTrack18-format prediction files that `posetrack-eval` (and poseval) read directly.
+"""The one PoseTrack18 prediction writer: files that `posetrack-eval` (and poseval) read directly.
+
+`train.py`'s validation and `vremd-predict` both write through here, so the same poses give the same bytes.
 
 Two layouts: a folder with one `<sequence>.json` per sequence (poseval pairs prediction and ground-truth
 files by this name), or one merged file. Every file appears atomically (temporary file, then
@@ -8,9 +10,7 @@ rerun skips them. A merged file is assembled at the end from per-sequence parts 
 """
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vremd_models.predict.errors import PredictInputError
+from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.joints import SKELETON, SLOT17_NAMES
+from posetrack_data.outputs import atomic_write_bytes
 
-__all__ = ["PersonPose", "PredictionWriter", "atomic_write_bytes", "sequence_document"]
+__all__ = ["MAX_TRACK_ID", "PersonPose", "PredictionWriter", "document_bytes", "joint_scores", "sequence_document"]
 
 # poseval asserts track ids below this (evaluateTracking.py, MAX_TRACK_ID).
 MAX_TRACK_ID = 10_000
@@ -48,6 +50,20 @@ class PersonPose:
     track_id: int = 0
 
 
+def joint_scores(heatmap_maxima: npt.NDArray[np.floating], box_score: float) -> npt.NDArray[np.float32]:
+    """DCPose's rule: a joint's confidence is its heatmap maximum (negative maxima count as 0) x the box score.
+
+    Shapes:
+        heatmap_maxima: Float[..., J] -> Float[..., J]
+    """
+    return (np.clip(heatmap_maxima, 0.0, None) * box_score).astype(np.float32)
+
+
+def document_bytes(document: dict[str, Any]) -> bytes:
+    """The bytes of a prediction file: compact JSON (what the writer stores)."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def sequence_document(
     file_names: tuple[str, ...] | list[str],
     image_ids: tuple[int, ...] | list[int],
@@ -62,8 +78,6 @@ def sequence_document(
         image_ids: Per frame, the image id.
         poses: Per frame, the predicted persons.
     """
-    from posetrack_data.joints import JOINT_NAMES, SKELETON
-
     if not len(file_names) == len(image_ids) == len(poses):
         raise ValueError(f"need one entry per frame, got {len(file_names)} names, {len(image_ids)} ids, {len(poses)}")
     images, annotations = [], []
@@ -92,23 +106,10 @@ def sequence_document(
         "supercategory": "person",
         "id": 1,
         "name": "person",
-        "keypoints": list(JOINT_NAMES),
+        "keypoints": list(SLOT17_NAMES),
         "skeleton": [[a + 1, b + 1] for a, b in SKELETON],  # the files are 1-based
     }
     return {"images": images, "annotations": annotations, "categories": [category]}
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class PredictionWriter:
@@ -123,9 +124,9 @@ class PredictionWriter:
         self.out = Path(out)
         self.merged = self.out.suffix.lower() == ".json"
         if self.merged and self.out.is_dir():
-            raise PredictInputError(f"{self.out}: is a folder; a merged prediction file needs a file path")
+            raise PoseTrackFormatError(self.out, "out", "is a folder; a merged prediction file needs a file path")
         if not self.merged and self.out.is_file():
-            raise PredictInputError(f"{self.out}: is a file; use a .json name for one merged file, or a folder")
+            raise PoseTrackFormatError(self.out, "out", "is a file; use a .json name for one merged file, or a folder")
         self._parts = self.out.with_name(f".{self.out.name}.parts") if self.merged else self.out
         if overwrite:
             self._clear()
@@ -150,7 +151,7 @@ class PredictionWriter:
     def write(self, name: str, document: dict[str, Any]) -> Path:
         """Write one sequence's document atomically; returns its path."""
         path = self._part(name)
-        atomic_write_bytes(path, json.dumps(document, separators=(",", ":")).encode())
+        atomic_write_bytes(path, document_bytes(document))
         return path
 
     def finish(self, names: list[str]) -> Path:
@@ -168,6 +169,6 @@ class PredictionWriter:
             merged["images"] += document["images"]
             merged["annotations"] += document["annotations"]
             merged["categories"] = document["categories"]
-        atomic_write_bytes(self.out, json.dumps(merged, separators=(",", ":")).encode())
+        atomic_write_bytes(self.out, document_bytes(merged))
         shutil.rmtree(self._parts)
         return self.out

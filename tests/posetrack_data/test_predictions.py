@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from vremd_models.predict.errors import PredictInputError
-from vremd_models.predict.writer import PersonPose, PredictionWriter, sequence_document
+from posetrack_data import PoseTrackFormatError
+from posetrack_data.predictions import PersonPose, PredictionWriter, joint_scores, sequence_document
 
 
 def _pose(track_id=0, shift=0.0):
@@ -73,7 +73,7 @@ def test_merged_writer_keeps_parts_until_finish(tmp_path):
 
 def test_writer_refuses_a_file_as_folder(tmp_path):
     (tmp_path / "preds").write_text("x")
-    with pytest.raises(PredictInputError, match="is a file"):
+    with pytest.raises(PoseTrackFormatError, match="is a file"):
         PredictionWriter(tmp_path / "preds")
 
 
@@ -106,3 +106,9 @@ def test_ground_truth_written_as_predictions_scores_100(tmp_path, posetrack18_sa
         names.append(path.stem)
     result = evaluate(gt, writer.finish(names))
     assert result.ap["Total"] == pytest.approx(100.0)
+
+
+def test_joint_scores_clip_negative_maxima_and_scale_by_the_box():
+    maxima = np.array([[-0.2, 0.0, 0.5, 1.2]], np.float32)
+    assert joint_scores(maxima, 0.5).tolist() == [[0.0, 0.0, 0.25, 0.6000000238418579]]
+    assert joint_scores(maxima, 0.5).dtype == np.float32

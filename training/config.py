@@ -1,0 +1,397 @@
+"""The run config of ``train.py`` and ``ablate.py``: typed dataclasses, read from YAML with ``base:`` chains.
+
+``Config()`` is the default run (``configs/default.yaml``). ``load_config`` merges a file with its ``base:``
+chain and ``--set`` overrides, then checks every key and type with the same type rules as ``VREMDConfig``
+(``vremd_models.config.matches_type``); a mistake is one ``ConfigError`` naming the file and the key.
+"""
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from vremd_models import VREMDConfig
+from vremd_models.config import describe_type, matches_type
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "LoggingConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "RunConfig",
+    "ScheduleConfig",
+    "config_to_dict",
+    "flat_config",
+    "load_config",
+    "resolve_model_config",
+]
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_DIR / "configs" / "default.yaml"
+
+
+@dataclasses.dataclass(kw_only=True)
+class DataConfig:
+    """Where the clips come from and how they become model inputs.
+
+    Args:
+        root: PoseTrack root (2017, 2018 or 2021 layout); ``None`` generates the synthetic dataset once into
+            ``cache_dir`` and trains on that.
+        version: PoseTrack version; ``None`` detects it from the layout.
+        train_split: Split to train on.
+        val_split: Split to validate on.
+        val_detections: Person boxes for validation (COCO results list); ``None`` uses
+            ``<root>/person_detections/<val_split>.json`` (where the synthetic generator writes them).
+        min_detection_score: Detector boxes below this score are dropped (DCPose's 0.2).
+        batch_size: Training examples per process and step.
+        val_batch_size: Validation examples per process and step.
+        num_workers: DataLoader worker processes.
+        sigma: Gaussian sigma of the target heatmaps, in heatmap pixels.
+        rotation: Random rotation limit in degrees (the paper's +-45).
+        scale: Random scale range (the paper's 0.65-1.35).
+        half_body_prob: Probability of the half-body crop.
+        flip_prob: Probability of a horizontal flip in training.
+        synthetic_videos: Synthetic videos per split.
+        synthetic_frames: Frames per synthetic video.
+        synthetic_image_size: Synthetic frame size (W, H).
+        synthetic_seed: Seed of the synthetic generator.
+        cache_dir: Folder that holds generated synthetic datasets, one subfolder per setting.
+    """
+
+    root: str | None = None
+    version: Literal["2017", "2018", "2021"] | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    val_detections: str | None = None
+    min_detection_score: float = 0.2
+    batch_size: int = 16
+    val_batch_size: int = 32
+    num_workers: int = 0
+    sigma: float = 2.0
+    rotation: float = 15.0
+    scale: tuple[float, float] = (0.8, 1.2)
+    half_body_prob: float = 0.0
+    flip_prob: float = 0.5
+    synthetic_videos: int = 30
+    synthetic_frames: int = 40
+    synthetic_image_size: tuple[int, int] = (320, 240)
+    synthetic_seed: int = 0
+    cache_dir: str = "data"
+
+
+@dataclasses.dataclass(kw_only=True)
+class ModelConfig:
+    """Which VREMD to build.
+
+    Args:
+        preset: A ``VREMDConfig`` preset name (``vremd-tiny``, ``vremd-vitb``, ``vremd-vitl``, ``vremd-vith``).
+        overrides: ``VREMDConfig`` fields replaced on top of the preset (ablation flags, sizes).
+        init_backbone: A converted ViTPose checkpoint (safetensors, see ``vremd-convert-vitpose``) loaded into
+            the backbone before training; ``None`` keeps the random initialisation.
+    """
+
+    preset: str = "vremd-tiny"
+    # The CPU default trains at 128x96 (8x6 tokens): a quarter of the paper's pixels, ~4x faster per step.
+    overrides: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"image_size": [128, 96], "heatmap_size": [32, 24]}
+    )
+    init_backbone: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class OptimizerConfig:
+    """AdamW over the trainable parameters; norms, biases and other 1-d parameters get no weight decay.
+
+    Args:
+        lr: Peak learning rate (the paper's 2e-3).
+        weight_decay: Decoupled weight decay of matrices and tokens.
+        betas: Adam betas.
+        grad_clip: Clip the global gradient norm to this value; ``None`` does not clip.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = 1.0
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScheduleConfig:
+    """How long to train and how the learning rate moves: linear warm-up, then step decay at epochs.
+
+    Args:
+        epochs: Epochs to train (the paper's 20).
+        lr_milestones: Epochs after which the learning rate is multiplied by ``lr_gamma`` (the paper's [16]).
+        lr_gamma: Step-decay factor.
+        warmup_steps: Optimizer steps of linear warm-up from 0.
+        max_steps: Stop after this many optimizer steps even mid-epoch (short runs, tests); the learning rate
+            schedule still follows ``epochs``.
+    """
+
+    epochs: int = 8
+    lr_milestones: list[int] = dataclasses.field(default_factory=lambda: [6])
+    lr_gamma: float = 0.1
+    warmup_steps: int = 50
+    max_steps: int | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunConfig:
+    """Where the run writes, and how it checkpoints.
+
+    Args:
+        output_dir: Run directory; when it already holds a run (and this is not ``--resume``), ``-2``, ``-3``,
+            ... is appended.
+        seed: Seed of model initialisation, shuffling and augmentation.
+        gradient_accumulation_steps: Batches per optimizer step.
+        mixed_precision: ``"no"``, ``"fp16"`` or ``"bf16"``; ``None`` takes ``accelerate launch``'s setting.
+        checkpoint_every_steps: Also checkpoint every this many optimizer steps (``None``: at epoch ends only).
+        keep_checkpoints: Newest checkpoints kept; older ones are deleted.
+        log_every_steps: Log the training loss every this many optimizer steps.
+    """
+
+    output_dir: str = "runs/default"
+    seed: int = 0
+    gradient_accumulation_steps: int = 1
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = None
+    checkpoint_every_steps: int | None = None
+    keep_checkpoints: int = 2
+    log_every_steps: int = 10
+
+
+@dataclasses.dataclass(kw_only=True)
+class EvalConfig:
+    """Validation: decode, map to image pixels, write poseval files, score with ``posetrack_eval``.
+
+    Args:
+        every_epochs: Evaluate after every this many epochs (and always at the end).
+        boxes: ``"detector"`` (the paper's protocol) or ``"gt"`` person boxes.
+        flip_test: Average the heatmaps of the image and its mirror image.
+        refine: Sub-pixel refinement of the heatmap argmax: ``"dark"``, ``"quarter"`` or ``None``.
+        protocol: Scoring protocol: ``"poseval"`` (PoseTrack17/18) or ``"pt21"``.
+        gt: Ground-truth annotation folder; ``None`` uses ``<root>/annotations/<val_split>``
+            (``<root>/posetrack_data/<val_split>`` for PoseTrack21).
+        baselines: Before training, also score the untrained model and the "mean pose in the box" baseline.
+    """
+
+    every_epochs: int = 1
+    boxes: Literal["detector", "gt"] = "detector"
+    flip_test: bool = True
+    refine: Literal["dark", "quarter"] | None = "dark"
+    protocol: Literal["poseval", "pt21"] = "poseval"
+    gt: str | None = None
+    baselines: bool = True
+
+
+@dataclasses.dataclass(kw_only=True)
+class LoggingConfig:
+    """Trackers besides the always-on ``log.jsonl``.
+
+    Args:
+        trackers: Any of ``"csv"`` (``log.csv`` in the run directory), ``"tensorboard"``, ``"wandb"`` or
+            another tracker name ``accelerate`` knows; the package must be installed.
+        project: Project name handed to the trackers.
+    """
+
+    trackers: list[str] = dataclasses.field(default_factory=list)
+    project: str = "vremd"
+
+
+@dataclasses.dataclass(kw_only=True)
+class Config:
+    """One training run; ``Config()`` is the default run of ``configs/default.yaml`` (CPU, synthetic clips).
+
+    The paper's values live in ``configs/paper_recipe.yaml``; field docstrings name them where they differ.
+    """
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+
+
+class ConfigError(ValueError):
+    """A run config that does not fit the schema; the message names the source file and the key."""
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), *, base: str | Path | None = None
+) -> Config:
+    """Read a YAML run config (following its ``base:`` chain), apply ``--set`` overrides, and validate it.
+
+    Args:
+        path: YAML file; ``None`` reads ``configs/default.yaml``.
+        overrides: ``"section.key=value"`` strings (values parsed as YAML); a bare ``key=value`` is accepted
+            when exactly one section has that key.
+        base: Replaces the ``base:`` named in ``path`` itself (the rest of the chain then follows ``base``).
+
+    Raises:
+        ConfigError: unreadable file, unknown key, or wrong type; the message names the file and the key.
+    """
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for file in _config_chain(Path(path) if path is not None else DEFAULT_CONFIG, base):
+        _merge(merged, _read_yaml(file), sources, str(file))
+    for item in overrides:
+        _apply_override(merged, sources, item)
+    return _build(Config, merged, "", sources)
+
+
+def _config_chain(path: Path, base: str | Path | None) -> list[Path]:
+    """The files to merge, most basic first: ``path``, its ``base:``, that file's ``base:``, ..."""
+    chain = [path]
+    parent = Path(base) if base is not None else _base_of(path)
+    while parent is not None:
+        if parent in chain:
+            raise ConfigError(f"{chain[-1]}: base: {parent} makes a cycle")
+        chain.append(parent)
+        parent = _base_of(parent)
+    return chain[::-1]
+
+
+def _base_of(path: Path) -> Path | None:
+    base = _read_yaml(path).get("base")
+    if base is None:
+        return None
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a path, got {base!r}")
+    return (path.parent / base).resolve()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _merge(
+    merged: dict[str, Any], data: dict[str, Any], sources: dict[str, str], source: str, prefix: str = ""
+) -> None:
+    """Deep-merge ``data`` into ``merged`` (dicts merge, everything else replaces), remembering each key's file."""
+    for key, value in data.items():
+        if not prefix and key == "base":
+            continue
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if not isinstance(merged.get(key), dict):
+                merged[key] = {}
+            _merge(merged[key], value, sources, source, f"{dotted}.")
+        else:
+            merged[key] = value
+        sources[dotted] = source
+
+
+def _apply_override(merged: dict[str, Any], sources: dict[str, str], item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. optimizer.lr=1e-3")
+    if "." not in key:
+        owners = [f.name for f in dataclasses.fields(Config) if key in {g.name for g in dataclasses.fields(f.type)}]
+        if len(owners) != 1:
+            where = f"is in several sections: {owners}" if owners else "is not a key of any section"
+            raise ConfigError(f"--set {item}: {key!r} {where}; write section.{key}")
+        key = f"{owners[0]}.{key}"
+    *parents, leaf = key.split(".")
+    node = merged
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item}: {part!r} is not a section")
+    node[leaf] = yaml.safe_load(text) if text else None
+    sources[key] = "--set"
+
+
+def _build(cls: type, data: Any, prefix: str, sources: dict[str, str]) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, checking every key and type."""
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{sources.get(where, 'config')}: {where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            raise ConfigError(
+                f"{sources.get(f'{prefix}{key}', 'config')}: unknown key {prefix}{key!s} (valid: {', '.join(names)})"
+            )
+    values = {key: _convert(value, hints[key], f"{prefix}{key}", sources) for key, value in data.items()}
+    return cls(**values)
+
+
+def _convert(value: Any, expected: Any, key: str, sources: dict[str, str]) -> Any:
+    """``value`` as type ``expected`` (lists become tuples where the schema says tuple), or a ConfigError."""
+    origin, args = get_origin(expected), get_args(expected)
+    if dataclasses.is_dataclass(expected):
+        return _build(expected, value, f"{key}.", sources)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, key, sources)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        if value in args:
+            return value
+    elif origin in (list, tuple) and isinstance(value, list | tuple):
+        item_types = [args[0]] * len(value) if origin is list or args[-1] is Ellipsis else list(args)
+        if len(item_types) == len(value):
+            items = [_convert(v, t, key, sources) for v, t in zip(value, item_types, strict=True)]
+            return items if origin is list else tuple(items)
+    elif origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return dict(value)
+    elif origin is None and expected is not float and matches_type(value, expected):
+        return value
+    elif expected is float and not isinstance(value, bool):
+        # PyYAML reads "2e-3" (no dot) as a string, so numeric strings are accepted for float fields.
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise ConfigError(f"{sources.get(key, 'config')}: {key}: expected {describe_type(expected)}, got {value!r}")
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain YAML/JSON-safe data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def resolve_model_config(cfg: ModelConfig) -> VREMDConfig:
+    """The ``VREMDConfig`` of ``cfg``: its preset with the overrides applied; errors name ``model.overrides``."""
+    try:
+        return VREMDConfig.from_preset(cfg.preset, **cfg.overrides)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model: {error}") from None
+
+
+def flat_config(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config as ``section.key`` scalars (trackers store hyper-parameters flat)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = (
+                value if isinstance(value, bool | int | float | str) or value is None else str(value)
+            )
+    return flat

@@ -1,0 +1,143 @@
+"""Data wiring: the synthetic dataset cache, ``load_posetrack`` rows through ``TopDownTransform``, loaders."""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from posetrack_data import TopDownTransform, generate_dataset, load_posetrack
+from training.config import Config, ConfigError, DataConfig
+from vremd_models import VREMDConfig
+
+__all__ = ["Examples", "build_datasets", "build_loaders", "prepare_data_root", "synthetic_root"]
+
+
+def prepare_data_root(cfg: DataConfig, accelerator: Accelerator) -> Path:
+    """The PoseTrack root to train on; the synthetic dataset is generated once (per node) and then reused."""
+    if cfg.root is not None:
+        root = Path(cfg.root)
+        if not root.is_dir():
+            raise ConfigError(f"data.root: {root} is not a directory")
+        return root
+    root = synthetic_root(cfg)
+    with accelerator.local_main_process_first():
+        if accelerator.is_local_main_process and not (root / "annotations").is_dir():
+            accelerator.print(f"Generating the synthetic dataset into {root} (once; later runs reuse it)")
+            # Generated beside the final folder and renamed, so an interrupted generation is never reused.
+            partial = root.with_name(f"{root.name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            generate_dataset(
+                partial,
+                num_videos=cfg.synthetic_videos,
+                num_frames=cfg.synthetic_frames,
+                image_size=cfg.synthetic_image_size,
+                seed=cfg.synthetic_seed,
+            )
+            os.replace(partial, root)
+    return root
+
+
+def synthetic_root(cfg: DataConfig) -> Path:
+    """The cache folder of the synthetic dataset that ``cfg`` describes (one folder per setting)."""
+    width, height = cfg.synthetic_image_size
+    name = f"synthetic-{cfg.synthetic_videos}v{cfg.synthetic_frames}f-{width}x{height}-seed{cfg.synthetic_seed}"
+    return Path(cfg.cache_dir) / name
+
+
+class Examples(torch.utils.data.Dataset):
+    """Rows of a ``load_posetrack`` dataset through ``TopDownTransform``, a batch at a time, keyed by row index.
+
+    ``__getitems__`` transforms a whole batch in one call (the transform decodes each frame once per batch).
+    In the main process (``num_workers=0``) the augmentation of a batch is seeded by (seed, epoch, its row
+    indices): a batch is the same whenever it is loaded, so ``--resume`` is exact even though accelerate's
+    loader reads one batch ahead of the step that is checkpointed. Worker processes keep one transform each,
+    seeded by torch's per-worker seed (the transform's own rule).
+    """
+
+    KEYS = ("pixel_values", "target_heatmaps", "target_weight", "image_from_crop")
+
+    def __init__(self, rows: datasets.Dataset, transform_kwargs: dict[str, Any], *, seed: int) -> None:
+        self.rows = rows
+        self.transform_kwargs = transform_kwargs
+        self.seed = seed
+        self.epoch = 0
+        self.transform = TopDownTransform(**transform_kwargs, seed=seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        transform = self.transform
+        if self.transform_kwargs["train"] and torch.utils.data.get_worker_info() is None:
+            seed = np.random.SeedSequence([self.seed, self.epoch, *indices]).generate_state(1)[0]
+            transform = TopDownTransform(**self.transform_kwargs, seed=int(seed))
+        batch = transform(self.rows[indices])
+        examples = {key: torch.from_numpy(np.ascontiguousarray(batch[key])) for key in self.KEYS}
+        return examples | {"index": torch.tensor(indices)}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value[0] for key, value in self.__getitems__([index]).items()}
+
+
+def build_datasets(cfg: Config, root: Path, model_config: VREMDConfig, accelerator: Accelerator):
+    """Train and validation ``Examples``; validation rows are detector boxes or ground-truth persons."""
+    data = cfg.data
+    detections = None
+    if cfg.eval.boxes == "detector":
+        detections = (
+            Path(data.val_detections) if data.val_detections else root / "person_detections" / f"{data.val_split}.json"
+        )
+    with accelerator.local_main_process_first():
+        train_rows = load_posetrack(root, data.version, split=data.train_split)
+        val_rows = load_posetrack(
+            root,
+            data.version,
+            split=data.val_split,
+            detections=detections,
+            min_detection_score=data.min_detection_score,
+        )
+    sizes = {
+        "image_size": model_config.image_size,
+        "heatmap_size": model_config.heatmap_size,
+        "sigma": data.sigma,
+        "flip_pairs": model_config.flip_pairs,
+    }
+    augment = {
+        "max_rotation": data.rotation,
+        "scale_range": data.scale,
+        "half_body_prob": data.half_body_prob,
+        "flip_prob": data.flip_prob,
+    }
+    train = Examples(train_rows, {"train": True, **sizes, **augment}, seed=cfg.run.seed)
+    val = Examples(val_rows, {"train": False, **sizes}, seed=cfg.run.seed)
+    return train, val
+
+
+def _batch(examples: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Examples.__getitems__ already returns the collated batch.
+    return examples
+
+
+def build_loaders(cfg: Config, train: Examples, val: Examples):
+    """DataLoaders with private generators, so loading never draws from the global torch RNG."""
+    common = {"num_workers": cfg.data.num_workers, "collate_fn": _batch}
+    train_loader = torch.utils.data.DataLoader(
+        train,
+        batch_size=cfg.data.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(cfg.run.seed),
+        **common,
+    )
+    val_loader = torch.utils.data.DataLoader(
+        val, batch_size=cfg.data.val_batch_size, shuffle=False, generator=torch.Generator(), **common
+    )
+    return train_loader, val_loader

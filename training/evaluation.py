@@ -1,0 +1,131 @@
+"""Validation: keypoints for every row, the poseval files, their score, and the baselines' predictions."""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from posetrack_data import PersonPose, PredictionWriter, joint_scores, read_video, sequence_document
+from posetrack_data.outputs import atomic_write_text
+from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate, format_table
+from training.config import Config, EvalConfig
+from vremd_models import VREMD
+from vremd_models.decoding import decode_heatmaps
+from vremd_models.inference import heatmap_to_image, predict_heatmaps
+
+__all__ = [
+    "gt_folder",
+    "mean_pose_baseline",
+    "predict_keypoints",
+    "score_predictions",
+    "summary_table",
+    "write_predictions",
+]
+
+
+@torch.no_grad()
+def predict_keypoints(model: VREMD, loader, accelerator: Accelerator, cfg: EvalConfig, desc: str):
+    """Keypoints in image pixels and per-joint confidences for every validation row, each exactly once.
+
+    Returns (on every process) ``index`` [R] row indices, ``coords`` [R, J, 2] and ``scores`` [R, J] as numpy,
+    gathered across processes with ``gather_for_metrics`` (which drops the padding of the last batch).
+    """
+    mc = model.config
+    model.eval()
+    indices, coords_all, scores_all = [], [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_main_process):
+        with accelerator.autocast():
+            heatmaps = predict_heatmaps(model, batch["pixel_values"], flip_test=cfg.flip_test)
+        coords, scores = decode_heatmaps(heatmaps.float(), refine=cfg.refine)
+        coords = heatmap_to_image(
+            coords, batch["image_from_crop"], heatmap_size=mc.heatmap_size, image_size=mc.image_size
+        )
+        index, coords, scores = accelerator.gather_for_metrics((batch["index"], coords, scores))
+        indices.append(index.cpu())
+        coords_all.append(coords.cpu())
+        scores_all.append(scores.float().cpu())
+    return torch.cat(indices).numpy(), torch.cat(coords_all).double().numpy(), torch.cat(scores_all).double().numpy()
+
+
+def mean_pose_baseline(train_rows, val_rows) -> tuple[np.ndarray, np.ndarray]:
+    """The "mean pose in the box" baseline: each joint at its mean box-relative training position.
+
+    Positions are relative to the box (0..1 across width and height); the confidence of a joint is the
+    fraction of training persons where it is labelled. Returns ``coords`` [R, J, 2] and ``scores`` [R, J].
+    """
+    keypoints = np.asarray(train_rows["keypoints"], dtype=np.float64)  # [M, J, 3]
+    boxes = np.asarray(train_rows["bbox"], dtype=np.float64)  # [M, 4]
+    relative = (keypoints[..., :2] - boxes[:, None, :2]) / np.maximum(boxes[:, None, 2:], 1.0)
+    visible = keypoints[..., 2] > 0
+    counts = visible.sum(0)
+    mean = (relative * visible[..., None]).sum(0) / np.maximum(counts, 1)[:, None]  # [J, 2]
+    val_boxes = np.asarray(val_rows["bbox"], dtype=np.float64)
+    coords = val_boxes[:, None, :2] + mean[None] * val_boxes[:, None, 2:]
+    scores = np.broadcast_to(counts / max(len(keypoints), 1), coords.shape[:2])
+    return coords, np.ascontiguousarray(scores)
+
+
+def write_predictions(out_dir: Path, val_rows: dict[str, list], index, coords, scores, gt_dir: Path) -> int:
+    """Per-sequence PoseTrack18 prediction files, one per ground-truth file, as poseval reads them.
+
+    Each file is named like its ground-truth file and lists the ground truth's frames in ground-truth order
+    (poseval pairs frames by position); written by ``posetrack_data.predictions`` like ``vremd-predict``'s.
+    Returns the number of person predictions written.
+    """
+    poses: dict[int, list[PersonPose]] = {}
+    for row, xy, maxima in zip(index.tolist(), coords, scores, strict=True):
+        box_score = float(val_rows["box_score"][row])
+        on_image = poses.setdefault(int(val_rows["image_id"][row]), [])
+        pose = PersonPose(
+            bbox=tuple(val_rows["bbox"][row]),
+            box_score=box_score,
+            keypoints=np.asarray(xy, np.float32),
+            scores=joint_scores(maxima, box_score),
+            track_id=len(on_image),
+        )
+        on_image.append(pose)
+    writer = PredictionWriter(out_dir)
+    for gt_file in sorted(gt_dir.glob("*.json")):
+        frames = read_video(gt_file).frames
+        document = sequence_document(
+            [f.file_name for f in frames], [f.image_id for f in frames], [poses.get(f.image_id, []) for f in frames]
+        )
+        writer.write(gt_file.stem, document)
+    return len(index)
+
+
+def score_predictions(
+    cfg: Config, root: Path, out_dir: Path, val_rows: dict[str, list], index, coords, scores
+) -> dict[str, Any]:
+    """Write the predictions into ``out_dir`` (replacing it), score them, and save ``<out_dir>.ap.json``.
+
+    Returns ``ap`` (the table's columns), ``num_samples`` and ``table`` (poseval's console table).
+    """
+    gt_dir = gt_folder(cfg, root)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    count = write_predictions(out_dir, val_rows, index, coords, scores, gt_dir)
+    result: EvalResult = evaluate(gt_dir, out_dir, protocol=cfg.eval.protocol)
+    atomic_write_text(out_dir.with_name(f"{out_dir.name}.ap.json"), json.dumps(result.to_dict(), indent=1))
+    return {"ap": {k: float(result.ap[k]) for k in TABLE_COLUMNS}, "num_samples": count, "table": format_table(result)}
+
+
+def gt_folder(cfg: Config, root: Path) -> Path:
+    """Ground-truth annotation folder of the validation split."""
+    if cfg.eval.gt is not None:
+        return Path(cfg.eval.gt)
+    pt21 = cfg.data.version == "2021" or (cfg.data.version is None and (root / "posetrack_data").is_dir())
+    return root / ("posetrack_data" if pt21 else "annotations") / cfg.data.val_split
+
+
+def summary_table(history: list[dict[str, Any]]) -> str:
+    """The AP rows of every evaluation so far, one line each (name, then the poseval columns)."""
+    width = max(len(entry["name"]) for entry in history)
+    lines = [f"{'':<{width}}  " + " ".join(f"{c:>6}" for c in TABLE_COLUMNS)]
+    for entry in history:
+        lines.append(f"{entry['name']:<{width}}  " + " ".join(f"{entry['ap'][c]:6.1f}" for c in TABLE_COLUMNS))
+    return "\n".join(lines)

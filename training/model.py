@@ -1,0 +1,47 @@
+"""The model, its optimizer and its learning-rate schedule, from the run config."""
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from training.config import ConfigError, ModelConfig, OptimizerConfig, ScheduleConfig
+from vremd_models import VREMD, VREMDConfig
+
+__all__ = ["build_model", "build_optimizer", "build_scheduler"]
+
+
+def build_model(cfg: ModelConfig, model_config: VREMDConfig) -> VREMD:
+    """VREMD from its config, with the backbone initialised from a converted ViTPose checkpoint if given."""
+    model = VREMD(model_config)
+    if cfg.init_backbone is not None:
+        path = Path(cfg.init_backbone)
+        if not path.is_file():
+            raise ConfigError(f"model.init_backbone: {path} does not exist (convert one with vremd-convert-vitpose)")
+        state = load_file(path)
+        state = {key.removeprefix("backbone."): value for key, value in state.items()}
+        missing, unexpected = model.backbone.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ConfigError(f"model.init_backbone: {path}: missing keys {missing}, unexpected keys {unexpected}")
+    return model
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.AdamW:
+    """AdamW over trainable parameters; 1-d ones (norms, biases) are not decayed."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps_per_epoch: int):
+    """Per-optimizer-step LambdaLR: linear warm-up, then x``lr_gamma`` after each milestone epoch."""
+    milestones = [m * steps_per_epoch for m in cfg.lr_milestones]
+
+    def factor(step: int) -> float:
+        warmup = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        return warmup * cfg.lr_gamma ** sum(step >= m for m in milestones)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
