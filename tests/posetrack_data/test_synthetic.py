@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -260,7 +260,7 @@ def test_lanes_setting_is_deterministic_and_options_are_independent(tmp_path):
     assert any(lanes[name] != moving[name] for name in lanes if name.suffix == ".jpg")
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     crossing=st.booleans(),
