@@ -259,7 +259,9 @@ class _Video:
                 if k < 2:  # two walk past each other; the others keep their slow drift and are passed
                     figure.x, figure.vx = _crossing_path(crossing, k, num_frames, width)
         # A figure drawn later hides the ones before it: with crossing, the larger (nearer) in front.
-        self.draw_order = sorted(range(count), key=lambda k: self.figures[k].size) if crossing else list(range(count))
+        self.draw_order = (
+            sorted(range(count), key=lambda k: self.figures[k].size) if crossing is not None else list(range(count))
+        )
         for figure in self.figures:  # an occluder never next to a blurred or defocused frame
             figure.occluded = frozenset(
                 t for t in figure.occluded if t - 1 not in corruptions and t + 1 not in corruptions
