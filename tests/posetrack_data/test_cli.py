@@ -43,3 +43,26 @@ def test_usage_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert (
         capsys.readouterr().err.strip() == "posetrack-data synth: num_videos must be >= 2 (one train, one val), got 1"
     )
+
+
+def test_synth_options_reach_the_generator(tmp_path, capsys):
+    root = tmp_path / "lanes"
+    args = ["synth", str(root), "--videos", "2", "--frames", "3", "--size", "96x80", "--no-crossing"]
+    args += ["--no-background-motion", "--occlusion-prob", "0.5", "--blur-prob", "0", "--defocus-prob", "0.25"]
+    assert main(args) == 0
+    settings = json.loads((root / "synthetic.json").read_text())["settings"]
+    assert {
+        k: settings[k] for k in ("crossing", "background_motion", "occlusion_prob", "blur_prob", "defocus_prob")
+    } == {
+        "crossing": False,
+        "background_motion": False,
+        "occlusion_prob": 0.5,
+        "blur_prob": 0.0,
+        "defocus_prob": 0.25,
+    }
+    capsys.readouterr()
+    assert main(["synth", str(tmp_path / "bad"), "--blur-prob", "0.7", "--defocus-prob", "0.6"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "posetrack-data synth: blur_prob + defocus_prob must be <= 1, got 0.7 + 0.6"
+    )
+    assert not (tmp_path / "bad").exists()

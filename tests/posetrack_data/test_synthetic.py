@@ -2,11 +2,15 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
+from posetrack_data import TopDownTransform, check_root
 from posetrack_data.dataset import load_posetrack
+from posetrack_data.geometry import PIXEL_STD, box_to_center_scale
 from posetrack_data.joints import SLOT17_NAMES
-from posetrack_data.synthetic import generate_dataset
+from posetrack_data.synthetic import SEPARATE_LANES, generate_dataset
 
 
 def _files(root):
@@ -108,8 +112,184 @@ def test_round_trips_through_load_posetrack(synthetic_root, tmp_path):
         ({"num_videos": 1, "num_frames": 5}, "num_videos"),
         ({"num_videos": 2, "num_frames": 2}, "num_frames"),
         ({"num_videos": 2, "num_frames": 5, "image_size": (32, 32)}, "image_size"),
+        ({"num_videos": 2, "num_frames": 5, "occlusion_prob": 1.5}, "occlusion_prob must be in"),
+        ({"num_videos": 2, "num_frames": 5, "defocus_prob": -0.1}, "defocus_prob must be in"),
+        ({"num_videos": 2, "num_frames": 5, "blur_prob": 0.6, "defocus_prob": 0.5}, "blur_prob \\+ defocus_prob"),
     ],
 )
 def test_rejects_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_dataset(tmp_path, progress=False, **kwargs)
+
+
+def _people_per_frame(root):
+    """{(video, image_id): [(bbox, annotated joints (n, 2))]} from the generated ground truth."""
+    frames = {}
+    for file in sorted((root / "annotations").rglob("*.json")):
+        for ann in json.loads(file.read_text())["annotations"]:
+            kpts = np.asarray(ann["keypoints"], dtype=float).reshape(17, 3)
+            frames.setdefault((file.stem, ann["image_id"]), []).append((ann["bbox"], kpts[kpts[:, 2] > 0, :2]))
+    return frames
+
+
+def _crowded_fraction(root, min_joints):
+    """Fraction of labeled people with at least `min_joints` of another person's joints inside their crop
+    box: the GT box widened to the 192x256 aspect and enlarged 1.25x, as TopDownTransform crops."""
+    crowded = total = 0
+    for people in _people_per_frame(root).values():
+        for i, (bbox, _) in enumerate(people):
+            centre, scale = box_to_center_scale(
+                bbox, aspect_ratio=192 / 256, enlarge=TopDownTransform(train=False).bbox_enlarge
+            )
+            half = scale * PIXEL_STD / 2
+            inside = [
+                int((np.abs(joints - centre) <= half).all(axis=1).sum())
+                for j, (_, joints) in enumerate(people)
+                if j != i
+            ]
+            crowded += max(inside, default=0) >= min_joints
+            total += 1
+    return crowded / total
+
+
+def _order_swaps(root):
+    """(pairs of people whose left-right order changes during the video, pairs in all)."""
+    order = {}
+    for (video, _), people in sorted(_people_per_frame(root).items()):
+        xs = [joints[:, 0].mean() for _, joints in people]
+        for i in range(len(xs)):
+            for j in range(i + 1, len(xs)):
+                order.setdefault((video, i, j), set()).add(bool(xs[i] < xs[j]))
+    return sum(len(sides) == 2 for sides in order.values()), len(order)
+
+
+def test_crossing_puts_other_people_inside_the_crop_box_and_lanes_do_not(synthetic_root, tmp_path):
+    lanes = generate_dataset(
+        tmp_path, num_videos=4, num_frames=9, image_size=(160, 128), seed=0, progress=False, **SEPARATE_LANES
+    )
+    # Most of another body (8 of its 15 joints) inside the target's crop: common with crossing, rare in lanes.
+    assert _crowded_fraction(synthetic_root, 8) > 0.3
+    assert _crowded_fraction(lanes, 8) < 0.1
+    swapped, pairs = _order_swaps(synthetic_root)
+    assert swapped >= 1
+    assert swapped / pairs > 0.5
+    assert _order_swaps(lanes)[0] == 0
+
+
+def _frames(root):
+    return {
+        (p.parent.name, int(p.stem)): np.asarray(Image.open(p), dtype=np.int16)
+        for p in sorted((root / "images").rglob("*.jpg"))
+    }
+
+
+def test_blur_and_defocus_change_only_the_listed_single_frames(tmp_path):
+    kwargs = {"num_videos": 2, "num_frames": 12, "image_size": (96, 80), "seed": 5, "occlusion_prob": 0.0}
+    clean = _frames(generate_dataset(tmp_path / "a", blur_prob=0.0, defocus_prob=0.0, progress=False, **kwargs))
+    root = generate_dataset(tmp_path / "b", blur_prob=0.4, defocus_prob=0.4, progress=False, **kwargs)
+    blurred = _frames(root)
+    listed = json.loads((root / "synthetic.json").read_text())["corrupted_frames"]
+    changed = {key for key in clean if np.abs(clean[key] - blurred[key]).mean() > 1}
+    expected = {(video, t) for video, c in listed.items() for t in c["blur"] + c["defocus"]}
+    assert {kind for c in listed.values() for kind in ("blur", "defocus") if c[kind]} == {"blur", "defocus"}
+    assert changed == expected
+    assert not any((video, t + 1) in expected for video, t in expected)
+    # Blur removes detail: less high-frequency energy than the clean frame.
+    for key in expected:
+        assert np.abs(np.diff(blurred[key], axis=1)).mean() < np.abs(np.diff(clean[key], axis=1)).mean()
+
+
+def test_occluders_change_only_single_frames_near_the_hidden_joints():
+    from posetrack_data.synthetic import _Video
+
+    def video(rng_seed):
+        return _Video(
+            np.random.default_rng(rng_seed), 30, 128, 96, 2, (0.45, 0.85), 0.3,
+            crossing=None, background=None, corruptions={},
+        )  # fmt: skip
+
+    occluded, clean = video(2), video(2)
+    for figure in clean.figures:
+        figure.occluded = frozenset()
+    schedule = {t for figure in occluded.figures for t in figure.occluded}
+    assert len(schedule) >= 5
+    for t in range(30):
+        (with_occluder, people), (without, _) = occluded.render(t), clean.render(t)
+        assert (not np.array_equal(with_occluder, without)) == (t in schedule)
+        # Every changed pixel lies within an occluder's reach (12% of the height, + antialiasing) of a
+        # limb end (elbow, wrist, knee, ankle) of a figure occluded in this frame.
+        ys, xs = np.nonzero((with_occluder != without).any(axis=2))
+        reach = np.full(len(xs), np.inf)
+        for figure, joints in zip(occluded.figures, people, strict=True):
+            if t in figure.occluded:
+                ends = joints[[7, 8, 9, 10, 13, 14, 15, 16]]
+                distance = np.abs(np.stack([xs, ys], axis=1)[:, None] - ends[None]).max(axis=2).min(axis=1)
+                reach = np.minimum(reach, distance - 0.12 * figure.size)
+        assert (reach <= 2).all()
+    for figure in occluded.figures:
+        assert not any(t + 1 in figure.occluded for t in figure.occluded)
+
+
+def test_every_corrupted_frame_has_clean_neighbours_and_keeps_its_joints(synthetic_root):
+    listed = json.loads((synthetic_root / "synthetic.json").read_text())
+    assert listed["settings"]["crossing"] is True
+    for video, c in listed["corrupted_frames"].items():
+        for track, occluded in c["occluded"].items():
+            corrupted = set(occluded) | set(c["blur"]) | set(c["defocus"])
+            assert not any(t + 1 in corrupted for t in corrupted), (video, track)
+    # Occluded joints stay annotated at their true position with v = 1, as PoseTrack18 labels them.
+    checked = 0
+    for file in (synthetic_root / "annotations" / "train").glob("*.json"):
+        occluded = listed["corrupted_frames"][file.stem]["occluded"]
+        for ann in json.loads(file.read_text())["annotations"]:
+            if ann["image_id"] % 10**4 in occluded[str(ann["track_id"])]:
+                flags = np.asarray(ann["keypoints"]).reshape(17, 3)[:, 2]
+                assert (flags == 1).sum() == 15 == ann["num_keypoints"]
+                checked += 1
+    assert checked >= 2
+
+
+def test_lanes_setting_is_deterministic_and_options_are_independent(tmp_path):
+    kwargs = {"num_videos": 2, "num_frames": 4, "image_size": (96, 80), "seed": 1, "progress": False}
+    lanes = _files(generate_dataset(tmp_path / "a", **kwargs, **SEPARATE_LANES))
+    assert lanes == _files(generate_dataset(tmp_path / "b", **kwargs, **SEPARATE_LANES))
+    # Distractors come from their own random stream: the people and their annotations stay the same.
+    moving = _files(generate_dataset(tmp_path / "c", **kwargs, **{**SEPARATE_LANES, "background_motion": True}))
+    annotations = [name for name in lanes if name.parts[0] == "annotations"]
+    assert all(lanes[name] == moving[name] for name in annotations)
+    assert any(lanes[name] != moving[name] for name in lanes if name.suffix == ".jpg")
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    crossing=st.booleans(),
+    background_motion=st.booleans(),
+    probs=st.tuples(st.floats(0, 1), st.floats(0, 0.5), st.floats(0, 0.5)),
+    max_people=st.integers(1, 4),
+)
+def test_any_setting_gives_a_valid_dataset(tmp_path_factory, seed, crossing, background_motion, probs, max_people):
+    root = generate_dataset(
+        tmp_path_factory.mktemp("any"),
+        num_videos=2,
+        num_frames=5,
+        image_size=(80, 64),
+        seed=seed,
+        max_people=max_people,
+        crossing=crossing,
+        background_motion=background_motion,
+        occlusion_prob=probs[0],
+        blur_prob=probs[1],
+        defocus_prob=probs[2],
+        progress=False,
+    )
+    assert check_root(root, progress=False) == []
+    people = _people_per_frame(root)
+    assert all(1 <= len(p) <= max_people for p in people.values())
+    if crossing and max_people >= 2:
+        assert all(len(p) >= 2 for p in people.values())
+    listed = json.loads((root / "synthetic.json").read_text())["corrupted_frames"]
+    for c in listed.values():
+        frame_level = c["blur"] + c["defocus"]
+        assert len(set(frame_level)) == len(frame_level)
+        assert not any(t + 1 in frame_level for t in frame_level)

@@ -22,6 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--val-fraction", type=float, default=0.2)
     synth.add_argument("--max-people", type=int, default=3)
+    synth.add_argument(
+        "--crossing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="figures walk across each other, into the target's box (default; --no-crossing: separate lanes)",
+    )
+    synth.add_argument(
+        "--background-motion",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="shapes drift over the background (default on)",
+    )
+    synth.add_argument("--occlusion-prob", type=float, default=0.15, help="per figure and frame (default 0.15)")
+    synth.add_argument("--blur-prob", type=float, default=0.1, help="motion blur, per frame (default 0.1)")
+    synth.add_argument("--defocus-prob", type=float, default=0.1, help="defocus, per frame (default 0.1)")
 
     check = commands.add_parser("check", help="validate a dataset root; one line per problem, exit 1 if any")
     check.add_argument("root", help="dataset root")
@@ -42,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 val_fraction=args.val_fraction,
                 max_people=args.max_people,
+                crossing=args.crossing,
+                background_motion=args.background_motion,
+                occlusion_prob=args.occlusion_prob,
+                blur_prob=args.blur_prob,
+                defocus_prob=args.defocus_prob,
             )
             print(root)
             return 0

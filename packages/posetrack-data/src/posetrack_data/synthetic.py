@@ -1,9 +1,11 @@
 """Synthetic PoseTrack18-format clips: articulated stick figures on textured backgrounds.
 
 The figures are drawn facing the camera (their left side on the image's right, which a horizontal flip
-with left/right swap preserves), with thick coloured limbs, joint discs and a round head. Single-frame
-occluders hide a few joints in some frames but never in the neighbouring frames, so the t-1 / t+1
-context genuinely helps. Written in the PoseTrack18 layout and loaded by the same `load_posetrack`.
+with left/right swap preserves), with thick coloured limbs, joint discs and a round head. By default
+they walk across each other (so other people enter the target's crop), over a background with moving
+distractors, and single frames are corrupted by an occluder, motion blur or defocus while the
+neighbouring frames stay clean, so the t-1 / t+1 context genuinely helps. Written in the PoseTrack18
+layout and loaded by the same `load_posetrack`.
 """
 
 import json
@@ -11,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -19,8 +22,15 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
+from posetrack_data.synthetic_effects import blur_frame, draw_distractors, frame_corruptions, make_distractors
 
-__all__ = ["generate_dataset"]
+__all__ = ["SEPARATE_LANES", "generate_dataset"]
+
+# The generator before the claim-testing options: figures in separate lanes over a panning background
+# with static clutter, occluders only. ``generate_dataset(..., **SEPARATE_LANES)`` writes its exact files.
+SEPARATE_LANES = MappingProxyType(
+    {"crossing": False, "background_motion": False, "blur_prob": 0.0, "defocus_prob": 0.0}
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +44,8 @@ _LIMBS = (  # (joint, joint, part): part 0 torso, 1 arms, 2 legs
     (11, 13, 2), (13, 15, 2), (12, 14, 2), (14, 16, 2),
 )  # fmt: skip
 _SOURCE_MPII = 1  # poseval frame id `T SSSSSS FFFF`: source 1 = mpii
+# Independent random streams per video (besides the main one), so that each option changes only its own part.
+_CROSSING_STREAM, _BACKGROUND_STREAM, _CORRUPTION_STREAM = 1, 2, 3
 
 
 def generate_dataset(
@@ -46,7 +58,11 @@ def generate_dataset(
     val_fraction: float = 0.2,
     max_people: int = 3,
     person_height: tuple[float, float] = (0.45, 0.85),
+    crossing: bool = True,
+    background_motion: bool = True,
     occlusion_prob: float = 0.15,
+    blur_prob: float = 0.1,
+    defocus_prob: float = 0.1,
     val_label_every: int = 4,
     jpeg_quality: int = 90,
     progress: bool = True,
@@ -58,7 +74,14 @@ def generate_dataset(
     train videos ``000001_mpii_train``..., val videos ending ``_test`` as in the real data) and
     ``person_detections/val.json`` (COCO results: jittered GT boxes with scores, a few misses and
     low-score false positives). Every train frame is labeled; val frames every `val_label_every`.
-    All joints lie inside the image. Ears are unannotated, as in PoseTrack.
+    All joints lie inside the image. Ears are unannotated, as in PoseTrack. Occluded joints (under an
+    occluder or another figure) keep their true position and ``v = 1``, as PoseTrack18 labels every
+    annotated joint. ``synthetic.json`` records the arguments and, per video, the corrupted frames.
+
+    A corrupted frame (an occluder over one figure's joints, motion blur or defocus of the whole frame)
+    never has a corrupted neighbour for the same figure: blurred/defocused frames are never adjacent,
+    and an occluder is dropped next to a blurred/defocused frame. ``**SEPARATE_LANES`` switches the
+    claim-testing options off and reproduces the earlier generator's files exactly.
 
     Args:
         root: Output folder (created).
@@ -67,9 +90,15 @@ def generate_dataset(
         image_size: Frame size (W, H).
         seed: Random seed; the same seed gives byte-identical files.
         val_fraction: Fraction of the videos in the val split (at least one).
-        max_people: Up to this many figures per video (each in its own horizontal lane).
+        max_people: Up to this many figures per video.
         person_height: Figure height range as a fraction of the frame height.
+        crossing: Figures walk across the whole frame and past each other (at least two per video when
+            `max_people` allows; the larger drawn in front), so other people enter the target's
+            enlarged box; False keeps each figure in its own horizontal lane.
+        background_motion: Shapes (blobs and limb-like bars) drift and spin over the background.
         occlusion_prob: Per-figure probability that a frame hides some joints under an occluder.
+        blur_prob: Per-frame probability of motion blur over the whole frame (a single frame).
+        defocus_prob: Per-frame probability of defocus over the whole frame (a single frame).
         val_label_every: Label every n-th val frame (PoseTrack labels every 4th val frame).
         jpeg_quality: JPEG quality of the frames.
         progress: Show a progress bar.
@@ -90,16 +119,51 @@ def generate_dataset(
         raise ValueError(f"person_height must be (low, high) within [0.1, 0.9], got {person_height!r}")
     if max_people < 1:
         raise ValueError(f"max_people must be >= 1, got {max_people}")
+    probs = {"occlusion_prob": occlusion_prob, "blur_prob": blur_prob, "defocus_prob": defocus_prob}
+    for name, prob in probs.items():
+        if not 0 <= prob <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {prob}")
+    if blur_prob + defocus_prob > 1:
+        raise ValueError(f"blur_prob + defocus_prob must be <= 1, got {blur_prob} + {defocus_prob}")
+    settings = {
+        "num_videos": num_videos,
+        "num_frames": num_frames,
+        "image_size": [width, height],
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "max_people": max_people,
+        "person_height": list(person_height),
+        "crossing": crossing,
+        "background_motion": background_motion,
+        **probs,
+        "val_label_every": val_label_every,
+        "jpeg_quality": jpeg_quality,
+    }
     root = Path(root)
     num_val = min(max(1, round(num_videos * val_fraction)), num_videos - 1)
     splits = ["train"] * (num_videos - num_val) + ["val"] * num_val
     detections: list[dict] = []
+    corrupted_frames: dict[str, dict] = {}
     for index, split in enumerate(tqdm(splits, desc="Synthesising videos", unit="video", disable=not progress)):
         seq = index + 1
         name = f"{seq:06d}_mpii_{'train' if split == 'train' else 'test'}"
         rng = np.random.default_rng([seed, index])
         label_every = 1 if split == "train" else val_label_every
-        video = _Video(rng, num_frames, width, height, max_people, person_height, occlusion_prob)
+        video = _Video(
+            rng,
+            num_frames,
+            width,
+            height,
+            max_people,
+            person_height,
+            occlusion_prob,
+            crossing=np.random.default_rng([seed, index, _CROSSING_STREAM]) if crossing else None,
+            background=np.random.default_rng([seed, index, _BACKGROUND_STREAM]) if background_motion else None,
+            corruptions=frame_corruptions(
+                np.random.default_rng([seed, index, _CORRUPTION_STREAM]), num_frames, blur_prob, defocus_prob
+            ),
+        )
+        corrupted_frames[name] = video.corrupted_frames()
         images, annotations = [], []
         for t in range(num_frames):
             frame_id = _SOURCE_MPII * 10**10 + seq * 10**4 + t
@@ -114,6 +178,7 @@ def generate_dataset(
                 detections += _detections(rng, frame_id, people, width, height)
         _write_json(root / "annotations" / split / f"{name}.json", _video_json(images, annotations))
     _write_json(root / "person_detections" / "val.json", detections)
+    _write_json(root / "synthetic.json", {"settings": settings, "corrupted_frames": corrupted_frames})
     logger.info("wrote %d synthetic videos of %d frames to %s", num_videos, num_frames, root)
     return root
 
@@ -136,7 +201,11 @@ class _Figure:
 
 
 class _Video:
-    """One clip: a panning textured background and figures with per-frame pose and occluders."""
+    """One clip: a panning textured background and figures with per-frame pose and occluders.
+
+    `crossing` and `background` are the random streams of those options (None: option off);
+    `corruptions` maps frames to whole-frame blur or defocus (`frame_corruptions`).
+    """
 
     def __init__(
         self,
@@ -147,14 +216,22 @@ class _Video:
         max_people: int,
         person_height: tuple[float, float],
         occlusion_prob: float,
+        *,
+        crossing: np.random.Generator | None,
+        background: np.random.Generator | None,
+        corruptions: dict[int, tuple[str, float, float]],
     ) -> None:
         self.rng, self.width, self.height = rng, width, height
         self.pan = rng.uniform(-0.05, 0.05, 2) * (width, height) / max(num_frames, 1)
         margin = int(np.ceil(np.abs(self.pan).max() * num_frames)) + 2
         self.margin = margin
         self.background = _texture(rng, width + 2 * margin, height + 2 * margin)
+        self.distractors = make_distractors(background, width, height) if background is not None else []
+        self.corruptions = corruptions
         count = int(rng.integers(1, max_people + 1))
-        lane_width = width / count
+        if crossing is not None:
+            count = max(count, min(2, max_people))
+        lane_width = width / count  # with crossing too: the lane caps the size, so crowds stay small
         self.figures = []
         for k in range(count):
             size = rng.uniform(*person_height) * height
@@ -176,18 +253,40 @@ class _Video:
                     occluded=_occlusion_frames(rng, num_frames, occlusion_prob),
                 )
             )
+        if crossing is not None:
+            for k, figure in enumerate(self.figures):
+                figure.lane = (0.0, float(width))
+                if k < 2:  # two walk past each other; the others keep their slow drift and are passed
+                    figure.x, figure.vx = _crossing_path(crossing, k, num_frames, width)
+        # A figure drawn later hides the ones before it: with crossing, the larger (nearer) in front.
+        self.draw_order = (
+            sorted(range(count), key=lambda k: self.figures[k].size) if crossing is not None else list(range(count))
+        )
+        for figure in self.figures:  # an occluder never next to a blurred or defocused frame
+            figure.occluded = frozenset(
+                t for t in figure.occluded if t - 1 not in corruptions and t + 1 not in corruptions
+            )
+
+    def corrupted_frames(self) -> dict[str, object]:
+        """The corrupted frames: ``blur``, ``defocus`` (whole frames) and ``occluded`` (per track id)."""
+        return {
+            "blur": sorted(t for t, (kind, *_) in self.corruptions.items() if kind == "blur"),
+            "defocus": sorted(t for t, (kind, *_) in self.corruptions.items() if kind == "defocus"),
+            "occluded": {str(track): sorted(figure.occluded) for track, figure in enumerate(self.figures)},
+        }
 
     def render(self, t: int) -> tuple[npt.NDArray[np.uint8], list[npt.NDArray[np.float64]]]:
         """Frame `t` as RGB pixels and each figure's 17x2 joints (ears NaN)."""
         ox, oy = (self.margin + self.pan * t).round().astype(int)
         canvas = np.ascontiguousarray(self.background[oy : oy + self.height, ox : ox + self.width])
-        people = []
-        for figure in self.figures:
-            joints = self._pose(figure, t)
-            _draw_figure(canvas, joints, figure)
-            if t in figure.occluded:
-                self._occlude(canvas, joints, figure)
-            people.append(joints)
+        draw_distractors(canvas, self.distractors, t)
+        people = [self._pose(figure, t) for figure in self.figures]
+        for k in self.draw_order:
+            _draw_figure(canvas, people[k], self.figures[k])
+            if t in self.figures[k].occluded:
+                self._occlude(canvas, people[k], self.figures[k])
+        if t in self.corruptions:
+            canvas = blur_frame(canvas, *self.corruptions[t])
         return canvas, people
 
     def _pose(self, figure: _Figure, t: int) -> npt.NDArray[np.float64]:
@@ -214,6 +313,19 @@ class _Video:
             cv2.rectangle(canvas, (cx - radius, cy - radius), (cx + radius, cy + radius), colour, -1)
         else:
             cv2.circle(canvas, (cx, cy), radius, colour, -1, cv2.LINE_AA)
+
+
+def _crossing_path(rng: np.random.Generator, k: int, num_frames: int, width: int) -> tuple[float, float]:
+    """Start x and x velocity of figure `k` (0 or 1) so that the two cross.
+
+    They start on opposite sides, 35-50% of the width away, and pass a shared point in the middle third
+    of the frame near mid-clip (then walk on and bounce off the frame edges).
+    """
+    meet_x = rng.uniform(0.35, 0.65) * width
+    meet_t = max(1.0, rng.uniform(0.3, 0.7) * (num_frames - 1))
+    side = -1 if k == 0 else 1
+    start = float(np.clip(meet_x + side * rng.uniform(0.35, 0.5) * width, 0.05 * width, 0.95 * width))
+    return start, (meet_x - start) / meet_t
 
 
 def _skeleton(size: float, angles: npt.NDArray[np.float64], lean: float) -> npt.NDArray[np.float64]:
