@@ -15,10 +15,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from posetrack_eval.io import EvalInputError
-from posetrack_eval.result import format_table
-from posetrack_eval.scorer import evaluate
-
 __all__ = ["main"]
 
 _PROG = "posetrack-eval"
@@ -64,6 +60,11 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0, or 2 for a bad input with one line on stderr)."""
     args = _parser().parse_args(argv)
+    # imported after parsing: numpy alone takes longer than the rest of ``--help``
+    from posetrack_eval.io import EvalInputError
+    from posetrack_eval.result import format_table
+    from posetrack_eval.scorer import evaluate
+
     if args.tracking and args.protocol == "pt21":
         return _fail("--tracking is poseval's MOTA; PoseTrack21 tracking (HOTA) is not implemented")
     if args.plot:

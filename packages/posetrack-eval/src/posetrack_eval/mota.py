@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 from posetrack_eval.joints import NUM_EVAL_JOINTS
 from posetrack_eval.matching import DIST_THRESHOLD, SequenceMatch
@@ -98,6 +97,8 @@ class _Accumulator:
 
     def _assign(self, oids, hids, dists, o_done, h_done) -> None:
         """Step 2 of motmetrics: minimum-cost assignment of what step 1 left, SWITCH when an object changes."""
+        from scipy.optimize import linear_sum_assignment  # imported here: scipy costs ~1 s and only MOTA needs it
+
         costs = np.array(dists, dtype=np.float64).reshape(len(oids), len(hids))
         costs[np.array(o_done, dtype=bool), :] = np.nan
         costs[:, np.array(h_done, dtype=bool)] = np.nan

@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from tqdm.auto import tqdm
 
 from posetrack_eval.ap import joint_ap
 from posetrack_eval.io import (
@@ -92,6 +91,13 @@ def _predictions_for(source: MergedPredictions | Path, gt: GroundTruthSequence) 
     return sequence_predictions(read_json(path), str(path), gt)
 
 
+def _progress_bar(total: int) -> Any:
+    from tqdm.auto import tqdm  # imported here: it costs more than the rest of the start-up
+
+    # disable=None: tqdm hides itself when stderr is not a terminal
+    return tqdm(total=total, desc="posetrack-eval", unit="file", disable=None)
+
+
 def _check_tracks(gt: GroundTruthSequence, pred: Persons, pred_source: str, protocol: Protocol) -> None:
     frames = scored_frames(gt, protocol)
     for persons, source in ((gt.persons, gt.source), (pred, pred_source)):
@@ -143,10 +149,7 @@ def evaluate(
     sequences: dict[str, EvalResult] = {}
     num_frames = 0
     files = ground_truth_files(gt_path)
-    # disable=None: tqdm hides itself when stderr is not a terminal
-    bar = tqdm(
-        total=len(files), desc="posetrack-eval", unit="file", disable=True if not progress or len(files) < 2 else None
-    )
+    bar = _progress_bar(len(files)) if progress and len(files) >= 2 else None
     for gt_seq in iter_ground_truth(gt_path):
         if protocol == "pt21" and gt_seq.unflagged_frame is not None:
             field = f"images[{gt_seq.unflagged_frame}].is_labeled"
@@ -168,10 +171,11 @@ def evaluate(
             own = _Samples()
             own.add(match)
             sequences[gt_seq.name] = own.result(protocol, match.num_frames, False, seq_mot)
-        if gt_path.is_dir():
+        if bar is not None:
             bar.update()
         logger.debug("scored %s: %d frames", gt_seq.name, match.num_frames)
-    bar.close()
+    if bar is not None:
+        bar.close()
     if isinstance(pred_source, MergedPredictions):
         pred_source.check_all_used()
     result = total.result(protocol, num_frames, keep_curves, mot_total)
