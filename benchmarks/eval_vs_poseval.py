@@ -4,12 +4,16 @@ Generates (seeded) a PoseTrack18-style val set the size of PoseTrack18 val by de
 about 50k GT poses (and as many predictions) on the labeled frames, per-sequence GT and prediction files
 in poseval's layout. Then times, in this one run:
 
-* posetrack-eval: ``evaluate(gt_dir, pred_dir)`` (loading included), best of ``--repeat``;
-* JSON parsing only: ``json.load`` of every GT and prediction file, best of ``--repeat`` (interleaved);
+* posetrack-eval: ``evaluate(gt_dir, pred_dir)`` (loading included);
+* JSON parsing only: ``json.loads`` and ``orjson.loads`` (the parser posetrack-eval uses) of every GT and
+  prediction file's bytes;
 * poseval (when ``--poseval-python`` is given): ``load_data_dir`` + ``evaluateAP`` in a subprocess with that
-  interpreter (timed inside it, so interpreter start-up is excluded), once; its Total AP is compared.
+  interpreter (timed inside it, so interpreter start-up is excluded); its Total AP is compared.
 
-Wall and CPU times are both printed (CPU time is steadier when other jobs share the machine).
+All of them run once per round, ``--repeat`` interleaved rounds (3), and the medians are printed: of the
+times, and of the per-round ratios (each ratio compares runs made under about the same machine load).
+Wall and CPU times are both printed (CPU time is steadier when other jobs share the machine). Before the
+data is generated, the start-up of ``posetrack-eval --help`` is timed (median of 5 fresh interpreters).
 With ``--tracking`` both also compute MOTA (poseval's ``evaluateTracking``; slow, so use fewer videos).
 
     uv run python benchmarks/eval_vs_poseval.py                                   # ours vs JSON only
@@ -23,12 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from posetrack_eval import evaluate
 
@@ -119,13 +127,35 @@ def _timed(fn) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
-def _parse_all(*folders: Path) -> int:
+def _parse_all(loads, *folders: Path) -> int:
+    """Only parse every file (as a plain script would: bytes in, objects out, the GC left on)."""
     count = 0
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
-            with open(path) as handle:
-                count += len(json.load(handle)["annotations"])
+            count += len(loads(path.read_bytes())["annotations"])
     return count
+
+
+def _start_up_seconds(runs: int = 5) -> tuple[float, float]:
+    """Median wall and CPU (user + system) seconds of ``posetrack-eval --help`` in a fresh interpreter."""
+    script = Path(sys.executable).with_name("posetrack-eval")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "posetrack_eval.cli"]
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run([*command, "--help"], capture_output=True, check=True)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _poseval(args, gt: Path, pred: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": args.poseval_path}
+    command = [args.poseval_python, "-c", POSEVAL_TIMER, str(gt), str(pred) + "/", str(int(args.tracking))]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -134,39 +164,52 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=80, help="frames per video (about 42 labeled)")
     parser.add_argument("--persons", type=int, default=9, help="max persons per labeled frame (mean about 7)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--poseval-python", help="interpreter that can import poseval (skip the comparison without)")
     parser.add_argument("--poseval-path", default="", help="folder to put on PYTHONPATH for that interpreter")
     parser.add_argument("--tracking", action="store_true", help="also compute MOTA on both sides")
     args = parser.parse_args()
 
+    wall, cpu = _start_up_seconds()
+    print(f"posetrack-eval --help: {wall:.3f} s wall {cpu:.3f} s CPU (median of 5 fresh interpreters)")
     with tempfile.TemporaryDirectory() as tmp:
         gt, pred, poses = generate(Path(tmp), videos=args.videos, frames=args.frames, persons=args.persons,
                                    seed=args.seed)  # fmt: skip
         size_mb = sum(p.stat().st_size for p in Path(tmp).rglob("*.json")) / 2**20
         print(f"data: {args.videos} videos, {poses} GT poses (+ as many predictions), {size_mb:.0f} MiB of JSON")
-        # interleaved, best of each: the two share whatever else the machine is doing
-        w_json = c_json = w_ours = c_ours = float("inf")
+        # interleaved rounds: within a round every contender sees about the same machine load
+        rounds: dict[str, list[tuple[float, float]]] = {"json": [], "orjson": [], "ours": [], "poseval": []}
         for _ in range(args.repeat):
-            wall, cpu, _ = _timed(lambda: _parse_all(gt, pred))
-            w_json, c_json = min(w_json, wall), min(c_json, cpu)
+            rounds["json"].append(_timed(lambda: _parse_all(json.loads, gt, pred))[:2])
+            rounds["orjson"].append(_timed(lambda: _parse_all(orjson.loads, gt, pred))[:2])
             wall, cpu, result = _timed(lambda: evaluate(gt, pred, tracking=args.tracking))
-            w_ours, c_ours = min(w_ours, wall), min(c_ours, cpu)
-        print(f"json.load only      : {w_json:8.2f} s wall {c_json:8.2f} s CPU")
-        print(f"posetrack-eval      : {w_ours:8.2f} s wall {c_ours:8.2f} s CPU "
-              f"({w_ours / w_json:.2f}x / {c_ours / c_json:.2f}x the JSON parse time)")  # fmt: skip
+            rounds["ours"].append((wall, cpu))
+            if args.poseval_python:
+                ref = _poseval(args, gt, pred)
+                rounds["poseval"].append((ref["seconds"], ref["cpu"]))
+
+        def median(name: str, kind: int) -> float:
+            return statistics.median(r[kind] for r in rounds[name])
+
+        def ratio(top: str, bottom: str, kind: int) -> float:
+            """Median over rounds of the per-round ratio."""
+            return statistics.median(a[kind] / b[kind] for a, b in zip(rounds[top], rounds[bottom], strict=True))
+
+        print(f"medians of {args.repeat} interleaved rounds (wall / CPU of this process)")
+        print(f"json.loads only     : {median('json', 0):8.2f} s wall {median('json', 1):8.2f} s CPU")
+        print(f"orjson.loads only   : {median('orjson', 0):8.2f} s wall {median('orjson', 1):8.2f} s CPU")
+        print(f"posetrack-eval      : {median('ours', 0):8.2f} s wall {median('ours', 1):8.2f} s CPU "
+              f"({ratio('ours', 'orjson', 0):.2f}x / {ratio('ours', 'orjson', 1):.2f}x the orjson parse time, "
+              f"{ratio('ours', 'json', 0):.2f}x / {ratio('ours', 'json', 1):.2f}x the json parse time)")  # fmt: skip
         print(f"posetrack-eval Total AP: {result.ap['Total']:.6f}")
         if args.tracking:
             print(f"posetrack-eval Total MOTA: {result.mota['Total']:.6f}")
         if not args.poseval_python:
             print("poseval: skipped (no --poseval-python)")
             return
-        env = {**os.environ, "PYTHONPATH": args.poseval_path}
-        command = [args.poseval_python, "-c", POSEVAL_TIMER, str(gt), str(pred) + "/", str(int(args.tracking))]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-        ref = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"poseval             : {ref['seconds']:8.2f} s wall {ref['cpu']:8.2f} s CPU "
-              f"(posetrack-eval is {ref['seconds'] / w_ours:.1f}x / {ref['cpu'] / c_ours:.1f}x faster)")  # fmt: skip
+        faster = f"{ratio('poseval', 'ours', 0):.1f}x / {ratio('poseval', 'ours', 1):.1f}x"
+        print(f"poseval             : {median('poseval', 0):8.2f} s wall {median('poseval', 1):8.2f} s CPU "
+              f"(posetrack-eval is {faster} faster)")  # fmt: skip
         diff = abs(ref["total_ap"] - result.ap["Total"])
         print(f"poseval Total AP       : {ref['total_ap']:.6f} (difference {diff:.2e})")
         if args.tracking:

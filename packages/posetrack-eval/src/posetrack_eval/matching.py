@@ -48,6 +48,14 @@ class Side:
     def counts(self) -> npt.NDArray[np.int64]:
         return np.diff(self.frame_ptr)
 
+    def frames(self, start: int, stop: int) -> Side:
+        """The persons of scored frames ``start:stop``."""
+        r0, r1 = int(self.frame_ptr[start]), int(self.frame_ptr[stop])
+        return Side(
+            frame_ptr=self.frame_ptr[start : stop + 1] - r0,
+            **{name: getattr(self, name)[r0:r1] for name in ("xy", "has", "score", "head", "track")},
+        )
+
 
 @dataclass
 class SequenceMatch:
@@ -71,6 +79,21 @@ class SequenceMatch:
     @property
     def num_frames(self) -> int:
         return len(self.pair_ptr) - 1
+
+    def frames(self, start: int, stop: int, name: str) -> SequenceMatch:
+        """The match of scored frames ``start:stop`` (one sequence of several matched together)."""
+        gt, pred = self.gt.frames(start, stop), self.pred.frames(start, stop)
+        p0, p1 = int(self.pred.frame_ptr[start]), int(self.pred.frame_ptr[stop])
+        e0, e1 = int(self.pair_ptr[start]), int(self.pair_ptr[stop])
+        return SequenceMatch(
+            name=name,
+            gt=gt,
+            pred=pred,
+            label=self.label[p0:p1],
+            num_gt=gt.has.sum(axis=0),
+            pair_ptr=self.pair_ptr[start : stop + 1] - e0,
+            dist=self.dist[e0:e1],
+        )
 
 
 def _rows_of_frames(frame_ptr: npt.NDArray[np.int64], frames: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MISSING_SCORE", "EvalInputError", "GroundTruthSequence", "Persons"]
+from posetrack_eval.joints import NUM_EVAL_JOINTS
+
+__all__ = [
+    "MISSING_SCORE",
+    "EvalInputError",
+    "GroundTruthSequence",
+    "Persons",
+    "concat_ground_truth",
+    "concat_persons",
+]
 
 # poseval's MIN_SCORE: the score of a predicted joint that carries none.
 MISSING_SCORE = -9999.0
@@ -51,6 +60,9 @@ class Persons:
         return len(self.frame_ptr) - 1
 
 
+_ROW_FIELDS = ("xy", "present", "score", "head", "track", "has_track")
+
+
 @dataclass
 class GroundTruthSequence:
     """One ground-truth video: its persons, frame flags and ignore regions.
@@ -74,3 +86,42 @@ class GroundTruthSequence:
     @property
     def num_frames(self) -> int:
         return len(self.rect_count)
+
+
+def concat_persons(parts: list[Persons]) -> Persons:
+    """The persons of several sequences as one, their frames one after another (rows keep their order)."""
+    if not parts:
+        return Persons(
+            frame_ptr=np.zeros(1, dtype=np.int64), xy=np.zeros((0, NUM_EVAL_JOINTS, 2)),
+            present=np.zeros((0, NUM_EVAL_JOINTS), dtype=bool), score=np.zeros((0, NUM_EVAL_JOINTS)),
+            head=np.zeros(0), track=np.zeros(0, dtype=np.int64), has_track=np.zeros(0, dtype=bool),
+        )  # fmt: skip
+    first_row = np.cumsum([0] + [len(p.head) for p in parts])
+    ptrs = [p.frame_ptr[1:] + first for p, first in zip(parts, first_row, strict=False)]
+    extras = [p.extra + np.array([first, 0, 0, 0, 0]) for p, first in zip(parts, first_row, strict=False)]
+    return Persons(
+        frame_ptr=np.concatenate([np.zeros(1, dtype=np.int64), *ptrs]),
+        **{name: np.concatenate([getattr(p, name) for p in parts]) for name in _ROW_FIELDS},
+        extra=np.concatenate(extras),
+    )
+
+
+def concat_ground_truth(parts: list[GroundTruthSequence]) -> GroundTruthSequence:
+    """Several GT sequences as one (frames one after another) for matching them in one pass.
+
+    Frames are independent in matching, so matching the result equals matching each part; the name, source
+    and file names of the parts are not kept.
+    """
+    first_frame = np.cumsum([0] + [p.num_frames for p in parts]).tolist()
+    regions = {f + first: polys for p, first in zip(parts, first_frame, strict=False) for f, polys in p.regions.items()}
+    return GroundTruthSequence(
+        name="",
+        source="",
+        persons=concat_persons([p.persons for p in parts]),
+        rect_count=np.concatenate([np.zeros(0, dtype=np.int64), *(p.rect_count for p in parts)]),
+        labeled=np.concatenate([np.zeros(0, dtype=bool), *(p.labeled for p in parts)]),
+        image_ids=None,
+        file_names=[],
+        regions=regions,
+        annolist=any(p.annolist for p in parts),
+    )

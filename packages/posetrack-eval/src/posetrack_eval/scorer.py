@@ -24,6 +24,7 @@ from posetrack_eval.io import (
 from posetrack_eval.joints import NUM_EVAL_JOINTS
 from posetrack_eval.matching import SequenceMatch, match_sequence, scored_frames
 from posetrack_eval.mota import MotCounts, sequence_mot_counts
+from posetrack_eval.records import concat_ground_truth, concat_persons
 from posetrack_eval.result import SCORED_JOINT_NAMES, EvalResult, summarise
 
 __all__ = ["evaluate"]
@@ -144,12 +145,9 @@ def evaluate(
         raise TypeError(f"predictions must be a path, a list or a dict, got {type(predictions).__name__}")
     gt_path = Path(gt)
     pred_source = load_predictions(predictions)
-    total = _Samples()
-    mot_total = MotCounts() if tracking else None
-    sequences: dict[str, EvalResult] = {}
-    num_frames = 0
     files = ground_truth_files(gt_path)
     bar = _progress_bar(len(files)) if progress and len(files) >= 2 else None
+    gt_seqs, preds = [], []
     for gt_seq in iter_ground_truth(gt_path):
         if protocol == "pt21" and gt_seq.unflagged_frame is not None:
             field = f"images[{gt_seq.unflagged_frame}].is_labeled"
@@ -161,24 +159,35 @@ def evaluate(
             _check_tracks(
                 gt_seq, pred, str(pred_source if isinstance(pred_source, Path) else pred_source.source), protocol
             )
-        match = match_sequence(gt_seq, pred, protocol)
-        num_frames += match.num_frames
-        total.add(match)
-        seq_mot = sequence_mot_counts(match) if tracking else None
-        if mot_total is not None and seq_mot is not None:
-            mot_total += seq_mot
-        if per_sequence:
-            own = _Samples()
-            own.add(match)
-            sequences[gt_seq.name] = own.result(protocol, match.num_frames, False, seq_mot)
+        gt_seqs.append(gt_seq)
+        preds.append(pred)
         if bar is not None:
             bar.update()
-        logger.debug("scored %s: %d frames", gt_seq.name, match.num_frames)
+        logger.debug("read %s: %d frames", gt_seq.name, gt_seq.num_frames)
     if bar is not None:
         bar.close()
+    # frames are independent: all sequences are matched in one pass (numpy's per-call cost paid once)
+    match = match_sequence(concat_ground_truth(gt_seqs), concat_persons(preds), protocol)
+    total = _Samples()
+    total.add(match)
+    mot_total = MotCounts() if tracking else None
+    sequences: dict[str, EvalResult] = {}
+    if tracking or per_sequence:
+        start = 0
+        for gt_seq in gt_seqs:
+            stop = start + len(scored_frames(gt_seq, protocol))
+            seq_match = match.frames(start, stop, gt_seq.name)
+            start = stop
+            seq_mot = sequence_mot_counts(seq_match) if tracking else None
+            if mot_total is not None and seq_mot is not None:
+                mot_total += seq_mot
+            if per_sequence:
+                own = _Samples()
+                own.add(seq_match)
+                sequences[gt_seq.name] = own.result(protocol, seq_match.num_frames, False, seq_mot)
     if isinstance(pred_source, MergedPredictions):
         pred_source.check_all_used()
-    result = total.result(protocol, num_frames, keep_curves, mot_total)
+    result = total.result(protocol, match.num_frames, keep_curves, mot_total)
     if per_sequence:
         result = EvalResult(**{**result.__dict__, "per_sequence": sequences})
     return result
