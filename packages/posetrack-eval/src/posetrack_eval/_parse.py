@@ -174,9 +174,10 @@ def frames_of(
 
 def unique_ids(ids: npt.NDArray[np.int64], source: str, label: Callable[[int], str], what: str) -> None:
     """Reject a repeated id, naming its second occurrence."""
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][0]
+    ordered = np.sort(ids)
+    repeated = ordered[1:] == ordered[:-1]
+    if repeated.any():
+        dup = ordered[1:][repeated][0]
         k = int(np.flatnonzero(ids == dup)[1])
         raise EvalInputError(source, label(k), f"duplicate {what} {dup}")
 

@@ -213,10 +213,11 @@ def coco_ground_truth(data: dict[str, Any], source: str, default_name: str) -> l
             ground_truth=True, prefix="annotations", indices=mine,
         )  # fmt: skip
         regions = {}
-        for f, i in enumerate(frames):
-            polys = _coco_regions(images[i], source, f"images[{i}]")
-            if polys:
-                regions[f] = polys
+        for f, i in enumerate(frames.tolist()):
+            if images[i].get("ignore_regions_x"):  # most frames have none: skip the call
+                polys = _coco_regions(images[i], source, f"images[{i}]")
+                if polys:
+                    regions[f] = polys
         sequences.append(
             GroundTruthSequence(
                 name=video,

@@ -81,11 +81,13 @@ def _check_unique_tracks(persons: Persons, source: str) -> None:
         return
     frame = np.repeat(np.arange(persons.num_frames), np.diff(persons.frame_ptr))
     rows = np.flatnonzero(persons.has_track)
-    pairs = np.stack([frame[rows], persons.track[rows]], axis=1)
-    uniq, counts = np.unique(pairs, axis=0, return_counts=True)
-    if (counts > 1).any():
-        f, t = uniq[np.argmax(counts > 1)]
-        raise EvalInputError(source, "track_id", f"track id {t} appears twice in frame {f}")
+    frame, track = frame[rows], persons.track[rows]
+    order = np.lexsort((track, frame))  # a plain sort of (frame, track) pairs: np.unique(axis=0) is ~10x slower
+    frame, track = frame[order], track[order]
+    repeated = (frame[1:] == frame[:-1]) & (track[1:] == track[:-1])
+    if repeated.any():
+        k = int(np.argmax(repeated))
+        raise EvalInputError(source, "track_id", f"track id {track[k]} appears twice in frame {frame[k]}")
 
 
 def sequence_predictions(data: Any, source: str, gt: GroundTruthSequence) -> Persons:
