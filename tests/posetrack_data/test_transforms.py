@@ -94,6 +94,21 @@ def test_decode_frame_reduces_jpeg_and_maps_pixel_centres(posetrack18_sample):
     np.testing.assert_allclose(identity, [[1, 0, 0], [0, 1, 0]])
 
 
+@pytest.mark.parametrize("reduction", [1, 2, 4, 8])
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_decode_frame_gives_pils_pixels(posetrack18_sample, tmp_path, reduction, mode):
+    # simplejpeg decodes JPEG frames; the pixels must be exactly what PIL's (DCT-scaled) decoding gives
+    real = str(posetrack18_sample / "images" / "val" / "009473_mpii_test" / "000000.jpg")
+    path = tmp_path / f"{mode}.jpg"
+    Image.open(real).convert(mode).save(path, quality=85)
+    with Image.open(path) as image:
+        image.draft("RGB", (image.size[0] // reduction, image.size[1] // reduction))
+        expected = np.asarray(image.convert("RGB"))
+    frame, image_from_decoded = decode_frame(str(path), max_reduction=reduction)
+    np.testing.assert_array_equal(frame[..., :3], expected)
+    np.testing.assert_allclose(image_from_decoded[0], [reduction, 0, (reduction - 1) / 2])
+
+
 def test_eval_heatmaps_project_back_onto_the_keypoints(sample_rows):
     batch = sample_rows.with_transform(TopDownTransform(train=False))[:]
     keypoints = np.asarray(sample_rows.with_format("numpy")["keypoints"])
