@@ -4,8 +4,8 @@ Both produce the same outputs (3 frames cropped with one affine, ImageNet-normal
 targets) for the same rows in the same run; only the decoding differs:
 
 - baseline: for every row and every frame, decode the full-resolution JPEG with PIL, then cv2.warpAffine;
-- ours: `TopDownTransform` (reduced-resolution JPEG decoding via PIL `draft` when the crop allows, each
-  frame decoded once per batch).
+- ours: `TopDownTransform` (libjpeg-turbo DCT-scaled decoding through simplejpeg at 1/2, 1/4 or 1/8 when
+  the crop allows, each frame read and decoded once per batch, normalisation plane by plane).
 
 Two row orders: "shuffled" (training: random rows, so frames are rarely shared within a batch) and
 "sequential" (evaluation: consecutive rows, people of one frame and neighbouring key frames share frames).
