@@ -99,7 +99,7 @@ def _wait_for_new_src(page, selector: str, old: str) -> None:
 
 
 def _gallery_sources(page) -> list[str]:
-    return [image.get_attribute("src") for image in page.locator("#explain img").all()]
+    return [image.get_attribute("src") for image in page.locator(".explain img").all()]
 
 
 def test_the_page_in_chromium(tmp_path, demo_server):
@@ -144,14 +144,14 @@ def test_the_page_in_chromium(tmp_path, demo_server):
             page.locator("#run").click()
             status.filter(has_text="Predicted").wait_for(timeout=RUN_TIMEOUT_MS)
             assert "on 24 frames of synthetic clip" in status.inner_text()
-            assert page.locator("#explain img").count() == 14
+            assert page.locator(".explain img").count() == 14
             first_view, first_panels = page.locator("#view img").get_attribute("src"), _gallery_sources(page)
 
             # Move the slider to frame 5: a new overlay and new explain images.
             page.locator("#frame input[type=range]").fill("5")
             _wait_for_new_src(page, "#view img", first_view)
             page.wait_for_function(
-                "old => { const i = document.querySelectorAll('#explain img'); return i.length === 14 && "
+                "old => { const i = document.querySelectorAll('.explain img'); return i.length === 14 && "
                 "[...i].some(e => !old.includes(e.src)); }",
                 arg=first_panels,
                 timeout=RUN_TIMEOUT_MS,
@@ -163,7 +163,7 @@ def test_the_page_in_chromium(tmp_path, demo_server):
             page.locator("#joint input").click()
             page.get_by_role("option", name="left_wrist", exact=True).click()
             page.wait_for_function(
-                "old => { const i = document.querySelectorAll('#explain img'); return i.length === 14 && "
+                "old => { const i = document.querySelectorAll('.explain img'); return i.length === 14 && "
                 "i[9].src !== old[9]; }",
                 arg=before,
                 timeout=RUN_TIMEOUT_MS,
@@ -171,11 +171,11 @@ def test_the_page_in_chromium(tmp_path, demo_server):
             after = _gallery_sources(page)
             assert after[:9] == before[:9]
             assert all(a != b for a, b in zip(after[9:], before[9:], strict=True))
-            captions = page.locator("#explain").inner_text()
+            captions = page.locator("#explain-motion").inner_text()
             assert "DCA forward sampling of the left_wrist token" in captions
 
             overlay = _image(page, page.locator("#view img"))
-            panels = [_image(page, image) for image in page.locator("#explain img").all()]
+            panels = [_image(page, image) for image in page.locator(".explain img").all()]
             images = [overlay, *panels]
             assert overlay.shape == (240, 320, 3)
             assert all(image.std() > 10 for image in images)  # not blank

@@ -127,16 +127,37 @@ class DemoPage:
                         label="Frame", type="numpy", format="png", interactive=False, height=420, elem_id="view"
                     )
                     frame = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, elem_id="frame")
-                    scores = gr.Dataframe(label="Per-joint scores (by track id)", interactive=False, elem_id="scores")
+                    scores = gr.Dataframe(
+                        label="Per-joint scores (by track id)", interactive=False, max_height=300, elem_id="scores"
+                    )
             with gr.Row():
                 person = gr.Dropdown([], label="Person", elem_id="person")
                 joint = gr.Dropdown(list(self.joint_names), value="nose", label="Joint", elem_id="joint")
             note = gr.Markdown(elem_id="note")
-            panels = gr.Gallery(
-                label="What the model sees", columns=3, format="png", object_fit="contain", elem_id="explain"
-            )
+            with gr.Row():
+                crops = gr.Gallery(
+                    label="What the model sees: input crops, human masks, keypoint masks",
+                    columns=3,
+                    height="auto",
+                    format="png",
+                    object_fit="contain",
+                    elem_id="explain-crops",
+                    elem_classes=["explain"],
+                    scale=3,
+                )
+                motion = gr.Gallery(
+                    label="DCA sampling of the joint's token, and its heatmaps H, H_m, H_k",
+                    columns=2,
+                    height="auto",
+                    format="png",
+                    object_fit="contain",
+                    elem_id="explain-motion",
+                    elem_classes=["explain"],
+                    scale=2,
+                )
+            panels = [crops, motion]
 
-            opened = [view, frame, status, download, scores, person, panels]
+            opened = [view, frame, status, download, scores, person, *panels]
             synthetic.click(self.open_synthetic, [box_text], opened)
             video.upload(self.open_video, [video, box_text], opened)
             folder.upload(self.open_folder, [folder, box_text], opened)
@@ -145,18 +166,18 @@ class DemoPage:
             run.click(
                 self.run,
                 [box_source, boxes_file, box_text, joint],
-                [view, frame, status, download, scores, person, panels, note],
+                [view, frame, status, download, scores, person, *panels, note],
             )
             # change (not release): typing a frame number or stepping with the keys counts too; only the last
             # of a burst of moves runs.
             frame.change(
                 self.show_frame,
                 [frame, joint, box_text],
-                [view, scores, person, panels, note],
+                [view, scores, person, *panels, note],
                 trigger_mode="always_last",
             )
             for trigger in (person.input, joint.input):
-                trigger(self.show_person, [frame, person, joint], [panels, note])
+                trigger(self.show_person, [frame, person, joint], [*panels, note])
             page.unload(self.close_session)
         return page
 
@@ -221,6 +242,7 @@ class DemoPage:
             gr.update(visible=False, value=None),
             self._scores([]),
             gr.update(choices=[], value=None),
+            [],
             [],
         )
 
@@ -289,41 +311,40 @@ class DemoPage:
         )
 
     def _error(self, message: str):
-        return tuple([gr.update()] * 2 + [message] + [gr.update()] * 5)
+        return tuple([gr.update()] * 2 + [message] + [gr.update()] * 6)
 
     def show_frame(self, index, joint, box_text, request: gr.Request):
         """The overlay, scores and person choices of frame `index`, and the panels of its first person."""
         session = self._session(request)
         if session.clip is None or session.poses is None:  # e.g. the slider reset when a clip opens
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+            return (gr.update(),) * 6
         index = int(index)
         poses = session.poses[index]
         choices = [(f"track {pose.track_id} (box {pose.box_score:.2f})", i) for i, pose in enumerate(poses)]
-        panels, note = self._panels(session, index, 0 if poses else None, joint)
         return (
             self._frame_image(session, index, box_text),
             self._scores(poses),
             gr.update(choices=choices, value=0 if poses else None),
-            panels,
-            note,
+            *self._panels(session, index, 0 if poses else None, joint),
         )
 
     def show_person(self, index, person, joint, request: gr.Request):
         """The explain panels of another person or joint on the current frame."""
         session = self._session(request)
         if session.poses is None:
-            return [], "Run the model first."
+            return [], [], "Run the model first."
         return self._panels(session, int(index), person, joint)
 
     # ---- drawing ----
 
-    def _panels(self, session: _Session, index: int, person, joint) -> tuple[list, str]:
+    def _panels(self, session: _Session, index: int, person, joint) -> tuple[list, list, str]:
+        """The two galleries (crops and masks; DCA sampling and heatmaps) and a note for the page."""
         poses = session.poses[index]
         if person is None or not poses:
-            return [], f"Frame {index} has no person box."
+            return [], [], f"Frame {index} has no person box."
         person = int(person)
         if not 0 <= person < len(poses):
-            return [], f"Frame {index} has {len(poses)} persons."
+            return [], [], f"Frame {index} has {len(poses)} persons."
         joint_index = self.joint_names.index(joint) if joint in self.joint_names else 0
         with self._model_lock:
             panels = explain_panels(
@@ -335,7 +356,9 @@ class DemoPage:
                 joint_name=self.joint_names[joint_index],
                 device=self.predictor.device,
             )
-        return [(panel.image, panel.caption) for panel in panels], ""
+        pairs = [(panel.image, panel.caption) for panel in panels]
+        crops = [pair for pair in pairs if pair[1].startswith(("input", "human mask", "keypoint mask"))]
+        return crops, pairs[len(crops) :], ""
 
     def _frame_image(self, session: _Session, index: int, box_text: str, marker=None) -> npt.NDArray[np.uint8]:
         image = session.clip.sequence.read(index)
