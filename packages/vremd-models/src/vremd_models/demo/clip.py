@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.outputs import atomic_write_bytes
+from posetrack_data.predictions import PersonPose, document_bytes, sequence_document
 from vremd_models.predict.detections import (
     PersonBox,
     assign_boxes,
@@ -24,10 +27,10 @@ from vremd_models.predict.detections import (
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSequence, open_frames
 from vremd_models.predict.predictor import PosePredictor
-from vremd_models.predict.writer import PersonPose, atomic_write_bytes, sequence_document
 
 __all__ = [
     "BOX_SOURCES",
+    "INPUT_ERRORS",
     "SYNTHETIC_CLIP",
     "Clip",
     "UploadLimits",
@@ -41,6 +44,8 @@ __all__ = [
 ]
 
 BOX_SOURCES = ("detections", "ground truth", "drawn box")
+# What unusable input raises: frames and boxes (PredictInputError), malformed PoseTrack files (posetrack_data).
+INPUT_ERRORS = (PredictInputError, PoseTrackFormatError)
 # The built-in clip: one validation video (and one training video the generator insists on) in the
 # synthetic PoseTrack18 layout, named like train.py's synthetic data folders.
 SYNTHETIC_CLIP = {"num_videos": 2, "num_frames": 24, "image_size": (320, 240), "seed": 0, "val_fraction": 0.5}
@@ -147,11 +152,11 @@ def open_uploaded_frames(
 
 @contextmanager
 def _named_after(path: Path) -> Iterator[None]:
-    """Shorten `PredictInputError` messages from the upload's temporary path to the file's own name."""
+    """Shorten input-error messages from the upload's temporary path to the file's own name."""
     try:
         yield
-    except PredictInputError as error:
-        raise PredictInputError(str(error).replace(str(path), path.name)) from None
+    except INPUT_ERRORS as error:
+        raise type(error)(str(error).replace(str(path), path.name)) from None
 
 
 def _check_size(sequence: FrameSequence, path: Path, limits: UploadLimits) -> None:
@@ -222,17 +227,14 @@ def predict_clip(
     on_frame: Callable[[int], None] | None = None,
 ) -> list[list[PersonPose]]:
     """Poses with OKS track ids for every box of every frame, as `vremd-predict` makes them."""
-    from vremd_models.predict.cli import _track
+    from vremd_models.predict.cli import track_poses
 
-    return _track(predictor.predict_sequence(clip.sequence, boxes, on_frame=on_frame), "oks")
+    return track_poses(predictor.predict_sequence(clip.sequence, boxes, on_frame=on_frame), "oks")
 
 
 def write_predictions(clip: Clip, poses: list[list[PersonPose]], folder: str | Path) -> Path:
     """Write the clip's PoseTrack18 predictions as `folder/<sequence>.json` (poseval pairs files by name)."""
-    import json
-
     sequence = clip.sequence
     path = Path(folder) / f"{sequence.name}.json"
-    document = sequence_document(sequence.file_names, sequence.image_ids, poses)
-    atomic_write_bytes(path, json.dumps(document, separators=(",", ":")).encode())
+    atomic_write_bytes(path, document_bytes(sequence_document(sequence.file_names, sequence.image_ids, poses)))
     return path

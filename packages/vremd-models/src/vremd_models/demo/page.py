@@ -20,8 +20,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from posetrack_data.predictions import PersonPose
 from vremd_models.demo.clip import (
     BOX_SOURCES,
+    INPUT_ERRORS,
     Clip,
     UploadLimits,
     clip_boxes,
@@ -33,10 +35,8 @@ from vremd_models.demo.clip import (
     write_predictions,
 )
 from vremd_models.demo.panels import explain_panels
-from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.predictor import PosePredictor
 from vremd_models.predict.render import draw_poses
-from vremd_models.predict.writer import PersonPose
 
 __all__ = ["DemoPage"]
 
@@ -80,14 +80,14 @@ class DemoPage:
         limits: UploadLimits | None = None,
         min_box_score: float = 0.2,
     ) -> None:
-        from posetrack_data.joints import JOINT_NAMES
+        from posetrack_data.joints import SLOT17_NAMES
 
         self.predictor = predictor
         self.model_name = model_name
         self.data_dir = Path(data_dir)
         self.limits = limits or UploadLimits()
         self.min_box_score = min_box_score
-        self.joint_names = tuple(JOINT_NAMES)
+        self.joint_names = tuple(SLOT17_NAMES)
         self._model_lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
 
@@ -226,7 +226,7 @@ class DemoPage:
         session.poses, session.corners = None, []
         try:
             session.clip = opener(session)
-        except PredictInputError as error:
+        except INPUT_ERRORS as error:
             session.clip = None
             return self._opened(None, f"**Cannot use this input:** {error}")
         clip = session.clip
@@ -265,7 +265,7 @@ class DemoPage:
             return gr.update(), "Open a clip first."
         try:
             parse_box(box_text)
-        except PredictInputError as error:
+        except INPUT_ERRORS as error:
             return gr.update(), f"**Cannot use this box:** {error}"
         return self._frame_image(session, int(index), box_text), "Box set; it is used on every frame."
 
@@ -298,7 +298,7 @@ class DemoPage:
             with self._model_lock:
                 session.poses = predict_clip(self.predictor, clip, boxes, on_frame=on_frame)
             path = write_predictions(clip, session.poses, session.folder / "predictions")
-        except PredictInputError as error:
+        except INPUT_ERRORS as error:
             return self._error(f"**Cannot run:** {error}")
         persons = sum(len(frame) for frame in session.poses)
         view, *rest = self.show_frame(0, joint, box_text, request)
@@ -365,7 +365,7 @@ class DemoPage:
         image = draw_poses(image, session.poses[index]) if session.poses is not None else image.copy()
         try:
             x, y, w, h = parse_box(box_text) if box_text else (0, 0, 0, 0)
-        except PredictInputError:
+        except INPUT_ERRORS:
             w = h = 0
         if w > 0 and h > 0:
             cv2.rectangle(image, (round(x), round(y)), (round(x + w), round(y + h)), _BOX_COLOUR, 2)
