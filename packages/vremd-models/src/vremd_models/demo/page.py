@@ -50,6 +50,20 @@ deformable cross attention sampled for that joint's token (forward and backward 
 heatmaps H = H_m + H_k. Model: `{model}`."""
 
 
+def _explain_gallery(what: str, columns: int, elem_id: str) -> gr.Gallery:
+    """One of the two galleries of explain panels, growing with its content (no scrolling inside it)."""
+    return gr.Gallery(
+        label=f"What the model sees: {what}",
+        columns=columns,
+        height="auto",
+        format="png",
+        object_fit="contain",
+        elem_id=elem_id,
+        elem_classes=["explain"],
+        scale=columns,
+    )
+
+
 @dataclass
 class _Session:
     """What one browser tab has opened and predicted."""
@@ -135,25 +149,9 @@ class DemoPage:
                 joint = gr.Dropdown(list(self.joint_names), value="nose", label="Joint", elem_id="joint")
             note = gr.Markdown(elem_id="note")
             with gr.Row():
-                crops = gr.Gallery(
-                    label="What the model sees: input crops, human masks, keypoint masks",
-                    columns=3,
-                    height="auto",
-                    format="png",
-                    object_fit="contain",
-                    elem_id="explain-crops",
-                    elem_classes=["explain"],
-                    scale=3,
-                )
-                motion = gr.Gallery(
-                    label="DCA sampling of the joint's token, and its heatmaps H, H_m, H_k",
-                    columns=2,
-                    height="auto",
-                    format="png",
-                    object_fit="contain",
-                    elem_id="explain-motion",
-                    elem_classes=["explain"],
-                    scale=2,
+                crops = _explain_gallery("input crops, human masks, keypoint masks", 3, "explain-crops")
+                motion = _explain_gallery(
+                    "DCA sampling of the joint's token, and its heatmaps H, H_m, H_k", 2, "explain-motion"
                 )
             panels = [crops, motion]
 
