@@ -30,7 +30,7 @@ from vremd_models.predict.detections import (
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import VIDEO_SUFFIXES, FrameSequence, open_frames
 
-__all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command"]
+__all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command", "track_poses"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> str:
             bar.set_postfix_str(sequence.name)
             poses = predictor.predict_sequence(sequence, boxes[sequence.name], on_frame=bar.update)
             if args.tracking != "none":
-                poses = _track(poses, args.tracking)
+                poses = track_poses(poses, args.tracking)
             if args.render is not None:
                 _render(sequence, poses, args.render, video=render_video, fps=args.fps)
             writer.write(sequence.name, sequence_document(sequence.file_names, sequence.image_ids, poses))
@@ -158,7 +158,8 @@ def _prepare_inputs(args: argparse.Namespace) -> tuple[list[FrameSequence], dict
     return sequences, boxes
 
 
-def _track(poses: list[list[PersonPose]], metric: str) -> list[list[PersonPose]]:
+def track_poses(poses: list[list[PersonPose]], metric: str) -> list[list[PersonPose]]:
+    """Give the poses of one sequence greedy track ids (`GreedyTracker` with `metric`, "oks" or "iou")."""
     import dataclasses
 
     import numpy as np

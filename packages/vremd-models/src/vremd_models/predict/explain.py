@@ -33,7 +33,7 @@ from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import open_frames
 from vremd_models.predict.predictor import crop_person, frame_window
 
-__all__ = ["Explanation", "explain_person", "main", "plot_explanation"]
+__all__ = ["Explanation", "explain_person", "joint_token", "main", "plot_explanation", "token_to_pixel"]
 
 logger = logging.getLogger(__name__)
 
@@ -187,9 +187,19 @@ def plot_explanation(explanation: Explanation, *, joint: int | None = None, titl
     return figure
 
 
-def _token_to_pixel(points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    # Token k covers crop pixels 16k .. 16k + 15 (pixel centres at integers), so its centre is 16k + 7.5.
+def token_to_pixel(points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Token-grid (x, y) to crop pixels: token k covers pixels 16k .. 16k + 15, so its centre is 16k + 7.5."""
     return points * _PATCH + (_PATCH - 1) / 2
+
+
+def joint_token(explanation: Explanation, joint: int) -> tuple[int, int, int]:
+    """The query token under a decoded joint: its flat index and its (column, row) on the token grid."""
+    H, W = explanation.crops.shape[1:3]
+    grid_w = W // _PATCH
+    x, y = explanation.keypoints[joint]
+    column = int(np.clip(x // _PATCH, 0, grid_w - 1))
+    row = int(np.clip(y // _PATCH, 0, H // _PATCH - 1))
+    return row * grid_w + column, column, row
 
 
 def _plot_sampling_points(axis, e: Explanation, joint: int, key: int, name: str) -> None:
@@ -198,17 +208,13 @@ def _plot_sampling_points(axis, e: Explanation, joint: int, key: int, name: str)
         axis.set_title("DCA sampling: not in this model")
         return
     H, W = e.crops.shape[1:3]
-    grid_w = W // _PATCH
-    x, y = e.keypoints[joint]
-    column = int(np.clip(x // _PATCH, 0, grid_w - 1))
-    row = int(np.clip(y // _PATCH, 0, H // _PATCH - 1))
-    token = row * grid_w + column
+    token, column, row = joint_token(e, joint)
     streams = ["forward", "backward"] if len(e.sampling_locations) == 2 else ["joint stream"]
     colors = ["cyan", "magenta", "yellow"]
     for s, stream in enumerate(streams):
-        points = _token_to_pixel(e.sampling_locations[s, token].reshape(-1, 2))
+        points = token_to_pixel(e.sampling_locations[s, token].reshape(-1, 2))
         axis.scatter(points[:, 0], points[:, 1], s=10, c=colors[s], alpha=0.8, label=stream)
-    query = _token_to_pixel(np.array([column, row], dtype=np.float32))
+    query = token_to_pixel(np.array([column, row], dtype=np.float32))
     axis.scatter([query[0]], [query[1]], s=60, marker="*", c="red", label="query")
     axis.set_xlim(-0.5, W - 0.5)
     axis.set_ylim(H - 0.5, -0.5)
