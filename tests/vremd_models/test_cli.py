@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict, transformers_state_dict
-from vremd_models import VREMD
+from vremd_models import VREMD, VREMDConfig
 from vremd_models.cli import convert_vitpose
 
 # vremd-tiny's backbone: width 96, 4 blocks, 16x12 grid at 256x192.
@@ -18,7 +18,8 @@ def test_converts_an_mmpose_checkpoint_into_a_model_folder(tmp_path, capsys):
     state_dict = mmpose_state_dict(**TINY_BACKBONE)
     torch.save({"meta": {"epoch": 210}, "state_dict": state_dict}, tmp_path / "vitpose.pth")
     out = tmp_path / "runs" / "init"
-    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny", "--head"]) == 0
+    argv = [str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny", "--head", "--num-heads", "3"]
+    assert convert_vitpose(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert "wrote" in capsys.readouterr().out
     model = VREMD.from_pretrained(out)
@@ -32,7 +33,8 @@ def test_converts_a_transformers_safetensors_file_without_the_head(tmp_path):
     state_dict = transformers_state_dict(**TINY_BACKBONE)
     save_file(state_dict, tmp_path / "model.safetensors")
     out = tmp_path / "init"
-    assert convert_vitpose([str(tmp_path / "model.safetensors"), str(out), "--preset", "vremd-tiny"]) == 0
+    argv = [str(tmp_path / "model.safetensors"), str(out), "--preset", "vremd-tiny", "--num-heads", "3"]
+    assert convert_vitpose(argv) == 0
     model = VREMD.from_pretrained(out)
     torch.testing.assert_close(model.backbone.vit.norm.weight, state_dict["backbone.layernorm.weight"])
     assert not torch.equal(model.motion_head.conv.weight, state_dict["head.conv.weight"])
@@ -45,14 +47,30 @@ def _error_line(capsys) -> str:
     return err
 
 
-def test_depth_mismatch_is_one_line_and_writes_nothing(tmp_path, capsys):
+def test_the_backbone_depth_comes_from_the_source(tmp_path):
     torch.save(mmpose_state_dict(grid=(16, 12), depth=2, D=96), tmp_path / "vitpose.pth")
     out = tmp_path / "init"
-    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny"]) == 1
+    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny", "--num-heads", "3"]) == 0
+    config = VREMD.from_pretrained(out).config
+    assert (config.backbone_depth, config.backbone_dim, config.hidden_dim) == (2, 96, 96)  # hidden_dim: preset's
+
+
+def test_disagreement_with_a_requested_config_is_one_line_and_writes_nothing(tmp_path, capsys):
+    torch.save(mmpose_state_dict(grid=(16, 12), depth=2, D=96), tmp_path / "vitpose.pth")
+    (tmp_path / "config.json").write_text(VREMDConfig.from_preset("vremd-tiny").to_json_string())
+    out = tmp_path / "init"
+    argv = [str(tmp_path / "vitpose.pth"), str(out), "--config", str(tmp_path / "config.json"), "--num-heads", "3"]
+    assert convert_vitpose(argv) == 1
     err = _error_line(capsys)
-    assert "vitpose.pth" in err
-    assert "24 missing key(s): backbone.vit.blocks.2." in err
+    assert err.startswith(f"vremd-convert-vitpose: error: {tmp_path / 'vitpose.pth'}: backbone_depth:")
+    assert "the source has 2 (from tensors) but the requested config has 4" in err
     assert not out.exists()
+
+
+def test_unknown_head_count_is_one_line(tmp_path, capsys):
+    torch.save(mmpose_state_dict(**TINY_BACKBONE), tmp_path / "vitpose.pth")
+    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--preset", "vremd-tiny"]) == 1
+    assert "backbone_num_heads: width 96 with 4 blocks is none of the ViTPose S/B/L/H shapes" in _error_line(capsys)
 
 
 def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
@@ -67,9 +85,8 @@ def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
 
 def test_classic_head_with_head_flag_is_one_line(tmp_path, capsys):
     torch.save(mmpose_state_dict(head="classic", **TINY_BACKBONE), tmp_path / "vitpose.pth")
-    assert (
-        convert_vitpose([str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--preset", "vremd-tiny", "--head"]) == 1
-    )
+    argv = [str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--preset", "vremd-tiny", "--head", "--num-heads", "3"]
+    assert convert_vitpose(argv) == 1
     assert "classic (deconvolution) head" in _error_line(capsys)
 
 

@@ -1,6 +1,7 @@
 """vremd_models: the VREMD model, its config, presets and inference helpers."""
 
-from vremd_models.backbone import ViTPoseBackbone
+from vremd_models import timm_models  # registers the vitpose_* names with timm
+from vremd_models.backbone import VITPOSE_VARIANTS, ViTPoseBackbone
 from vremd_models.config import POSETRACK_FLIP_PAIRS, PRESETS, VREMDConfig
 from vremd_models.convert import (
     CheckpointMismatchError,
@@ -19,6 +20,7 @@ from vremd_models.output import VREMDOutput
 __all__ = [
     "POSETRACK_FLIP_PAIRS",
     "PRESETS",
+    "VITPOSE_VARIANTS",
     "VREMD",
     "CheckpointMismatchError",
     "ConvertedCheckpoint",
@@ -36,4 +38,5 @@ __all__ = [
     "load_vitpose_checkpoint",
     "load_vitpose_into",
     "predict_heatmaps",
+    "timm_models",
 ]

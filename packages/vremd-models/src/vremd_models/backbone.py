@@ -7,7 +7,8 @@ token; :mod:`vremd_models.convert` folds it in).
 """
 
 import logging
-from typing import Final
+from dataclasses import dataclass
+from typing import Any, Final
 
 import torch
 from einops import rearrange
@@ -15,9 +16,28 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-__all__ = ["ViTPoseBackbone", "ViTPosePatchEmbed"]
+__all__ = ["VITPOSE_VARIANTS", "ViTPoseBackbone", "ViTPosePatchEmbed", "ViTPoseVariant", "vitpose_vit"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ViTPoseVariant:
+    """The published size of a ViTPose backbone (ViTPose repository configs ``ViTPose_{small,...}_coco``)."""
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    drop_path: float
+
+
+# The head count is not stored in a checkpoint's tensors; these four shapes let the converter infer it.
+VITPOSE_VARIANTS: Final[dict[str, ViTPoseVariant]] = {
+    "small": ViTPoseVariant(embed_dim=384, depth=12, num_heads=12, drop_path=0.1),
+    "base": ViTPoseVariant(embed_dim=768, depth=12, num_heads=12, drop_path=0.3),
+    "large": ViTPoseVariant(embed_dim=1024, depth=24, num_heads=16, drop_path=0.5),
+    "huge": ViTPoseVariant(embed_dim=1280, depth=32, num_heads=16, drop_path=0.55),
+}
 
 
 class ViTPosePatchEmbed(PatchEmbed):
@@ -38,6 +58,22 @@ class ViTPosePatchEmbed(PatchEmbed):
             padding=padding,
             bias=old.bias is not None,
         )
+
+
+def vitpose_vit(*, image_size: tuple[int, int] = (256, 192), patch_size: int = 16, **kwargs: Any) -> VisionTransformer:
+    """A timm ``VisionTransformer`` in ViTPose's layout: padded patch embedding, no class token, no pooling.
+
+    Extra keyword arguments (``embed_dim``, ``depth``, ``num_heads``, ``drop_path_rate``, ...) go to timm.
+    Stock timm ViTs (``vit_base_patch16_224``) load these weights strictly but compute different features:
+    their ``PatchEmbed`` has no padding.
+
+    Shapes:
+        forward_features: Float[B, 3, H, W] -> Float[B, N, D]
+    """
+    defaults = {"num_classes": 0, "global_pool": "", "qkv_bias": True, "class_token": False}
+    return VisionTransformer(
+        img_size=tuple(image_size), patch_size=patch_size, embed_layer=ViTPosePatchEmbed, **(defaults | kwargs)
+    )
 
 
 class ViTPoseBackbone(nn.Module):
@@ -79,21 +115,16 @@ class ViTPoseBackbone(nn.Module):
         self.image_size = tuple(image_size)
         self.grid_size = (image_size[0] // patch_size, image_size[1] // patch_size)
         self.embed_dim = embed_dim
-        # Built directly (not timm.create_model by name): no registry lookup and never a weight download;
-        # pretrained weights arrive through vremd_models.convert.
-        self.vit = VisionTransformer(
-            img_size=self.image_size,
+        # Built directly (not timm.create_model by name): never a weight download; pretrained weights arrive
+        # through vremd_models.convert. The same builder backs the timm names (vremd_models.timm_models).
+        self.vit = vitpose_vit(
+            image_size=self.image_size,
             patch_size=patch_size,
-            num_classes=0,
-            global_pool="",
             embed_dim=embed_dim,
             depth=depth,
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,
-            qkv_bias=True,
-            class_token=False,
             drop_path_rate=drop_path,
-            embed_layer=ViTPosePatchEmbed,
         )
         self.frozen = frozen
         if frozen:

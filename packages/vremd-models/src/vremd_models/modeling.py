@@ -4,16 +4,18 @@ No ``from __future__ import annotations`` here: the hub mixin reads ``__init__``
 ``VREMDConfig`` dataclass, and a string annotation would hand ``__init__`` a plain dict instead.
 """
 
+import contextlib
 import functools
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Final
 
 import safetensors.torch
 import torch
-from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub import EvalResult, ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 from torch import nn
 
@@ -42,6 +44,9 @@ CONFIG_FILE: Final = "config.json"
 WEIGHTS_FILE: Final = "model.safetensors"
 PICKLE_SUFFIXES: Final = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
+PAPER_URL: Final = "https://arxiv.org/abs/2501.14439"
+VITPOSE_URL: Final = "https://github.com/ViTAE-Transformer/ViTPose"
+
 _MODEL_CARD = """---
 {{ card_data }}
 ---
@@ -57,7 +62,11 @@ from vremd_models import VREMD
 model = VREMD.from_pretrained("{{ repo_id | default("<repo id or folder>", true) }}")
 out = model(pixel_values)  # (B, {{ num_frames }}, 3, {{ image_size[0] }}, {{ image_size[1] }}) -> out.heatmaps
 ```
+{% if source %}
+## Initialisation
 
+{{ source }}
+{% endif %}
 ## Ablation flags
 
 | flag | value |
@@ -65,7 +74,7 @@ out = model(pixel_values)  # (B, {{ num_frames }}, 3, {{ image_size[0] }}, {{ im
 {% for key, value in ablation.items() %}| `{{ key }}` | `{{ value }}` |
 {% endfor %}
 {% if metrics %}
-## Metrics
+## Metrics{% if dataset %} ({{ dataset.name }} {{ dataset.split }}){% endif %}
 
 | metric | value |
 |---|---|
@@ -76,9 +85,10 @@ out = model(pixel_values)  # (B, {{ num_frames }}, 3, {{ image_size[0] }}, {{ im
 ```json
 {{ config_json }}```
 
-- Code: {{ repo_url | default("[More Information Needed]", true) }}
-- Paper: {{ paper_url | default("[More Information Needed]", true) }}
-"""
+- Paper: [{{ paper_url }}]({{ paper_url }})
+{% if repo_url %}- Code: [{{ repo_url }}]({{ repo_url }})
+{% endif %}{% if base_model or source %}- Backbone weights: ViTPose ([{{ vitpose_url }}]({{ vitpose_url }}), Apache-2.0)
+{% endif %}"""
 
 _ABLATION_FIELDS: Final = ("use_hkme", "human_mask", "keypoint_mask", "use_bmd", "motion_op", "bidirectional")
 
@@ -220,6 +230,7 @@ class VREMD(
     tags=["pose-estimation", "video", "posetrack", "vremd"],
     pipeline_tag="keypoint-detection",
     license="mit",
+    paper_url=PAPER_URL,
     model_card_template=_MODEL_CARD,
 ):
     """VREMD video pose estimator (Fig. 2): heatmaps of the key frame of a 3-frame clip.
@@ -360,20 +371,86 @@ class VREMD(
 
     # ------------------------------------------------------------------ hub
 
-    def generate_model_card(self, *args, **kwargs):
-        """Model card with the config, the ablation flags and, when given, ``metrics`` (a name -> value dict).
+    def generate_model_card(self, *args, **kwargs) -> ModelCard:
+        """The model card: YAML metadata the hub renders, the config, the ablation flags and the metrics.
 
-        Pass metrics through ``save_pretrained(dir, model_card_kwargs={"metrics": {"mAP (PT17 val)": 87.6}})``.
+        Keyword arguments (``save_pretrained(dir, model_card_kwargs={...})``):
+
+        - ``metrics``: metric name -> value, e.g. ``{"Head AP": 81.2, ..., "Total AP": 77.0}``; a table, and with
+          ``dataset`` also the ``model-index`` the hub shows as evaluation results.
+        - ``dataset``: ``{"name": "PoseTrack18", "type": "posetrack18", "split": "val"}``, where the metrics
+          were measured.
+        - ``base_model``: hub id of the weights this model starts from (a converted ViTPose).
+        - ``license``: the license of those weights when it is not VREMD's (ViTPose: ``"apache-2.0"``).
+        - ``source``: a markdown paragraph on how the weights were made (the converter writes one).
+        - ``repo_url``, ``name``: code link and a name for the title.
         """
-        kwargs.setdefault("metrics", None)
+        metrics = kwargs.pop("metrics", None) or None
+        dataset = kwargs.pop("dataset", None) or None
+        card_data = ModelCardData(**self._hub_mixin_info.model_card_data.to_dict())  # a copy: the class's is shared
+        for field in ("base_model", "license"):
+            value = kwargs.pop(field, None)
+            if value:
+                setattr(card_data, field, value)
+        if metrics and dataset:
+            card_data.model_name = kwargs.get("name") or "VREMD"
+            card_data.eval_results = _eval_results(metrics, dataset)
         kwargs.setdefault("name", None)
-        return super().generate_model_card(
-            *args,
+        kwargs.setdefault("source", None)
+        return ModelCard.from_template(
+            card_data,
+            template_str=self._hub_mixin_info.model_card_template,
+            repo_url=kwargs.pop("repo_url", None) or self._hub_mixin_info.repo_url,
+            paper_url=self._hub_mixin_info.paper_url,
+            vitpose_url=VITPOSE_URL,
+            metrics=metrics,
+            dataset=dataset,
+            base_model=card_data.base_model,
             config_json=self.config.to_json_string(),
             ablation={name: getattr(self.config, name) for name in _ABLATION_FIELDS},
             num_frames=self.config.num_frames,
             image_size=self.config.image_size,
             **kwargs,
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        config: VREMDConfig | dict[str, Any] | None = None,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        map_location: str | torch.device = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> "VREMD":
+        """Load a model from a hub id (HF cache first) or a local folder written by ``save_pretrained``.
+
+        The keywords are ``PyTorchModelHubMixin.from_pretrained``'s. A ``config`` (a ``VREMDConfig`` or a dict
+        of its fields) overrides ``config.json``, as the mixin documents; the weights must still fit it.
+
+        Raises:
+            ValueError: ``config.json`` is not a VREMD config (a transformers VitPose folder gets the converter's
+                command), or has unknown fields or impossible values.
+            FileNotFoundError: no ``config.json`` (and no ``config``) or no ``model.safetensors``.
+            CheckpointMismatchError: with ``strict``, the weights do not fit the model.
+        """
+        return super().from_pretrained(
+            pretrained_model_name_or_path,
+            force_download=force_download,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            revision=revision,
+            map_location=map_location,
+            strict=strict,
+            # Always passed, so the mixin never parses config.json leniently (it drops unknown fields).
+            config=_ConfigFromFile() if config is None else config,
+            **model_kwargs,
         )
 
     @classmethod
@@ -386,14 +463,11 @@ class VREMD(
         force_download: bool,
         local_files_only: bool,
         token: str | bool | None,
-        map_location: str = "cpu",
+        map_location: str | torch.device = "cpu",
         strict: bool = True,
         config: Any = None,
         **model_kwargs: Any,
     ) -> "VREMD":
-        # The mixin has already parsed config.json leniently (unknown fields silently dropped); re-read it
-        # strictly so a newer or corrupted config is an error, not a silently different model.
-        del config
         if model_kwargs:
             raise TypeError(f"VREMD.from_pretrained got unexpected keyword arguments {sorted(model_kwargs)}")
         fetch = functools.partial(
@@ -405,11 +479,12 @@ class VREMD(
             local_files_only=local_files_only,
             token=token,
         )
-        config_path = fetch(CONFIG_FILE)
-        try:
-            config = VREMDConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as err:  # json.JSONDecodeError is a ValueError
-            raise ValueError(f"{config_path}: {err}") from err
+        if isinstance(config, _ConfigFromFile):
+            config = _read_config(fetch(CONFIG_FILE))
+        elif isinstance(config, dict):
+            config = VREMDConfig.from_dict(config)
+        elif not isinstance(config, VREMDConfig):
+            raise TypeError(f"config must be a VREMDConfig or a dict of its fields, got {type(config).__name__}")
         weights_path = fetch(WEIGHTS_FILE)
         model = cls(config)
         state_dict = safetensors.torch.load_file(weights_path, device=str(map_location))
@@ -421,6 +496,50 @@ class VREMD(
         model.load_state_dict(state_dict, strict=strict)
         model.to(map_location)
         return model.eval()
+
+
+class _ConfigFromFile:
+    """Marker for "no config passed": ``_from_pretrained`` then reads ``config.json`` strictly."""
+
+
+def _read_config(path: str) -> VREMDConfig:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as err:  # json.JSONDecodeError
+        raise ValueError(f"{path}: {err}") from err
+    if isinstance(data, dict) and data.get("model_type") == "vitpose":
+        raise ValueError(
+            f"{path}: a transformers VitPose checkpoint (model_type 'vitpose'), not a VREMD model; convert it "
+            f"first: vremd-convert-vitpose {Path(path).parent} OUTPUT_DIR"
+        )
+    try:
+        return VREMDConfig.from_dict(data)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def _eval_results(metrics: dict[str, Any], dataset: dict[str, str]) -> list[EvalResult]:
+    """One ``model-index`` entry per metric (the hub's evaluation results), all on one dataset and split."""
+    missing = sorted({"name", "type"} - set(dataset))
+    if missing:
+        raise ValueError(f"model card dataset needs {missing} (got {sorted(dataset)})")
+    results = []
+    for name, value in metrics.items():
+        with contextlib.suppress(TypeError, ValueError):  # a non-numeric metric stays as written
+            value = float(value)
+        results.append(
+            EvalResult(
+                task_type="keypoint-detection",
+                task_name="Video pose estimation",
+                dataset_type=dataset["type"],
+                dataset_name=dataset["name"],
+                dataset_split=dataset.get("split"),
+                metric_type=re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_"),
+                metric_name=name,
+                metric_value=value,
+            )
+        )
+    return results
 
 
 def _resolve_file(model_id: str, filename: str, **download_kwargs: Any) -> str:
