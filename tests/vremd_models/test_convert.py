@@ -1,5 +1,8 @@
 """Converter tests on generated state dicts with ViTPose's real key names and shapes (random values)."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -17,6 +20,7 @@ from tests.vremd_models.vitpose_checkpoints import (
     transformers_state_dict,
 )
 from vremd_models import (
+    VITPOSE_VARIANTS,
     VREMD,
     CheckpointMismatchError,
     VREMDConfig,
@@ -25,6 +29,7 @@ from vremd_models import (
     load_vitpose_into,
 )
 from vremd_models.convert import detect_layout
+from vremd_models.vitpose_source import VitPoseSource, backbone_shape, vremd_config_for
 
 
 def _config(**overrides) -> VREMDConfig:
@@ -181,3 +186,25 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
         load_vitpose_checkpoint(path)
     with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
         load_vitpose_checkpoint(tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("size", sorted(VITPOSE_VARIANTS))
+def test_every_published_vitpose_size_converts_with_heads_from_its_shape(size, layout):
+    variant = VITPOSE_VARIANTS[size]
+    with torch.device("meta"):  # real shapes (ViTPose-H: 630M parameters) without allocating them
+        state_dict = LAYOUTS[layout][0](grid=(16, 12), depth=variant.depth, D=variant.embed_dim)
+    source = VitPoseSource(path=Path("vitpose.pth"), weights=Path("vitpose.pth"), state_dict=state_dict)
+    shape = backbone_shape(source)
+    assert (shape.variant, shape.backbone_num_heads, shape.origin["backbone_num_heads"]) == (
+        size, variant.num_heads, f"ViTPose-{size[0].upper()}"
+    )  # fmt: skip
+    config = vremd_config_for(shape, preset="vremd-vitl", include_head=True)
+    assert (config.backbone_dim, config.backbone_depth, config.backbone_drop_path) == (
+        variant.embed_dim, variant.depth, variant.drop_path
+    )  # fmt: skip
+    assert config.hidden_dim == 384  # VREMD's own modules: the preset's
+    converted = convert_vitpose_state_dict(state_dict, grid_size=config.grid_size, include_head=True)
+    with torch.device("meta"):  # the baseline: backbone and H_m are what a conversion fills
+        model = VREMD(dataclasses.replace(config, use_hkme=False, use_bmd=False))
+    assert load_vitpose_into(model, converted, include_head=True).ok
