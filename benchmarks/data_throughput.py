@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from posetrack_data import TopDownTransform, generate_dataset, load_posetrack
+from posetrack_data import TopDownTransform, generate_dataset, load_posetrack, resolve_frame_paths
 from posetrack_data.geometry import box_to_center_scale, crop_from_image_matrix, gaussian_heatmaps, invert_affine
 from posetrack_data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -112,6 +112,7 @@ def main() -> None:
             "shuffled": rng.permutation(len(rows))[:n],
             "sequential": np.arange(n),
         }
+        rows = rows.map(lambda r: {"frame_paths": resolve_frame_paths(r["frame_paths"], root)})  # for the baseline
         for path in {p for paths in rows["frame_paths"] for p in paths}:  # warm the page cache for both
             Path(path).read_bytes()
         methods = {

@@ -105,6 +105,7 @@ def build_datasets(cfg: Config, root: Path, model_config: VREMDConfig, accelerat
             min_detection_score=data.min_detection_score,
         )
     sizes = {
+        "root": str(root),  # the rows' frame_paths are relative to it
         "image_size": model_config.image_size,
         "heatmap_size": model_config.heatmap_size,
         "sigma": data.sigma,

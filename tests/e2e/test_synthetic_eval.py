@@ -47,7 +47,7 @@ def test_heatmap_targets_mapped_back_to_the_image_score_100_ap(synthetic):
     # The transform's targets, decoded as a model's heatmaps would be (argmax, stride 4) and mapped back
     # through image_from_crop, land within poseval's PCKh threshold of the GT.
     root, val = synthetic
-    batch = val.with_transform(TopDownTransform(train=False))[:]
+    batch = val.with_transform(TopDownTransform(train=False, root=root))[:]
     heatmaps = batch["target_heatmaps"]
     B, J, h, w = heatmaps.shape
     rows, cols = np.unravel_index(heatmaps.reshape(B, J, -1).argmax(axis=2), (h, w))

@@ -3,12 +3,14 @@ import os
 import shutil
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 from PIL import Image
 
-from posetrack_data.dataset import dataset_features, load_posetrack
+from posetrack_data.dataset import dataset_features, load_posetrack, resolve_frame_paths
 from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.transforms import TopDownTransform
 
 DETECTIONS = "annotations/test_posetrack18_human_detections.json"
 
@@ -45,12 +47,9 @@ def test_sample_neighbours_exist_or_are_clamped_to_the_key_frame(posetrack18_sam
     # The sample keeps only frame 000000 of each video: t-1 is before the start, t+1 is not on disk.
     ds = load_posetrack(posetrack18_sample, split="val", cache_dir=tmp_path)
     for row in ds:
-        key = posetrack18_sample / row["file_name"]
-        assert row["frame_paths"][1] == str(key)
-        for path in row["frame_paths"]:
+        assert row["frame_paths"] == [row["file_name"]] * 3  # relative to the root, the key frame's name
+        for path in resolve_frame_paths(row["frame_paths"], posetrack18_sample):
             assert Path(path).is_file()
-            assert Path(path).is_absolute()
-        assert row["frame_paths"] == [str(key)] * 3
 
 
 def test_neighbours_step_one_frame_and_clamp_at_both_ends(synthetic_root, tmp_path):
@@ -195,3 +194,37 @@ def test_malformed_annotation_raises_format_error_naming_file_and_field(tmp_path
 def test_rejects_bad_arguments(posetrack18_sample, tmp_path, kwargs, match):
     with pytest.raises((ValueError, PoseTrackFormatError), match=match):
         load_posetrack(posetrack18_sample, cache_dir=tmp_path, **({"split": "val"} | kwargs))
+
+
+def test_split_and_info_travel_with_the_dataset(posetrack18_sample, tmp_path):
+    ds = load_posetrack(posetrack18_sample, split="val", cache_dir=tmp_path)
+    assert str(ds.split) == "val"
+    assert all("generator-val" in f["filename"] for f in ds.cache_files)
+    assert ds.info.description.startswith("PoseTrack18 val: one row per annotated person")
+    assert "Andriluka" in ds.info.citation
+    assert ds.info.homepage == "https://posetrack.net/"
+    assert "PoseTrack terms of use" in ds.info.license
+    again = load_posetrack(posetrack18_sample, split="val", cache_dir=tmp_path)  # from the cache
+    assert (str(again.split), again.info.citation) == ("val", ds.info.citation)
+
+
+def test_a_moved_root_and_a_save_to_disk_copy_transform_the_same(posetrack18_sample, tmp_path):
+    root = tmp_path / "machine-a" / "posetrack18"
+    shutil.copytree(posetrack18_sample, root)
+    ds = load_posetrack(root, split="val", cache_dir=tmp_path / "cache")
+    expected = ds.with_transform(TopDownTransform(train=False, root=root))[:3]["pixel_values"]
+    ds.save_to_disk(tmp_path / "saved")
+    moved = tmp_path / "machine-b" / "data"
+    moved.parent.mkdir()
+    root.rename(moved)  # the original root is gone: nothing may still point into it
+    copy = datasets.load_from_disk(str(tmp_path / "saved"))
+    assert (str(copy.split), copy.info.homepage) == ("val", "https://posetrack.net/")
+    np.testing.assert_array_equal(
+        copy.with_transform(TopDownTransform(train=False, root=moved))[:3]["pixel_values"], expected
+    )
+    with pytest.raises(
+        ValueError, match=r"frame path 'images/val/.*' is relative to the PoseTrack root; pass the root"
+    ):
+        copy.with_transform(TopDownTransform(train=False))[:1]
+    reloaded = load_posetrack(moved, split="val", cache_dir=tmp_path / "cache")  # rebuilt for the new root
+    assert reloaded["frame_paths"] == ds["frame_paths"]

@@ -48,8 +48,8 @@ def _heatmap_peaks(heatmaps):
     return np.stack([cols, rows], axis=1).astype(np.float64)
 
 
-def test_outputs_match_the_contract(sample_rows):
-    batch = sample_rows.with_transform(TopDownTransform(train=False))[:4]
+def test_outputs_match_the_contract(sample_rows, posetrack18_sample):
+    batch = sample_rows.with_transform(TopDownTransform(train=False, root=posetrack18_sample))[:4]
     assert batch["pixel_values"].shape == (4, 3, 3, 256, 192)
     assert batch["pixel_values"].dtype == np.float32
     assert batch["target_heatmaps"].shape == (4, 17, 64, 48)
@@ -64,22 +64,22 @@ def test_outputs_match_the_contract(sample_rows):
     # Ears are never annotated in PoseTrack18: weight 0, empty target.
     assert (batch["target_weight"][:, [3, 4]] == 0).all()
     assert batch["target_heatmaps"][:, [3, 4]].max() == 0
-    single = sample_rows.with_transform(TopDownTransform(train=False))[0]
+    single = sample_rows.with_transform(TopDownTransform(train=False, root=posetrack18_sample))[0]
     assert single["pixel_values"].shape == (3, 3, 256, 192)
 
 
-def test_eval_crop_equals_a_direct_full_resolution_warp(sample_rows):
+def test_eval_crop_equals_a_direct_full_resolution_warp(sample_rows, posetrack18_sample):
     row = sample_rows[5]
-    out = sample_rows.with_transform(TopDownTransform(train=False, reduced_decode=False))[5]
+    out = sample_rows.with_transform(TopDownTransform(train=False, root=posetrack18_sample, reduced_decode=False))[5]
     crop_from_image = np.linalg.inv(np.vstack([out["image_from_crop"], [0, 0, 1]]))[:2]
-    frame = np.asarray(Image.open(row["frame_paths"][1]).convert("RGB"))
+    frame = np.asarray(Image.open(posetrack18_sample / row["frame_paths"][1]).convert("RGB"))
     expected = cv2.warpAffine(frame, crop_from_image, (192, 256), flags=cv2.INTER_LINEAR)
     np.testing.assert_allclose(_unnormalise(out["pixel_values"][1]), expected, atol=0.01)
 
 
-def test_reduced_decode_stays_close_to_full_decode(sample_rows):
-    full = sample_rows.with_transform(TopDownTransform(train=False, reduced_decode=False))[:]
-    reduced = sample_rows.with_transform(TopDownTransform(train=False))[:]
+def test_reduced_decode_stays_close_to_full_decode(sample_rows, posetrack18_sample):
+    full = sample_rows.with_transform(TopDownTransform(train=False, root=posetrack18_sample, reduced_decode=False))[:]
+    reduced = sample_rows.with_transform(TopDownTransform(train=False, root=posetrack18_sample))[:]
     diff = np.abs(_unnormalise(full["pixel_values"][:, 1]) - _unnormalise(reduced["pixel_values"][:, 1]))
     assert diff.mean() < 6.0  # of 255; DCT scaling low-passes where bilinear subsampling aliases
 
@@ -108,8 +108,8 @@ def test_decode_frame_gives_pils_pixels(posetrack18_sample, tmp_path, reduction,
     np.testing.assert_allclose(image_from_decoded[0], [reduction, 0, (reduction - 1) / 2])
 
 
-def test_eval_heatmaps_project_back_onto_the_keypoints(sample_rows):
-    batch = sample_rows.with_transform(TopDownTransform(train=False))[:]
+def test_eval_heatmaps_project_back_onto_the_keypoints(sample_rows, posetrack18_sample):
+    batch = sample_rows.with_transform(TopDownTransform(train=False, root=posetrack18_sample))[:]
     keypoints = np.asarray(sample_rows.with_format("numpy")["keypoints"])
     for b in range(len(keypoints)):
         peaks = _heatmap_peaks(batch["target_heatmaps"][b]) * 4  # heatmap -> crop pixels (stride 4)
@@ -122,8 +122,8 @@ def test_eval_heatmaps_project_back_onto_the_keypoints(sample_rows):
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31), index=st.integers(0, 50))
-def test_augmented_targets_follow_the_augmented_crop(train_rows, seed, index):
-    transform = TopDownTransform(train=True, seed=seed, half_body_prob=0.5)
+def test_augmented_targets_follow_the_augmented_crop(train_rows, synthetic_root, seed, index):
+    transform = TopDownTransform(train=True, root=synthetic_root, seed=seed, half_body_prob=0.5)
     row = train_rows[index % len(train_rows)]
     out = transform({k: [v] for k, v in row.items()})
     keypoints = np.asarray(row["keypoints"])
@@ -138,8 +138,8 @@ def test_augmented_targets_follow_the_augmented_crop(train_rows, seed, index):
     assert np.isfinite(out["pixel_values"]).all()
 
 
-def test_training_augmentation_covers_flip_rotation_and_scale(train_rows):
-    transform = TopDownTransform(train=True, seed=0)
+def test_training_augmentation_covers_flip_rotation_and_scale(train_rows, synthetic_root):
+    transform = TopDownTransform(train=True, root=synthetic_root, seed=0)
     batch = train_rows.with_transform(transform)[:64]
     linear = batch["image_from_crop"][:, :, :2]
     dets = np.linalg.det(linear)
@@ -150,9 +150,9 @@ def test_training_augmentation_covers_flip_rotation_and_scale(train_rows):
     assert len(np.unique(np.round(np.sqrt(np.abs(dets)), 3))) > 32  # scale jitter
 
 
-def test_same_seed_same_augmentation(train_rows):
-    first = train_rows.with_transform(TopDownTransform(train=True, seed=5))[:8]
-    second = train_rows.with_transform(TopDownTransform(train=True, seed=5))[:8]
+def test_same_seed_same_augmentation(train_rows, synthetic_root):
+    first = train_rows.with_transform(TopDownTransform(train=True, root=synthetic_root, seed=5))[:8]
+    second = train_rows.with_transform(TopDownTransform(train=True, root=synthetic_root, seed=5))[:8]
     np.testing.assert_array_equal(first["pixel_values"], second["pixel_values"])
     np.testing.assert_array_equal(first["image_from_crop"], second["image_from_crop"])
 
@@ -190,10 +190,10 @@ def test_corrupt_and_missing_frames_name_the_file(tmp_path, frame_file):
         assert bad in str(info.value)
 
 
-def test_torch_output_and_dataloader_workers_draw_different_augmentations(train_rows):
+def test_torch_output_and_dataloader_workers_draw_different_augmentations(train_rows, synthetic_root):
     torch = pytest.importorskip("torch")
     one = train_rows.select([0, 0, 0, 0])  # four copies of the same person
-    ds = one.with_transform(TopDownTransform(train=True, seed=0, return_tensors="pt"))
+    ds = one.with_transform(TopDownTransform(train=True, root=synthetic_root, seed=0, return_tensors="pt"))
     batch = ds[:2]
     assert isinstance(batch["pixel_values"], torch.Tensor)
     assert batch["pixel_values"].shape == (2, 3, 3, 256, 192)
@@ -219,7 +219,7 @@ import sys
 sys.modules["torch"] = None  # any torch import now fails
 from posetrack_data import TopDownTransform, load_posetrack
 rows = load_posetrack({str(synthetic_root)!r}, split="train", cache_dir={str(tmp_path)!r})
-out = rows.with_transform(TopDownTransform(train=True, seed=0))[:2]
+out = rows.with_transform(TopDownTransform(train=True, root={str(synthetic_root)!r}, seed=0))[:2]
 print(out["pixel_values"].shape)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)

@@ -6,7 +6,7 @@ writes PoseTrack18 prediction files (for ``train.py`` and ``vremd-predict`` alik
 
 from posetrack_data.annotations import Detection, Video, read_detections, read_video
 from posetrack_data.check import Problem, check_root
-from posetrack_data.dataset import dataset_features, load_posetrack
+from posetrack_data.dataset import dataset_features, dataset_info, load_posetrack, resolve_frame_paths
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import FLIP_PAIRS, NUM_JOINTS, SKELETON, SLOT17_NAMES
 from posetrack_data.predictions import PersonPose, PredictionWriter, joint_scores, sequence_document
@@ -28,10 +28,12 @@ __all__ = [
     "Video",
     "check_root",
     "dataset_features",
+    "dataset_info",
     "generate_dataset",
     "joint_scores",
     "load_posetrack",
     "read_detections",
     "read_video",
+    "resolve_frame_paths",
     "sequence_document",
 ]

@@ -30,12 +30,29 @@ from posetrack_data.annotations import (
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import NUM_JOINTS
 
-__all__ = ["dataset_features", "load_posetrack"]
+__all__ = ["dataset_features", "dataset_info", "load_posetrack", "resolve_frame_paths"]
 
 logger = logging.getLogger(__name__)
 
 # Bump when the rows produced for the same files change, so that old cache entries are not reused.
-_ROW_FORMAT = 2
+_ROW_FORMAT = 3  # 3: frame_paths relative to the data root
+
+_CITATIONS = {
+    "2018": """@inproceedings{andriluka2018posetrack,
+  title = {PoseTrack: A Benchmark for Human Pose Estimation and Tracking},
+  author = {Andriluka, Mykhaylo and Iqbal, Umar and Insafutdinov, Eldar and Pishchulin, Leonid and Milan, Anton
+            and Gall, Juergen and Schiele, Bernt},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year = {2018}
+}""",
+    "2021": """@inproceedings{doering2022posetrack21,
+  title = {PoseTrack21: A Dataset for Person Search, Multi-Object Tracking and Multi-Person Pose Tracking},
+  author = {Doering, Andreas and Chen, Di and Zhang, Shanshan and Schiele, Bernt and Gall, Juergen},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year = {2022}
+}""",
+}
+_HOMEPAGES = {"2018": "https://posetrack.net/", "2021": "https://github.com/anDoer/PoseTrack21"}
 
 
 def dataset_features(num_frames: int = 3, *, version: Version = "2018") -> datasets.Features:
@@ -59,6 +76,43 @@ def dataset_features(num_frames: int = 3, *, version: Version = "2018") -> datas
         features["person_id"] = datasets.Value("int32")
         features["keypoint_visibility"] = datasets.List(datasets.Value("float32"), length=NUM_JOINTS)
     return datasets.Features(features)
+
+
+def dataset_info(version: Version, split: str, *, detections: bool = False) -> datasets.DatasetInfo:
+    """The `DatasetInfo` of `load_posetrack` rows: description, citation, homepage and license of the version."""
+    source = "2021" if version == "2021" else "2018"  # PoseTrack17 and 18 share the benchmark paper and site
+    rows = "detector boxes (DCPose protocol)" if detections else "annotated persons"
+    description = (
+        f"PoseTrack{version[2:]} {split}: one row per {rows} on a labeled frame, with the frames of the clip "
+        "around it. `frame_paths` are relative to the dataset root; resolve them with "
+        "`TopDownTransform(root=...)` or `posetrack_data.resolve_frame_paths`."
+    )
+    return datasets.DatasetInfo(
+        description=description,
+        citation=_CITATIONS[source],
+        homepage=_HOMEPAGES[source],
+        license=f"PoseTrack terms of use, see {_HOMEPAGES[source]} (frames from the MPII Human Pose videos)",
+        features=dataset_features(version=version),
+    )
+
+
+def resolve_frame_paths(paths: Sequence[str], root: str | os.PathLike | None) -> list[str]:
+    """Absolute frame paths: `load_posetrack`'s root-relative ``frame_paths`` joined to the data root.
+
+    Absolute paths (as the predictor builds) are returned unchanged, so ``root`` may be None for them.
+
+    Raises:
+        ValueError: a relative path without a root.
+    """
+    if root is None:
+        relative = next((p for p in paths if not os.path.isabs(p)), None)
+        if relative is not None:
+            raise ValueError(
+                f"frame path {relative!r} is relative to the PoseTrack root; pass the root "
+                "(TopDownTransform(root=...), resolve_frame_paths(paths, root))"
+            )
+        return list(paths)
+    return [os.path.join(root, p) for p in paths]
 
 
 def load_posetrack(
@@ -94,7 +148,9 @@ def load_posetrack(
         cache_dir: `datasets` cache folder; None uses the `datasets` default.
 
     Returns:
-        A `datasets.Dataset` with the columns of :func:`dataset_features`.
+        A `datasets.Dataset` with the columns of :func:`dataset_features`, ``split`` set to ``split`` and the
+        `info` of :func:`dataset_info`. ``frame_paths`` are relative to ``root`` (so a moved root or a
+        ``save_to_disk`` copy still works): pass the root to `TopDownTransform(root=...)`.
 
     Raises:
         PoseTrackFormatError: A file is missing or malformed (the message names file and field).
@@ -116,11 +172,15 @@ def load_posetrack(
         raise PoseTrackFormatError(detections_file, "file", "detections file not found")
     plan = _Plan(str(root), version, tuple(str(f) for f in files), detections_file, min_detection_score, offsets)
     try:
+        info = dataset_info(version, split, detections=detections_file is not None)
+        info.features = dataset_features(len(offsets), version=version)
         return datasets.Dataset.from_generator(
             _generate_rows,
-            features=dataset_features(len(offsets), version=version),
+            features=info.features,
             cache_dir=str(cache_dir) if cache_dir is not None else None,
             gen_kwargs={"plan": plan},
+            split=datasets.NamedSplit(split),
+            info=info,
             fingerprint=_fingerprint(plan, split),
         )
     except DatasetGenerationError as err:
@@ -173,7 +233,9 @@ def _generate_rows(plan: _Plan) -> Iterator[dict]:
             if not frame.is_labeled:
                 continue
             key_path = root / frame.file_name
-            paths = [str(_neighbour(root, video, frame, offset, listings)) for offset in plan.offsets]
+            paths = [
+                _neighbour(root, video, frame, offset, listings).relative_to(root).as_posix() for offset in plan.offsets
+            ]
             if frame.width is not None and frame.height is not None:
                 width, height = frame.width, frame.height
             else:  # PT17 and some PT18 files carry no size: read it once per video from a frame header

@@ -14,6 +14,7 @@ import pyarrow as pa
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
+from posetrack_data.dataset import resolve_frame_paths
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.geometry import (
     affine_points,
@@ -58,10 +59,13 @@ class TopDownTransform:
     `draft`) whenever the crop still has at least one decoded pixel per output pixel, and each frame
     is decoded once per batch and warped once per person.
 
-    Use with ``ds.with_transform(TopDownTransform(train=True))`` on a `load_posetrack` dataset.
+    Use with ``ds.with_transform(TopDownTransform(train=True, root=root))`` on a `load_posetrack` dataset:
+    its ``frame_paths`` are relative to the data root, which may have moved since the dataset was built.
 
     Args:
         train: Apply augmentation.
+        root: The PoseTrack root that relative ``frame_paths`` are resolved against (absolute paths are used
+            as they are; without a root a relative path is an error).
         image_size: Network input (H, W).
         heatmap_size: Target heatmap (h, w).
         sigma: Gaussian sigma in heatmap pixels.
@@ -87,6 +91,7 @@ class TopDownTransform:
         self,
         *,
         train: bool,
+        root: str | os.PathLike | None = None,
         image_size: tuple[int, int] = (256, 192),
         heatmap_size: tuple[int, int] = (64, 48),
         sigma: float = 2.0,
@@ -119,6 +124,7 @@ class TopDownTransform:
         if not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range!r}")
         self.train = train
+        self.root = os.fspath(root) if root is not None else None
         self.image_size = tuple(image_size)
         self.heatmap_size = tuple(heatmap_size)
         self.sigma = sigma
@@ -139,7 +145,10 @@ class TopDownTransform:
         self._inv_std = 1.0 / (np.array(IMAGENET_STD, np.float32) * 255)
 
     def __repr__(self) -> str:
-        return f"TopDownTransform(train={self.train}, image_size={self.image_size}, heatmap_size={self.heatmap_size})"
+        return (
+            f"TopDownTransform(train={self.train}, root={self.root!r}, image_size={self.image_size}, "
+            f"heatmap_size={self.heatmap_size})"
+        )
 
     def __call__(self, batch: dict[str, list]) -> dict[str, Any]:
         """Transform a batch of `load_posetrack` rows (column name -> list of values)."""
@@ -148,7 +157,7 @@ class TopDownTransform:
                 raise ValueError(f"batch must have a {column!r} column (a load_posetrack row), got {sorted(batch)}")
         keypoints = np.asarray(batch["keypoints"], np.float32).reshape(-1, NUM_JOINTS, 3)
         boxes = np.asarray(batch["bbox"], np.float64).reshape(-1, 4)
-        clips = [list(paths) for paths in batch["frame_paths"]]
+        clips = [resolve_frame_paths(paths, self.root) for paths in batch["frame_paths"]]
         B, T = len(clips), len(clips[0]) if clips else 0
         H, W = self.image_size
         rng = self._current_rng()
