@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from posetrack_data import PoseTrackFormatError
 from posetrack_data.outputs import atomic_write_text
 from posetrack_eval import TABLE_COLUMNS, EvalInputError
-from training.card import training_section
+from training.card import card_dataset, training_section
 from training.checkpoints import TrainState, find_checkpoint, resolve_run_dir, save_checkpoint
 from training.config import Config, ConfigError, config_to_dict, flat_config, load_config, resolve_model_config
 from training.data import build_datasets, build_loaders, prepare_data_root
@@ -245,7 +245,8 @@ def save_model(run: Run, state: TrainState) -> Path:
     final_ap = state.history[-1]["ap"]
     metrics = {f"{column} AP": f"{final_ap[column]:.1f}" for column in TABLE_COLUMNS}
     # The model's own card (config, ablation flags, metrics) first, then how this run trained and scored.
-    run.accelerator.unwrap_model(run.model).save_pretrained(partial, model_card_kwargs={"metrics": metrics})
+    card_kwargs = {"metrics": metrics, "dataset": card_dataset(run.cfg)}  # dataset: the card's model-index
+    run.accelerator.unwrap_model(run.model).save_pretrained(partial, model_card_kwargs=card_kwargs)
     atomic_write_text(partial / "train_config.yaml", yaml.safe_dump(config_to_dict(run.cfg), sort_keys=False))
     card = partial / "README.md"
     atomic_write_text(card, card.read_text() + "\n" + training_section(run.cfg, state))

@@ -4,7 +4,15 @@ from training.checkpoints import TrainState
 from training.config import Config
 from training.evaluation import summary_table
 
-__all__ = ["training_section"]
+__all__ = ["card_dataset", "training_section"]
+
+
+def card_dataset(cfg: Config) -> dict[str, str]:
+    """Where the card's metrics were measured (name, type, split): ``VREMD.generate_model_card``'s ``dataset``."""
+    if cfg.data.root is None:
+        return {"name": "VREMD synthetic PoseTrack", "type": "vremd-synthetic", "split": cfg.data.val_split}
+    version = cfg.data.version or ""
+    return {"name": f"PoseTrack{version}", "type": f"posetrack{version[2:]}", "split": cfg.data.val_split}
 
 
 def training_section(cfg: Config, state: TrainState) -> str:

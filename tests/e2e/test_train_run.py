@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 from posetrack_data import generate_dataset, load_posetrack
@@ -78,6 +79,9 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     assert "mean pose in the box" in card
     assert "## Ablation flags" in card  # the model's own card is kept, the training section appended
     assert "| Total AP |" in card
+    results = {r.metric_name: r for r in ModelCard.load(run_dir / "model" / "README.md").data.eval_results}
+    assert len(results) == 8  # model-index: the seven joint groups and Total
+    assert (results["Total AP"].dataset_type, results["Total AP"].dataset_split) == ("vremd-synthetic", "val")
 
     records = _records(run_dir)
     assert "config" in records[0]
