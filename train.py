@@ -243,13 +243,12 @@ def save_model(run: Run, state: TrainState) -> Path:
     partial = run.run_dir / ".partial-model"
     shutil.rmtree(partial, ignore_errors=True)
     final_ap = state.history[-1]["ap"]
-    metrics = {f"{column} AP": f"{final_ap[column]:.1f}" for column in TABLE_COLUMNS}
-    # The model's own card (config, ablation flags, metrics) first, then how this run trained and scored.
-    card_kwargs = {"metrics": metrics, "dataset": card_dataset(run.cfg)}  # dataset: the card's model-index
-    run.accelerator.unwrap_model(run.model).save_pretrained(partial, model_card_kwargs=card_kwargs)
+    # The model's own card (config, ablation flags, metrics, model-index) first, then how this run trained.
+    card = {"metrics": {f"{c} AP": f"{final_ap[c]:.1f}" for c in TABLE_COLUMNS}, "dataset": card_dataset(run.cfg)}
+    run.accelerator.unwrap_model(run.model).save_pretrained(partial, model_card_kwargs=card)
     atomic_write_text(partial / "train_config.yaml", yaml.safe_dump(config_to_dict(run.cfg), sort_keys=False))
-    card = partial / "README.md"
-    atomic_write_text(card, card.read_text() + "\n" + training_section(run.cfg, state))
+    readme = partial / "README.md"
+    atomic_write_text(readme, readme.read_text() + "\n" + training_section(run.cfg, state))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(partial, out)
     return out
