@@ -35,7 +35,8 @@ __all__ = ["dataset_features", "dataset_info", "load_posetrack", "resolve_frame_
 logger = logging.getLogger(__name__)
 
 # Bump when the rows produced for the same files change, so that old cache entries are not reused.
-_ROW_FORMAT = 3  # 3: frame_paths relative to the data root
+# Named, not only numbered: branches bumping the number in parallel would otherwise share cache entries.
+_ROW_FORMAT = "3-relative-frame-paths"
 
 _CITATIONS = {
     "2018": """@inproceedings{andriluka2018posetrack,
@@ -81,7 +82,7 @@ def dataset_features(num_frames: int = 3, *, version: Version = "2018") -> datas
 def dataset_info(version: Version, split: str, *, detections: bool = False) -> datasets.DatasetInfo:
     """The `DatasetInfo` of `load_posetrack` rows: description, citation, homepage and license of the version."""
     source = "2021" if version == "2021" else "2018"  # PoseTrack17 and 18 share the benchmark paper and site
-    rows = "detector boxes (DCPose protocol)" if detections else "annotated persons"
+    rows = "detector box (DCPose protocol)" if detections else "annotated person"
     description = (
         f"PoseTrack{version[2:]} {split}: one row per {rows} on a labeled frame, with the frames of the clip "
         "around it. `frame_paths` are relative to the dataset root; resolve them with "
