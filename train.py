@@ -42,7 +42,7 @@ from training.card import card_dataset, training_section
 from training.checkpoints import TrainState, find_checkpoint, resolve_run_dir, save_checkpoint
 from training.config import Config, ConfigError, config_to_dict, flat_config, load_config, resolve_model_config
 from training.data import build_datasets, build_loaders, prepare_data_root
-from training.evaluation import mean_pose_baseline, predict_keypoints, score_predictions, summary_table
+from training.evaluation import ALONE, mean_pose_baseline, predict_keypoints, score_predictions, summary_table
 from training.model import build_model, build_optimizer, build_scheduler
 from training.trackers import build_trackers
 
@@ -198,17 +198,23 @@ def validate(run: Run, state: TrainState, name: str) -> dict[str, Any]:
     """Predict every validation row, write the files, score them, print and log the AP table."""
     accelerator = run.accelerator
     model = accelerator.unwrap_model(run.model)
-    index, coords, scores = predict_keypoints(model, run.val_loader, accelerator, run.cfg.eval, desc=f"eval {name}")
+    index, heads = predict_keypoints(model, run.val_loader, accelerator, run.cfg.eval, desc=f"eval {name}")
     entry: dict[str, Any] = {"name": name, "step": state.step, "epoch": state.epoch}
     state.evaluated_step = state.step
     if accelerator.is_main_process:
         total = len(run.val_rows["video"])
         if len(np.unique(index)) != len(index) or len(index) != total:
             raise RuntimeError(f"validation predicted {len(index)} rows, {len(np.unique(index))} distinct, of {total}")
-        entry |= _score(run, "latest", index, coords, scores)
-        accelerator.print(f"\n{name} (step {state.step}): {entry['table']}")
+        entry |= _score(run, "latest", index, *heads["H"])
+        # Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H).
+        entry["head_ap"] = {h: _score(run, f"latest_{h}", index, *heads[h])["ap"]["Total"] for h in ALONE if h in heads}
+        alone = "".join(f", {h} alone {ap:.1f}" for h, ap in entry["head_ap"].items())
+        accelerator.print(f"\n{name} (step {state.step}): {entry['table']}\nmAP: H {entry['ap']['Total']:.1f}{alone}")
         accelerator.log(
-            {f"val/{k}": v for k, v in entry["ap"].items()} | {"val/num_samples": len(index)}, step=state.step
+            {f"val/{k}": v for k, v in entry["ap"].items()}
+            | {f"val/{h}/Total": ap for h, ap in entry["head_ap"].items()}
+            | {"val/num_samples": len(index)},
+            step=state.step,
         )
         state.history.append({k: v for k, v in entry.items() if k != "table"})
     accelerator.wait_for_everyone()

@@ -95,8 +95,10 @@ class ModelConfig:
     Args:
         preset: A ``VREMDConfig`` preset name (``vremd-tiny``, ``vremd-vitb``, ``vremd-vitl``, ``vremd-vith``).
         overrides: ``VREMDConfig`` fields replaced on top of the preset (ablation flags, sizes).
-        init_backbone: A converted ViTPose checkpoint (safetensors, see ``vremd-convert-vitpose``) loaded into
-            the backbone before training; ``None`` keeps the random initialisation.
+        init_backbone: Where the backbone starts: a ``vremd-convert-vitpose`` folder, a ``save_pretrained``
+            folder or its ``model.safetensors`` (only ``backbone.*`` is read); ``None`` keeps the random
+            initialisation.
+        init_head: Where H_m's decoder starts (a single-frame model, same kinds of source); ``None``: random.
     """
 
     preset: str = "vremd-tiny"
@@ -105,6 +107,7 @@ class ModelConfig:
         default_factory=lambda: {"image_size": [128, 96], "heatmap_size": [32, 24]}
     )
     init_backbone: str | None = None
+    init_head: str | None = None
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -16,9 +16,11 @@ from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate, format_table
 from training.config import Config, EvalConfig
 from vremd_models import VREMD
 from vremd_models.decoding import decode_heatmaps
-from vremd_models.inference import heatmap_to_image, predict_heatmaps
+from vremd_models.inference import heatmap_to_image, predict_head_heatmaps
 
 __all__ = [
+    "ALONE",
+    "HEAD_NAMES",
     "gt_folder",
     "mean_pose_baseline",
     "predict_keypoints",
@@ -28,28 +30,38 @@ __all__ = [
 ]
 
 
+# Output field -> the name the logs and tables use; ALONE: the heads scored on their own beside H.
+HEAD_NAMES = {"heatmaps": "H", "motion_heatmaps": "H_m", "keypoint_heatmaps": "H_k"}
+ALONE = ("H_m", "H_k")
+
+
 @torch.no_grad()
 def predict_keypoints(model: VREMD, loader, accelerator: Accelerator, cfg: EvalConfig, desc: str):
     """Keypoints in image pixels and per-joint confidences for every validation row, each exactly once.
 
-    Returns (on every process) ``index`` [R] row indices, ``coords`` [R, J, 2] and ``scores`` [R, J] as numpy,
-    gathered across processes with ``gather_for_metrics`` (which drops the padding of the last batch).
+    Returns (on every process) ``index`` [R] row indices and, per head (``"H"``, and ``"H_m"``, ``"H_k"`` alone
+    when the model has them), ``(coords [R, J, 2], scores [R, J])`` as numpy, gathered across processes with
+    ``gather_for_metrics`` (which drops the padding of the last batch).
     """
     mc = model.config
     model.eval()
-    indices, coords_all, scores_all = [], [], []
+    indices, per_head = [], {}
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_main_process):
         with accelerator.autocast():
-            heatmaps = predict_heatmaps(model, batch["pixel_values"], flip_test=cfg.flip_test)
-        coords, scores = decode_heatmaps(heatmaps.float(), refine=cfg.refine)
-        coords = heatmap_to_image(
-            coords, batch["image_from_crop"], heatmap_size=mc.heatmap_size, image_size=mc.image_size
-        )
-        index, coords, scores = accelerator.gather_for_metrics((batch["index"], coords, scores))
-        indices.append(index.cpu())
-        coords_all.append(coords.cpu())
-        scores_all.append(scores.float().cpu())
-    return torch.cat(indices).numpy(), torch.cat(coords_all).double().numpy(), torch.cat(scores_all).double().numpy()
+            maps = predict_head_heatmaps(model, batch["pixel_values"], flip_test=cfg.flip_test)
+        indices.append(accelerator.gather_for_metrics(batch["index"]).cpu())
+        for name, heatmaps in maps.items():
+            coords, scores = decode_heatmaps(heatmaps.float(), refine=cfg.refine)
+            coords = heatmap_to_image(
+                coords, batch["image_from_crop"], heatmap_size=mc.heatmap_size, image_size=mc.image_size
+            )
+            coords, scores = accelerator.gather_for_metrics((coords, scores))
+            per_head.setdefault(HEAD_NAMES[name], []).append((coords.cpu(), scores.float().cpu()))
+    heads = {
+        name: (torch.cat([c for c, _ in parts]).double().numpy(), torch.cat([s for _, s in parts]).double().numpy())
+        for name, parts in per_head.items()
+    }
+    return torch.cat(indices).numpy(), heads
 
 
 def mean_pose_baseline(train_rows, val_rows) -> tuple[np.ndarray, np.ndarray]:
@@ -123,9 +135,16 @@ def gt_folder(cfg: Config, root: Path) -> Path:
 
 
 def summary_table(history: list[dict[str, Any]]) -> str:
-    """The AP rows of every evaluation so far, one line each (name, then the poseval columns)."""
+    """The AP rows of every evaluation so far, one line each.
+
+    Columns: the name, the poseval columns of H, then the total AP of H_m and H_k scored alone ("-" where the
+    model has no such head).
+    """
     width = max(len(entry["name"]) for entry in history)
-    lines = [f"{'':<{width}}  " + " ".join(f"{c:>6}" for c in TABLE_COLUMNS)]
+    lines = [f"{'':<{width}}  " + " ".join(f"{c:>6}" for c in (*TABLE_COLUMNS, *ALONE))]
     for entry in history:
-        lines.append(f"{entry['name']:<{width}}  " + " ".join(f"{entry['ap'][c]:6.1f}" for c in TABLE_COLUMNS))
+        heads = entry.get("head_ap", {})
+        columns = [f"{entry['ap'][c]:6.1f}" for c in TABLE_COLUMNS]
+        columns += [f"{heads[h]:6.1f}" if h in heads else f"{'-':>6}" for h in ALONE]
+        lines.append(f"{entry['name']:<{width}}  " + " ".join(columns))
     return "\n".join(lines)

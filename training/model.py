@@ -1,28 +1,23 @@
 """The model, its optimizer and its learning-rate schedule, from the run config."""
 
-from pathlib import Path
-
 import torch
-from safetensors.torch import load_file
 
 from training.config import ConfigError, ModelConfig, OptimizerConfig, ScheduleConfig
-from vremd_models import VREMD, VREMDConfig
+from vremd_models import VREMD, InitialisationError, VREMDConfig, init_backbone, init_head
 
 __all__ = ["build_model", "build_optimizer", "build_scheduler"]
 
 
 def build_model(cfg: ModelConfig, model_config: VREMDConfig) -> VREMD:
-    """VREMD from its config, with the backbone initialised from a converted ViTPose checkpoint if given."""
+    """VREMD from its config, its backbone and H_m decoder initialised from the given checkpoints."""
     model = VREMD(model_config)
-    if cfg.init_backbone is not None:
-        path = Path(cfg.init_backbone)
-        if not path.is_file():
-            raise ConfigError(f"model.init_backbone: {path} does not exist (convert one with vremd-convert-vitpose)")
-        state = load_file(path)
-        state = {key.removeprefix("backbone."): value for key, value in state.items()}
-        missing, unexpected = model.backbone.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ConfigError(f"model.init_backbone: {path}: missing keys {missing}, unexpected keys {unexpected}")
+    for field, initialise in (("init_backbone", init_backbone), ("init_head", init_head)):
+        source = getattr(cfg, field)
+        if source is not None:
+            try:
+                initialise(model, source)
+            except InitialisationError as error:
+                raise ConfigError(f"model.{field}: {error}") from None
     return model
 
 

@@ -14,6 +14,7 @@ from vremd_models.convert import (
 from vremd_models.decoding import decode_heatmaps
 from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
 from vremd_models.inference import flip_heatmaps, heatmap_to_image, predict_heatmaps
+from vremd_models.initialise import InitialisationError, init_backbone, init_head
 from vremd_models.modeling import VREMD, heatmap_loss
 from vremd_models.output import VREMDOutput
 
@@ -24,6 +25,7 @@ __all__ = [
     "VREMD",
     "CheckpointMismatchError",
     "ConvertedCheckpoint",
+    "InitialisationError",
     "KeyReport",
     "KeypointTokenHead",
     "MotionHeatmapHead",
@@ -35,6 +37,8 @@ __all__ = [
     "flip_heatmaps",
     "heatmap_loss",
     "heatmap_to_image",
+    "init_backbone",
+    "init_head",
     "load_vitpose_checkpoint",
     "load_vitpose_into",
     "predict_heatmaps",

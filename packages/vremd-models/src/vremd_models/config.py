@@ -23,6 +23,7 @@ POSETRACK_FLIP_PAIRS: Final = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 1
 
 MotionOp = Literal["dca", "da", "dc"]
 MaskActivation = Literal["sigmoid", "none"]
+HeadTraining = Literal["sum", "motion_loss", "deep_supervision", "gated_keypoint"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,6 +72,11 @@ class VREMDConfig:
         bmd_offset_kernel_size: Kernel of the convolution psi that predicts the DCA (and DC) offsets (odd).
         bmd_share_direction_weights: One set of ADC weights for both directions (with ``bidirectional``).
         keypoint_head_hidden_dim: Hidden width of the keypoint-token MLP head H_k.
+        head_training: How the two heads H_k and H_m are trained (only matters with keypoint tokens):
+            ``"sum"`` (the paper: one loss on H = H_k + H_m), ``"motion_loss"`` (plus a loss on H_m alone, so
+            H_m is not starved while H_k fits a coarse map), ``"deep_supervision"`` (plus a loss on each head
+            alone) or ``"gated_keypoint"`` (H = H_m + g H_k with a learned scalar g starting at 0, loss on H).
+            ``docs/paper-map.md`` records the measurements behind the default.
     """
 
     image_size: tuple[int, int] = (256, 192)
@@ -111,6 +117,7 @@ class VREMDConfig:
     bmd_share_direction_weights: bool = False
 
     keypoint_head_hidden_dim: int = 384
+    head_training: HeadTraining = "motion_loss"
 
     def __post_init__(self) -> None:
         # JSON has no tuples: config.json and YAML give lists, and the hub mixin's loader calls the constructor

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-__all__ = ["flip_heatmaps", "heatmap_to_image", "predict_heatmaps"]
+__all__ = ["flip_heatmaps", "heatmap_to_image", "predict_head_heatmaps", "predict_heatmaps"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +71,47 @@ def predict_heatmaps(
     Shapes:
         pixel_values: Float[B, T, 3, H, W] -> Float[B, J, H_hm, W_hm]
     """
+    return predict_head_heatmaps(
+        model, pixel_values, flip_test=flip_test, shift_flipped=shift_flipped, flip_pairs=flip_pairs
+    )["heatmaps"]
+
+
+@torch.no_grad()
+def predict_head_heatmaps(
+    model: nn.Module,
+    pixel_values: torch.Tensor,
+    *,
+    flip_test: bool = True,
+    shift_flipped: bool = True,
+    flip_pairs: Sequence[tuple[int, int]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """:func:`predict_heatmaps` for H and for each head alone, from the same forward passes.
+
+    Returns the model output's ``heatmaps`` (H) and, when the output has them, ``motion_heatmaps`` (H_m) and
+    ``keypoint_heatmaps`` (H_k), each flip-averaged like H, so validation can score the heads separately.
+
+    Shapes:
+        pixel_values: Float[B, T, 3, H, W] -> each value Float[B, J, H_hm, W_hm]
+    """
     if pixel_values.ndim != 5:
         raise ValueError(f"pixel_values must be (B, T, 3, H, W), got {tuple(pixel_values.shape)}")
-    heatmaps = model(pixel_values).heatmaps
+    maps = _head_maps(model(pixel_values))
     if not flip_test:
-        return heatmaps
+        return maps
     pairs = model.config.flip_pairs if flip_pairs is None else flip_pairs
-    flipped = flip_heatmaps(model(pixel_values.flip(-1)).heatmaps, pairs)
-    if shift_flipped:
-        flipped = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
-    return (heatmaps + flipped) / 2
+    mirrored = _head_maps(model(pixel_values.flip(-1)))
+    averaged = {}
+    for name, heatmaps in maps.items():
+        flipped = flip_heatmaps(mirrored[name], pairs)
+        if shift_flipped:
+            flipped = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
+        averaged[name] = (heatmaps + flipped) / 2
+    return averaged
+
+
+def _head_maps(output) -> dict[str, torch.Tensor]:
+    names = ("heatmaps", "motion_heatmaps", "keypoint_heatmaps")
+    return {name: value for name in names if (value := getattr(output, name, None)) is not None}
 
 
 def heatmap_to_image(

@@ -238,9 +238,9 @@ class VREMD(
     The ViT backbone (frozen by default) encodes every frame in one batch; its features are projected to
     ``hidden_dim``. HKME turns them into the enhanced feature F and the key frame's keypoint tokens T_t; BMD
     refines the motion F_{t+1} - F_t, F_{t-1} - F_t guided by F into M. H_k = MLP(T_t) and
-    H_m = decoder(F_t + W M) are summed. Each module can be switched off by config (Tables 4-6); without BMD the
-    enhanced F takes M's place in H_m, and with neither module the model is the single-frame ViTPose baseline
-    (only the key frame is encoded).
+    H_m = decoder(F_t + W M) are summed (``config.head_training`` adds per-head losses or a learned H_k gate).
+    Each module can be switched off by config (Tables 4-6); without BMD the enhanced F takes M's place in H_m,
+    and with neither module the model is the single-frame ViTPose baseline (only the key frame is encoded).
 
     Args:
         config: The model configuration (see ``VREMDConfig.from_preset``).
@@ -277,6 +277,10 @@ class VREMD(
             )
             if has_keypoint_tokens
             else None
+        )
+        # "gated_keypoint": H = H_m + g H_k with g learned from 0, so H_k joins only as far as it helps.
+        self.keypoint_head_gate = (
+            nn.Parameter(torch.zeros(())) if has_keypoint_tokens and config.head_training == "gated_keypoint" else None
         )
         self.motion_head = MotionHeatmapHead(
             config.backbone_dim,
@@ -315,7 +319,8 @@ class VREMD(
         if not cfg.uses_temporal_frames:  # baseline: the single-frame model needs only the key frame
             key_features = self.backbone(pixel_values[:, t : t + 1])[:, 0]
             heatmaps = self.motion_head(key_features)
-            return VREMDOutput(heatmaps=heatmaps, loss=self._loss(heatmaps, target_heatmaps, target_weight))
+            loss = self._loss(heatmaps, target_heatmaps, target_weight)
+            return VREMDOutput(heatmaps=heatmaps, loss=loss, motion_heatmaps=heatmaps)
 
         backbone_features = self.backbone(pixel_values)  # F_{t-1}, F_t, F_{t+1}
         features = self.feature_proj(backbone_features)
@@ -328,12 +333,23 @@ class VREMD(
             motion, locations = self.bmd(features, guidance, return_sampling_locations=output_sampling_locations)
         else:
             motion = enhanced  # Table 4 (a): F takes M's place in H_m
-        heatmaps = self.motion_head(backbone_features[:, t], motion)  # H_m
-        if self.keypoint_head is not None:
-            heatmaps = heatmaps + self.keypoint_head(keypoint_tokens)  # + H_k, equal weights
+        motion_heatmaps = self.motion_head(backbone_features[:, t], motion)  # H_m
+        keypoint_heatmaps = self.keypoint_head(keypoint_tokens) if self.keypoint_head is not None else None  # H_k
+        heatmaps = motion_heatmaps
+        if keypoint_heatmaps is not None:  # the paper: equal weights; the gate learns H_k's weight instead
+            gate = self.keypoint_head_gate
+            heatmaps = motion_heatmaps + (keypoint_heatmaps if gate is None else gate * keypoint_heatmaps)
+        loss = self._loss(heatmaps, target_heatmaps, target_weight)
+        if loss is not None and keypoint_heatmaps is not None:
+            if cfg.head_training in ("motion_loss", "deep_supervision"):
+                loss = loss + self._loss(motion_heatmaps, target_heatmaps, target_weight)
+            if cfg.head_training == "deep_supervision":
+                loss = loss + self._loss(keypoint_heatmaps, target_heatmaps, target_weight)
         return VREMDOutput(
             heatmaps=heatmaps,
-            loss=self._loss(heatmaps, target_heatmaps, target_weight),
+            loss=loss,
+            motion_heatmaps=motion_heatmaps,
+            keypoint_heatmaps=keypoint_heatmaps,
             human_mask=human_mask if output_masks else None,
             keypoint_mask=keypoint_mask if output_masks else None,
             sampling_locations=locations,
