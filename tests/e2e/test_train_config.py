@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
+from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict
 from training import config as train_config
-from training.model import build_optimizer, build_scheduler
+from training.model import build_model, build_optimizer, build_scheduler
 from training.trackers import build_trackers
 from vremd_models import VREMD
+from vremd_models.cli import convert_vitpose
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -56,6 +59,33 @@ def test_every_config_parses_and_builds_its_model_at_tiny_width(path):
         heatmaps = model(clip).heatmaps
     assert heatmaps.shape == (1, model_config.num_joints, *model_config.heatmap_size)
     assert torch.isfinite(heatmaps).all()
+
+
+@pytest.fixture(scope="module")
+def converted_tiny(tmp_path_factory) -> Path:
+    """A vremd-convert-vitpose folder of a fabricated mmpose ViTPose at vremd-tiny's backbone (96 wide, 16x12)."""
+    folder = tmp_path_factory.mktemp("vitpose")
+    torch.manual_seed(0)
+    torch.save(mmpose_state_dict(grid=(16, 12), depth=4, D=96), folder / "vitpose.pth")
+    assert convert_vitpose([str(folder / "vitpose.pth"), str(folder / "init"), "--preset", "vremd-tiny"]) == 0
+    return folder / "init"
+
+
+PAPER_CONFIGS = [p for p in CONFIGS if train_config.load_config(p).model.init_backbone is not None]
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
+def test_every_paper_config_starts_from_a_converted_checkpoint_at_tiny_width(path, converted_tiny):
+    cfg = train_config.load_config(path, ["model.preset=vremd-tiny", f"model.init_backbone={converted_tiny}"])
+    sizes = {k: v for k, v in TINY.items() if not k.startswith("backbone_")}  # vremd-tiny's own backbone
+    model_config = dataclasses.replace(train_config.resolve_model_config(cfg.model), **sizes)
+    assert model_config.freeze_backbone
+    model = build_model(cfg.model, model_config)
+    source = load_file(converted_tiny / "model.safetensors")
+    for key, value in model.backbone.state_dict().items():
+        if not key.endswith("pos_embed"):  # resized from the 16x12 grid to 4x3
+            assert torch.equal(value, source[f"backbone.{key}"]), key
+    assert model.backbone.vit.pos_embed.shape == (1, 12, 96)
 
 
 def test_paper_recipe_values():
