@@ -45,6 +45,7 @@ ABLATIONS = {
     "raw human mask": {"human_mask_activation": "none"},
     "frozen backbone": {"freeze_backbone": True},
     "drop path": {"drop_path": 0.2, "backbone_drop_path": 0.2},
+    "learned H_k gate": {"head_training": "gated_keypoint"},
 }
 
 
@@ -167,7 +168,7 @@ def test_baseline_sees_only_the_key_frame_and_the_full_model_all_frames():
 
 def test_loss_is_target_weighted_mse():
     torch.manual_seed(0)
-    cfg = tiny_config()
+    cfg = tiny_config(head_training="sum")  # the paper's loss: on H only (other settings: test_initialise.py)
     model = VREMD(cfg).eval()
     pixels, targets, weight = _inputs(cfg)
     out = model(pixels, targets, weight)
@@ -204,6 +205,23 @@ def test_constructor_needs_a_config_object():
 
 
 # ---------------------------------------------------------------------- hub round trip
+
+
+@pytest.mark.gpu
+def test_bf16_autocast_forward_and_backward_on_gpu():
+    torch.manual_seed(0)
+    cfg = tiny_config(freeze_backbone=True)
+    model = VREMD(cfg).to("cuda").train()
+    pixels, targets, weight = (t.to("cuda") for t in _inputs(cfg))
+    expected = model(pixels, targets, weight)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(pixels, targets, weight)
+    assert out.heatmaps.dtype == torch.bfloat16
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    torch.testing.assert_close(out.heatmaps.float(), expected.heatmaps, atol=5e-2, rtol=5e-2)
 
 
 def test_save_pretrained_then_from_pretrained_is_identical(tmp_path):
