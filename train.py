@@ -1,4 +1,4 @@
-"""Train VREMD with accelerate: the built-in synthetic default, or the paper's recipe on PoseTrack.
+"""Train VREMD with accelerate: the two-stage synthetic default, or the paper's recipe on PoseTrack.
 
     accelerate launch train.py                                    # vremd-tiny on synthetic clips; CPU is enough
     accelerate launch train.py --config configs/vremd_vitl_pt17.yaml
@@ -8,12 +8,14 @@
     accelerate launch train.py --resume runs/default              # exact continuation of a stopped run
     python train.py --config configs/vremd_vitl_pt17.yaml --set optimizer.lr=1e-3 schedule.epochs=30
 
-Without ``--config`` the run reads ``configs/default.yaml`` (equal to ``Config()``). ``--base`` replaces the
-``base:`` of the config file, e.g. to run a paper ablation's flags on the synthetic default. Every run
-directory holds the resolved ``config.yaml``, ``log.jsonl``, atomic checkpoints (``checkpoints/step_*``, the last
-``run.keep_checkpoints`` kept), per-sequence prediction files, and the final model (``model/``, written with
-``save_pretrained``). This file reads top to bottom: build, loop, validate, save; the pieces it shares with
-``ablate.py`` live in ``training/``.
+Without ``--config`` the run reads ``configs/default.yaml`` (equal to ``Config()``): stage 1 trains the
+single-frame baseline on the synthetic train split once and caches it (``training/pretrain.py``, the stand-in
+for COCO pretraining), stage 2 trains VREMD on its frozen backbone. ``--base`` replaces the ``base:`` of the
+config file, e.g. to run a paper ablation's flags on the synthetic default. Every run directory holds the
+resolved ``config.yaml``, ``log.jsonl``, atomic checkpoints (``checkpoints/step_*``, the last
+``run.keep_checkpoints`` kept), per-sequence prediction files, ``results.json`` and the final model
+(``model/``, written with ``save_pretrained``). This file reads top to bottom: build, loop, validate, main;
+the pieces it shares with ``ablate.py`` live in ``training/``.
 """
 
 import argparse
@@ -22,7 +24,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,13 +38,21 @@ from tqdm.auto import tqdm
 
 from posetrack_data import PoseTrackFormatError
 from posetrack_data.outputs import atomic_write_text
-from posetrack_eval import TABLE_COLUMNS, EvalInputError
-from training.card import card_dataset, training_section
-from training.checkpoints import TrainState, find_checkpoint, resolve_run_dir, save_checkpoint
-from training.config import Config, ConfigError, config_to_dict, flat_config, load_config, resolve_model_config
+from posetrack_eval import EvalInputError
+from training.card import save_model
+from training.checkpoints import TrainState, load_run_config, save_checkpoint
+from training.config import Config, ConfigError, config_to_dict, flat_config, resolve_model_config
 from training.data import build_datasets, build_loaders, prepare_data_root
-from training.evaluation import ALONE, mean_pose_baseline, predict_keypoints, score_predictions, summary_table
+from training.evaluation import (
+    mean_pose_baseline,
+    predict_keypoints,
+    score_heads,
+    score_predictions,
+    summary_table,
+    write_results,
+)
 from training.model import build_model, build_optimizer, build_scheduler
+from training.pretrain import ensure_stage1, needs_stage1, stage2_config
 from training.trackers import build_trackers
 
 
@@ -67,16 +76,10 @@ class Run:
 # ---------------------------------------------------------------------------------------------- build
 
 
-def build_run(args: argparse.Namespace) -> tuple[Run, Path | None]:
-    """Config, accelerator, run directory, data, model, optimizer and schedule; and the checkpoint to resume."""
-    config_path = args.config
-    if config_path is None and args.resume is not None:
-        config_path = find_checkpoint(args.resume).parent.parent / "config.yaml"
-    cfg = load_config(config_path, args.overrides, base=args.base)
+def build_run(cfg: Config) -> Run:
+    """Accelerator, run directory, data, model, optimizer and schedule of one run."""
     model_config = resolve_model_config(cfg.model)
-    run_dir, checkpoint = resolve_run_dir(cfg, args.resume)
-    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(run_dir)))
-
+    run_dir = Path(cfg.run.output_dir)
     accelerator = Accelerator(
         mixed_precision=cfg.run.mixed_precision,
         gradient_accumulation_steps=cfg.run.gradient_accumulation_steps,
@@ -124,7 +127,7 @@ def build_run(args: argparse.Namespace) -> tuple[Run, Path | None]:
         val_rows=val_set.rows.select_columns(["video", "image_id", "file_name", "box_score", "bbox"]).to_dict(),
         train_rows=train_set.rows.select_columns(["keypoints", "bbox"]).to_dict(),
     )
-    return run, checkpoint
+    return run
 
 
 # ---------------------------------------------------------------------------------------------- loop
@@ -205,9 +208,7 @@ def validate(run: Run, state: TrainState, name: str) -> dict[str, Any]:
         total = len(run.val_rows["video"])
         if len(np.unique(index)) != len(index) or len(index) != total:
             raise RuntimeError(f"validation predicted {len(index)} rows, {len(np.unique(index))} distinct, of {total}")
-        entry |= _score(run, "latest", index, *heads["H"])
-        # Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H).
-        entry["head_ap"] = {h: _score(run, f"latest_{h}", index, *heads[h])["ap"]["Total"] for h in ALONE if h in heads}
+        entry |= score_heads(run.cfg, run.root, run.run_dir / "predictions", run.val_rows, index, heads)
         alone = "".join(f", {h} alone {ap:.1f}" for h, ap in entry["head_ap"].items())
         accelerator.print(f"\n{name} (step {state.step}): {entry['table']}\nmAP: H {entry['ap']['Total']:.1f}{alone}")
         accelerator.log(
@@ -236,28 +237,7 @@ def run_baselines(run: Run, state: TrainState) -> None:
 
 
 def _score(run: Run, tag: str, index, coords, scores) -> dict[str, Any]:
-    out_dir = run.run_dir / "predictions" / tag
-    return score_predictions(run.cfg, run.root, out_dir, run.val_rows, index, coords, scores)
-
-
-# ---------------------------------------------------------------------------------------------- save
-
-
-def save_model(run: Run, state: TrainState) -> Path:
-    """``save_pretrained`` into ``<run_dir>/model`` with a model card that reports the measured AP."""
-    out = run.run_dir / "model"
-    partial = run.run_dir / ".partial-model"
-    shutil.rmtree(partial, ignore_errors=True)
-    final_ap = state.history[-1]["ap"]
-    # The model's own card (config, ablation flags, metrics, model-index) first, then how this run trained.
-    card = {"metrics": {f"{c} AP": f"{final_ap[c]:.1f}" for c in TABLE_COLUMNS}, "dataset": card_dataset(run.cfg)}
-    run.accelerator.unwrap_model(run.model).save_pretrained(partial, model_card_kwargs=card)
-    atomic_write_text(partial / "train_config.yaml", yaml.safe_dump(config_to_dict(run.cfg), sort_keys=False))
-    readme = partial / "README.md"
-    atomic_write_text(readme, readme.read_text() + "\n" + training_section(run.cfg, state))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(partial, out)
-    return out
+    return score_predictions(run.cfg, run.root, run.run_dir / "predictions" / tag, run.val_rows, index, coords, scores)
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -272,7 +252,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base", type=Path, help="use this file instead of the config's own base:")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     parser.add_argument("--resume", type=Path, help="run directory (or checkpoint folder) to continue exactly")
+    parser.add_argument(
+        "--pretrain-only", action="store_true", help="only make sure stage 1 (the cached baseline) exists"
+    )
     return parser.parse_args(argv)
+
+
+def train_run(cfg: Config, checkpoint: Path | None = None) -> TrainState:
+    """One whole run into ``cfg.run.output_dir``: baselines, the loop, ``model/`` and ``results.json``."""
+    run = build_run(cfg)
+    accelerator, state = run.accelerator, TrainState()
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text()))
+        accelerator.print(
+            f"resumed from {checkpoint} (epoch {state.epoch}, batch {state.batch_in_epoch}, step {state.step})"
+        )
+    elif run.cfg.eval.baselines:
+        run_baselines(run, state)
+    train(run, state)
+    if accelerator.is_main_process:
+        out = save_model(accelerator.unwrap_model(run.model), run.cfg, state)
+        write_results(run.run_dir, state.step, state.history)
+        accelerator.print(f"\n{summary_table(state.history)}\n\nsaved {out}")
+    accelerator.end_training()
+    return state
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,24 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
-        run, checkpoint = build_run(args)
-        accelerator, state = run.accelerator, TrainState()
-        if checkpoint is not None:
-            accelerator.load_state(str(checkpoint))
-            state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text()))
-            accelerator.print(
-                f"resumed from {checkpoint} (epoch {state.epoch}, batch {state.batch_in_epoch}, step {state.step})"
-            )
-        elif run.cfg.eval.baselines:
-            run_baselines(run, state)
-        train(run, state)
+        cfg, checkpoint = load_run_config(args.config, args.overrides, base=args.base, resume=args.resume)
+        if needs_stage1(cfg):
+            cfg = stage2_config(cfg, ensure_stage1(cfg, train_run))
+        if not args.pretrain_only:
+            train_run(cfg, checkpoint)
     except (ConfigError, PoseTrackFormatError, EvalInputError) as error:
         sys.stderr.write(f"train.py: error: {error}\n")
         return 2
-    if accelerator.is_main_process:
-        out = save_model(run, state)
-        accelerator.print(f"\n{summary_table(state.history)}\n\nsaved {out}")
-    accelerator.end_training()
     return 0
 
 

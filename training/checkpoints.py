@@ -10,9 +10,9 @@ from typing import Any
 from accelerate import Accelerator
 
 from posetrack_data.outputs import atomic_write_text
-from training.config import Config, ConfigError
+from training.config import Config, ConfigError, load_config, resolve_model_config
 
-__all__ = ["TrainState", "find_checkpoint", "resolve_run_dir", "save_checkpoint"]
+__all__ = ["TrainState", "find_checkpoint", "load_run_config", "resolve_run_dir", "save_checkpoint"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -73,3 +73,18 @@ def resolve_run_dir(cfg: Config, resume: Path | None) -> tuple[Path, Path | None
         n += 1
         run_dir = Path(f"{cfg.run.output_dir}-{n}")
     return run_dir, None
+
+
+def load_run_config(
+    path: Path | None, overrides: list[str], *, base: Path | None, resume: Path | None
+) -> tuple[Config, Path | None]:
+    """The run config (``--config``, ``--set``, ``--base``) with its final run directory, and the checkpoint.
+
+    The checkpoint is ``--resume``'s (whose run's ``config.yaml`` is read when no config is given), or None.
+    """
+    if path is None and resume is not None:
+        path = find_checkpoint(resume).parent.parent / "config.yaml"
+    cfg = load_config(path, overrides, base=base)
+    resolve_model_config(cfg.model)  # a bad model config fails before any work
+    run_dir, checkpoint = resolve_run_dir(cfg, resume)
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(run_dir))), checkpoint

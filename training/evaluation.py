@@ -24,9 +24,11 @@ __all__ = [
     "gt_folder",
     "mean_pose_baseline",
     "predict_keypoints",
+    "score_heads",
     "score_predictions",
     "summary_table",
     "write_predictions",
+    "write_results",
 ]
 
 
@@ -126,6 +128,23 @@ def score_predictions(
     return {"ap": {k: float(result.ap[k]) for k in TABLE_COLUMNS}, "num_samples": count, "table": format_table(result)}
 
 
+def score_heads(
+    cfg: Config, root: Path, out_dir: Path, val_rows: dict[str, list], index, heads: dict[str, tuple]
+) -> dict[str, Any]:
+    """Score H into ``out_dir/latest`` (``ap``, ``num_samples``, ``table``) and each head alone (``head_ap``).
+
+    Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H): ``head_ap`` maps ``"H_m"``
+    and ``"H_k"`` (when present) to their total AP, from ``out_dir/latest_H_m`` and ``out_dir/latest_H_k``.
+    """
+    entry = score_predictions(cfg, root, out_dir / "latest", val_rows, index, *heads["H"])
+    entry["head_ap"] = {
+        head: score_predictions(cfg, root, out_dir / f"latest_{head}", val_rows, index, *heads[head])["ap"]["Total"]
+        for head in ALONE
+        if head in heads
+    }
+    return entry
+
+
 def gt_folder(cfg: Config, root: Path) -> Path:
     """Ground-truth annotation folder of the validation split."""
     if cfg.eval.gt is not None:
@@ -148,3 +167,11 @@ def summary_table(history: list[dict[str, Any]]) -> str:
         columns += [f"{heads[h]:6.1f}" if h in heads else f"{'-':>6}" for h in ALONE]
         lines.append(f"{entry['name']:<{width}}  " + " ".join(columns))
     return "\n".join(lines)
+
+
+def write_results(run_dir: Path, steps: int, history: list[dict[str, Any]]) -> None:
+    """``results.json``: the final AP of H and of each head alone, and every evaluation (``ablate.py`` reads it)."""
+    final = history[-1]
+    results = {"steps": steps, "final": {"H": final["ap"]["Total"], **final.get("head_ap", {})}}
+    results |= {"ap": final["ap"], "history": history}
+    atomic_write_text(run_dir / "results.json", json.dumps(results, indent=1))
