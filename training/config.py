@@ -65,6 +65,11 @@ class DataConfig:
         synthetic_frames: Frames per synthetic video.
         synthetic_image_size: Synthetic frame size (W, H).
         synthetic_seed: Seed of the synthetic generator.
+        synthetic_crossing: People overlap and cross (another person inside the target's enlarged box).
+        synthetic_background_motion: The background and clutter move on their own.
+        synthetic_occlusion_prob: Per figure and frame, probability of an occluder over its joints.
+        synthetic_blur_prob: Per frame, probability of motion blur (never on two neighbouring frames).
+        synthetic_defocus_prob: Per frame, probability of defocus (never on two neighbouring frames).
         cache_dir: Folder that holds generated synthetic datasets, one subfolder per setting.
     """
 
@@ -86,6 +91,11 @@ class DataConfig:
     synthetic_frames: int = 40
     synthetic_image_size: tuple[int, int] = (320, 240)
     synthetic_seed: int = 0
+    synthetic_crossing: bool = True
+    synthetic_background_motion: bool = True
+    synthetic_occlusion_prob: float = 0.15
+    synthetic_blur_prob: float = 0.1
+    synthetic_defocus_prob: float = 0.1
     cache_dir: str = "data"
 
 

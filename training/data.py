@@ -1,5 +1,7 @@
 """Data wiring: the synthetic dataset cache, ``load_posetrack`` rows through ``TopDownTransform``, loaders."""
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +16,7 @@ from posetrack_data import TopDownTransform, generate_dataset, load_posetrack
 from training.config import Config, ConfigError, DataConfig
 from vremd_models import VREMDConfig
 
-__all__ = ["Examples", "build_datasets", "build_loaders", "prepare_data_root", "synthetic_root"]
+__all__ = ["Examples", "build_datasets", "build_loaders", "prepare_data_root", "synthetic_options", "synthetic_root"]
 
 
 def prepare_data_root(cfg: DataConfig, accelerator: Accelerator) -> Path:
@@ -37,16 +39,29 @@ def prepare_data_root(cfg: DataConfig, accelerator: Accelerator) -> Path:
                 num_frames=cfg.synthetic_frames,
                 image_size=cfg.synthetic_image_size,
                 seed=cfg.synthetic_seed,
+                **synthetic_options(cfg),
             )
             os.replace(partial, root)
     return root
 
 
+def synthetic_options(cfg: DataConfig) -> dict[str, Any]:
+    """The generator's claim-testing options (``posetrack-data synth``) that ``cfg`` sets."""
+    return {
+        "crossing": cfg.synthetic_crossing,
+        "background_motion": cfg.synthetic_background_motion,
+        "occlusion_prob": cfg.synthetic_occlusion_prob,
+        "blur_prob": cfg.synthetic_blur_prob,
+        "defocus_prob": cfg.synthetic_defocus_prob,
+    }
+
+
 def synthetic_root(cfg: DataConfig) -> Path:
     """The cache folder of the synthetic dataset that ``cfg`` describes (one folder per setting)."""
     width, height = cfg.synthetic_image_size
+    options = hashlib.sha256(json.dumps(synthetic_options(cfg), sort_keys=True).encode()).hexdigest()[:8]
     name = f"synthetic-{cfg.synthetic_videos}v{cfg.synthetic_frames}f-{width}x{height}-seed{cfg.synthetic_seed}"
-    return Path(cfg.cache_dir) / name
+    return Path(cfg.cache_dir) / f"{name}-{options}"
 
 
 class Examples(torch.utils.data.Dataset):

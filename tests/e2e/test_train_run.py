@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from posetrack_data import generate_dataset, load_posetrack
 from training.config import load_config
-from training.data import synthetic_root
+from training.data import synthetic_options, synthetic_root
 from vremd_models import VREMD
 
 pytestmark = pytest.mark.slow
@@ -41,6 +41,7 @@ def cache_dir(tmp_path_factory) -> Path:
         image_size=cfg.data.synthetic_image_size,
         seed=cfg.data.synthetic_seed,
         progress=False,
+        **synthetic_options(cfg.data),
     )
     return cache
 

@@ -117,7 +117,7 @@ class VREMDConfig:
     bmd_share_direction_weights: bool = False
 
     keypoint_head_hidden_dim: int = 384
-    head_training: HeadTraining = "motion_loss"
+    head_training: HeadTraining = "gated_keypoint"
 
     def __post_init__(self) -> None:
         # JSON has no tuples: config.json and YAML give lists, and the hub mixin's loader calls the constructor
