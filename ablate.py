@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from posetrack_data.outputs import atomic_write_text
-from training.config import ConfigError, config_to_dict, load_config
+from training.config import ConfigError, config_to_dict, load_config, resolve_model_config
 
 REPO_DIR = Path(__file__).resolve().parent
 ABLATIONS = REPO_DIR / "configs" / "ablations"
@@ -55,8 +55,10 @@ def load_rows(patterns: list[str], base: Path, overrides: list[str]) -> list[Row
         match = PAPER_MAP.match(path.read_text().splitlines()[0])
         if match is None:
             raise ConfigError(f"{path}: first line must read '# Table N (x) (NN.N mAP): ...'")
-        resolved = config_to_dict(load_config(path, overrides, base=base))
+        cfg = load_config(path, overrides, base=base)
+        resolved = config_to_dict(cfg)
         del resolved["run"]["output_dir"]
+        resolved["model"]["overrides"] = resolve_model_config(cfg.model).to_dict()  # equal models, equal keys
         digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
         rows.append(Row(path.stem, match[1], match[2], float(match[3]), digest))
     if not rows:

@@ -65,9 +65,11 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
         f"data.cache_dir={tmp_path / 'data'}",
         "data.batch_size=8",
         "schedule.max_steps=2",
+        "pretrain.max_steps=2",
         f"run.output_dir={run_dir}",
     )
     assert "Generating the synthetic dataset" in result.stdout
+    assert "stage 1: training the single-frame baseline into" in result.stdout
     for name in ("mean pose in the box", "untrained", "step 2"):
         assert f"\n{name} " in result.stdout
     assert "& Head & Shou & Elb  & Wri  & Hip  & Knee & Ankl & Total" in result.stdout
@@ -98,10 +100,27 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (2, 0, 2)
     assert not list((run_dir / "checkpoints").glob(".partial*"))
 
+    # Stage 2 ran on the cached stage-1 baseline: its backbone, frozen, is stage 1's exactly.
+    (stage1,) = (tmp_path / "data").glob("stage1-*")
+    assert resolved.model.init_backbone == str(stage1 / "model")
+    baseline = load_file(stage1 / "model" / "model.safetensors")
+    trained = load_file(run_dir / "model" / "model.safetensors")
+    backbone = [k for k in trained if k.startswith("backbone.")]
+    assert backbone
+    assert all(trained[k].equal(baseline[k]) for k in backbone)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert set(results["final"]) == {"H", "H_m", "H_k"}
+    again = _run(
+        tmp_path, f"data.cache_dir={tmp_path / 'data'}", "schedule.max_steps=1", "eval.baselines=false",
+        "pretrain.max_steps=2", f"run.output_dir={tmp_path / 'again'}",
+    )  # fmt: skip
+    assert f"stage 1: reusing the single-frame baseline in {stage1}" in again.stdout
+
 
 def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, cache_dir):
     # 16 per batch on ~4 batches per epoch: the stop at step 2 is mid-epoch, and step 6 is in the next epoch.
     common = [f"data.cache_dir={cache_dir}", "data.batch_size=16", "eval.baselines=false", "run.keep_checkpoints=1"]
+    common.append("pretrain.max_steps=2")  # stage 1 once, then both runs (and the resumed one) reuse it
     _run(tmp_path, *common, "schedule.max_steps=6", f"run.output_dir={tmp_path / 'straight'}")
     _run(tmp_path, *common, "schedule.max_steps=2", f"run.output_dir={tmp_path / 'stopped'}")
     result = _run(tmp_path, "schedule.max_steps=6", extra=["--resume", str(tmp_path / "stopped")])
@@ -136,6 +155,7 @@ def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, ca
         "data.batch_size=8",
         f"data.val_batch_size={val_batch}",
         "schedule.epochs=1",
+        "pretrain.max_steps=2",  # stage 1 on both processes too
         f"run.output_dir={run_dir}",
         launcher=launcher,
         env={"ACCELERATE_USE_CPU": "1"},
@@ -163,7 +183,7 @@ def test_corrupt_frame_stops_with_its_name_before_any_checkpoint(tmp_path, cache
         frame.write_bytes(b"not a jpeg")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(ROOT / "train.py"), "--set", TINY_MODEL, f"data.root={root}"]
-    command += ["eval.baselines=false", f"run.output_dir={tmp_path / 'run'}"]
+    command += ["eval.baselines=false", "pretrain.enabled=false", f"run.output_dir={tmp_path / 'run'}"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, check=False, timeout=300)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
