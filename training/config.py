@@ -236,17 +236,17 @@ class PretrainConfig:
 
     Args:
         enabled: Run (or reuse) stage 1; the paper configs start from a converted COCO ViTPose instead.
-        epochs: Stage-1 epochs.
-        lr_milestones: Stage-1 epochs after which the learning rate is multiplied by ``schedule.lr_gamma``.
-        max_steps: Stop stage 1 after this many optimizer steps (tests).
-        seed: Stage-1 seed; not ``run.seed``, so all seeds of stage 2 share one backbone.
+        stage1_epochs: Stage-1 epochs.
+        stage1_lr_milestones: Stage-1 epochs after which the learning rate is multiplied by ``schedule.lr_gamma``.
+        stage1_max_steps: Stop stage 1 after this many optimizer steps (tests).
+        stage1_seed: Stage-1 seed; not ``run.seed``, so all seeds of stage 2 share one backbone.
     """
 
     enabled: bool = True
-    epochs: int = 4
-    lr_milestones: list[int] = dataclasses.field(default_factory=lambda: [3])
-    max_steps: int | None = None
-    seed: int = 0
+    stage1_epochs: int = 4
+    stage1_lr_milestones: list[int] = dataclasses.field(default_factory=lambda: [3])
+    stage1_max_steps: int | None = None
+    stage1_seed: int = 0
 
 
 @dataclasses.dataclass(kw_only=True)

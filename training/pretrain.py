@@ -52,10 +52,13 @@ def stage1_config(cfg: Config) -> Config:
         cfg,
         model=dataclasses.replace(cfg.model, overrides=overrides, init_backbone=None, init_head=None),
         schedule=dataclasses.replace(
-            cfg.schedule, epochs=pre.epochs, lr_milestones=list(pre.lr_milestones), max_steps=pre.max_steps
+            cfg.schedule,
+            epochs=pre.stage1_epochs,
+            lr_milestones=list(pre.stage1_lr_milestones),
+            max_steps=pre.stage1_max_steps,
         ),
-        run=dataclasses.replace(cfg.run, seed=pre.seed, checkpoint_every_steps=None, keep_checkpoints=1),
-        eval=dataclasses.replace(cfg.eval, every_epochs=pre.epochs, baselines=False),
+        run=dataclasses.replace(cfg.run, seed=pre.stage1_seed, checkpoint_every_steps=None, keep_checkpoints=1),
+        eval=dataclasses.replace(cfg.eval, every_epochs=pre.stage1_epochs, baselines=False),
         logging=dataclasses.replace(cfg.logging, trackers=[]),
         pretrain=dataclasses.replace(pre, enabled=False),
     )

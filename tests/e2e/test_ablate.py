@@ -19,7 +19,7 @@ TINY = [
     }.items()
 ]  # fmt: skip
 BUDGET = ["data.synthetic_videos=4", "data.synthetic_frames=6", "data.synthetic_image_size=[160, 120]"]
-BUDGET += ["data.batch_size=8", "schedule.max_steps=2", "pretrain.max_steps=2", "eval.baselines=false"]
+BUDGET += ["data.batch_size=8", "schedule.max_steps=2", "pretrain.stage1_max_steps=2", "eval.baselines=false"]
 
 
 def _ablate(tmp_path):

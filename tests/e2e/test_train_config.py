@@ -67,7 +67,12 @@ def converted_tiny(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("vitpose")
     torch.manual_seed(0)
     torch.save(mmpose_state_dict(grid=(16, 12), depth=4, D=96), folder / "vitpose.pth")
-    assert convert_vitpose([str(folder / "vitpose.pth"), str(folder / "init"), "--preset", "vremd-tiny"]) == 0
+    assert (
+        convert_vitpose(
+            [str(folder / "vitpose.pth"), str(folder / "init"), "--preset", "vremd-tiny", "--num-heads", "3"]
+        )
+        == 0
+    )
     return folder / "init"
 
 
@@ -126,6 +131,8 @@ def test_base_option_moves_an_ablation_onto_the_synthetic_default():
     assert cfg.model.overrides == {
         "image_size": [128, 96],
         "heatmap_size": [32, 24],
+        "hidden_dim": 64,
+        "keypoint_head_hidden_dim": 64,
         "use_hkme": True,
         "use_bmd": False,
     }

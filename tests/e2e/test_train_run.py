@@ -65,7 +65,7 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
         f"data.cache_dir={tmp_path / 'data'}",
         "data.batch_size=8",
         "schedule.max_steps=2",
-        "pretrain.max_steps=2",
+        "pretrain.stage1_max_steps=2",
         f"run.output_dir={run_dir}",
     )
     assert "Generating the synthetic dataset" in result.stdout
@@ -112,7 +112,7 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     assert set(results["final"]) == {"H", "H_m", "H_k"}
     again = _run(
         tmp_path, f"data.cache_dir={tmp_path / 'data'}", "schedule.max_steps=1", "eval.baselines=false",
-        "pretrain.max_steps=2", f"run.output_dir={tmp_path / 'again'}",
+        "pretrain.stage1_max_steps=2", f"run.output_dir={tmp_path / 'again'}",
     )  # fmt: skip
     assert f"stage 1: reusing the single-frame baseline in {stage1}" in again.stdout
 
@@ -120,7 +120,7 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
 def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, cache_dir):
     # 16 per batch on ~4 batches per epoch: the stop at step 2 is mid-epoch, and step 6 is in the next epoch.
     common = [f"data.cache_dir={cache_dir}", "data.batch_size=16", "eval.baselines=false", "run.keep_checkpoints=1"]
-    common.append("pretrain.max_steps=2")  # stage 1 once, then both runs (and the resumed one) reuse it
+    common.append("pretrain.stage1_max_steps=2")  # stage 1 once, then both runs (and the resumed one) reuse it
     _run(tmp_path, *common, "schedule.max_steps=6", f"run.output_dir={tmp_path / 'straight'}")
     _run(tmp_path, *common, "schedule.max_steps=2", f"run.output_dir={tmp_path / 'stopped'}")
     result = _run(tmp_path, "schedule.max_steps=6", extra=["--resume", str(tmp_path / "stopped")])
@@ -155,7 +155,7 @@ def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, ca
         "data.batch_size=8",
         f"data.val_batch_size={val_batch}",
         "schedule.epochs=1",
-        "pretrain.max_steps=2",  # stage 1 on both processes too
+        "pretrain.stage1_max_steps=2",  # stage 1 on both processes too
         f"run.output_dir={run_dir}",
         launcher=launcher,
         env={"ACCELERATE_USE_CPU": "1"},

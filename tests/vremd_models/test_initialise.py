@@ -25,7 +25,12 @@ def converted(tmp_path_factory):
     torch.manual_seed(0)
     state_dict = mmpose_state_dict(**TINY_BACKBONE)
     torch.save({"state_dict": state_dict}, folder / "vitpose.pth")
-    assert convert_vitpose([str(folder / "vitpose.pth"), str(folder / "init"), "--preset", "vremd-tiny", "--head"]) == 0
+    assert (
+        convert_vitpose(
+            [str(folder / "vitpose.pth"), str(folder / "init"), "--preset", "vremd-tiny", "--head", "--num-heads", "3"]
+        )
+        == 0
+    )
     return folder / "init", state_dict
 
 
