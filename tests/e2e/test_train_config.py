@@ -144,7 +144,10 @@ def test_set_overrides_with_and_without_section():
     )
     assert cfg.optimizer.lr == pytest.approx(1e-3)
     assert cfg.schedule.epochs == 30
-    assert cfg.model.overrides == {"image_size": [128, 96], "heatmap_size": [32, 24], "use_bmd": False}
+    assert cfg.model.overrides == {
+        "image_size": [128, 96], "heatmap_size": [32, 24], "hidden_dim": 64, "keypoint_head_hidden_dim": 64,
+        "use_bmd": False,
+    }  # fmt: skip
     assert cfg.data.scale == (0.7, 1.3)
     assert cfg.eval.refine == "dark"
     assert train_config.load_config(None, ["eval.refine=null"]).eval.refine is None
