@@ -36,12 +36,12 @@ def test_usage_errors_are_one_line_without_traceback(tmp_path, capsys):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"posetrack-data check: root must be a dataset folder, got {str(tmp_path / 'absent')!r} (not a folder)"
+        f"posetrack-data check: error: root must be a dataset folder, got {str(tmp_path / 'absent')!r} (not a folder)"
     ]
     # The same handling in-process (a second subprocess would only repeat the import cost).
     assert main(["synth", str(tmp_path / "x"), "--videos", "1"]) == 2
     assert (
-        capsys.readouterr().err.strip() == "posetrack-data synth: num_videos must be >= 2 (one train, one val), got 1"
+        capsys.readouterr().err.strip() == "posetrack-data synth: error: num_videos must be >= 2 (one train, one val), got 1"
     )
 
 
