@@ -41,7 +41,8 @@ def test_usage_errors_are_one_line_without_traceback(tmp_path, capsys):
     # The same handling in-process (a second subprocess would only repeat the import cost).
     assert main(["synth", str(tmp_path / "x"), "--videos", "1"]) == 2
     assert (
-        capsys.readouterr().err.strip() == "posetrack-data synth: error: num_videos must be >= 2 (one train, one val), got 1"
+        capsys.readouterr().err.strip()
+        == "posetrack-data synth: error: num_videos must be >= 2 (one train, one val), got 1"
     )
 
 
