@@ -18,7 +18,6 @@ directory holds the resolved ``config.yaml``, ``log.jsonl``, atomic checkpoints 
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -36,10 +35,10 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from posetrack_data import PoseTrackFormatError
-from posetrack_data.outputs import atomic_write_text
+from posetrack_data.outputs import OutputError, atomic_write_text
 from posetrack_eval import TABLE_COLUMNS, EvalInputError
 from training.card import card_dataset, training_section
-from training.checkpoints import TrainState, find_checkpoint, resolve_run_dir, save_checkpoint
+from training.checkpoints import TrainState, find_checkpoint, load_checkpoint, resolve_run_dir, save_checkpoint
 from training.config import Config, ConfigError, config_to_dict, flat_config, load_config, resolve_model_config
 from training.data import build_datasets, build_loaders, prepare_data_root
 from training.evaluation import mean_pose_baseline, predict_keypoints, score_predictions, summary_table
@@ -63,6 +62,11 @@ class Run:
     val_rows: dict[str, list]
     train_rows: dict[str, list]
 
+    @property
+    def trainables(self) -> dict[str, Any]:
+        """What a checkpoint saves besides the loop state (``save_checkpoint``/``load_checkpoint`` keywords)."""
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
 
 # ---------------------------------------------------------------------------------------------- build
 
@@ -71,7 +75,7 @@ def build_run(args: argparse.Namespace) -> tuple[Run, Path | None]:
     """Config, accelerator, run directory, data, model, optimizer and schedule; and the checkpoint to resume."""
     config_path = args.config
     if config_path is None and args.resume is not None:
-        config_path = find_checkpoint(args.resume).parent.parent / "config.yaml"
+        config_path = find_checkpoint(args.resume, say=lambda _: None).parent.parent / "config.yaml"
     cfg = load_config(config_path, args.overrides, base=args.base)
     model_config = resolve_model_config(cfg.model)
     run_dir, checkpoint = resolve_run_dir(cfg, args.resume)
@@ -108,9 +112,8 @@ def build_run(args: argparse.Namespace) -> tuple[Run, Path | None]:
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.run.gradient_accumulation_steps)
     # Stepped by the loop once per optimizer step, on every process alike; accelerate's scheduler wrapper
-    # would step it num_processes times per call, so it is only registered for checkpointing.
+    # would step it num_processes times per call, so it stays unwrapped (checkpoints save it as JSON).
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch)
-    accelerator.register_for_checkpointing(scheduler)
     run = Run(
         cfg=cfg,
         accelerator=accelerator,
@@ -164,13 +167,13 @@ def train(run: Run, state: TrainState) -> None:
             if max_steps is not None and state.step >= max_steps:
                 break
             if cfg.run.checkpoint_every_steps and state.step % cfg.run.checkpoint_every_steps == 0:
-                save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints)
+                save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints, **run.trainables)
         bar.close()
         if state.batch_in_epoch >= len(run.train_loader):
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             if state.epoch % cfg.eval.every_epochs == 0 or state.epoch == cfg.schedule.epochs:
                 validate(run, state, f"epoch {state.epoch}")
-        save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints)
+        save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints, **run.trainables)
     if state.evaluated_step != state.step:
         validate(run, state, f"step {state.step}")
 
@@ -277,17 +280,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         run, checkpoint = build_run(args)
         accelerator, state = run.accelerator, TrainState()
         if checkpoint is not None:
-            accelerator.load_state(str(checkpoint))
-            state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text()))
+            state = load_checkpoint(accelerator, checkpoint, **run.trainables)
             accelerator.print(
                 f"resumed from {checkpoint} (epoch {state.epoch}, batch {state.batch_in_epoch}, step {state.step})"
             )
         elif run.cfg.eval.baselines:
             run_baselines(run, state)
         train(run, state)
-    except (ConfigError, PoseTrackFormatError, EvalInputError) as error:
+    except (ConfigError, PoseTrackFormatError, EvalInputError, OutputError) as error:
         sys.stderr.write(f"train.py: error: {error}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("train.py: interrupted; --resume continues from the last checkpoint\n")
+        return 130
     if accelerator.is_main_process:
         out = save_model(run, state)
         accelerator.print(f"\n{summary_table(state.history)}\n\nsaved {out}")
