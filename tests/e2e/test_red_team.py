@@ -719,3 +719,29 @@ def test_real_sigint_during_synth(tmp_path):
     assert process.returncode == 130
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].endswith("posetrack-data synth: interrupted")
+
+
+def _checkpoint(run: Path, step: int, damaged: bool = False) -> Path:
+    from training.checkpoints import MANIFEST
+
+    folder = run / "checkpoints" / f"step_{step:08d}"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"step": step}))
+    digest = hashlib.sha256((folder / "trainer_state.json").read_bytes()).hexdigest()
+    (folder / MANIFEST).write_text(json.dumps({"files": {"trainer_state.json": digest}}))
+    if damaged:
+        (folder / "trainer_state.json").write_text(json.dumps({"step": step + 1}))
+    return folder
+
+
+def test_resume_falls_back_to_the_previous_complete_checkpoint_saying_so(tmp_path):
+    from training.checkpoints import find_checkpoint
+
+    previous = _checkpoint(tmp_path, 10)
+    _checkpoint(tmp_path, 20, damaged=True)
+    said = []
+    assert find_checkpoint(tmp_path, say=said.append) == previous
+    assert said == [
+        f"train.py: checkpoint {tmp_path / 'checkpoints' / 'step_00000020'} is damaged (trainer_state.json differs "
+        f"from what was written); resuming from the previous checkpoint {previous}"
+    ]
