@@ -63,7 +63,6 @@ def test_synth_options_reach_the_generator(tmp_path, capsys):
     }
     capsys.readouterr()
     assert main(["synth", str(tmp_path / "bad"), "--blur-prob", "0.7", "--defocus-prob", "0.6"]) == 2
-    assert (
-        capsys.readouterr().err.strip() == "posetrack-data synth: blur_prob + defocus_prob must be <= 1, got 0.7 + 0.6"
-    )
+    expected = "posetrack-data synth: error: blur_prob + defocus_prob must be <= 1, got 0.7 + 0.6"
+    assert capsys.readouterr().err.strip() == expected
     assert not (tmp_path / "bad").exists()

@@ -62,6 +62,12 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             val_fraction=args.val_fraction,
             max_people=args.max_people,
+            crossing=args.crossing,
+            background_motion=args.background_motion,
+            occlusion_prob=args.occlusion_prob,
+            blur_prob=args.blur_prob,
+            defocus_prob=args.defocus_prob,
+            overwrite=args.overwrite,
         )
         print(root)
         return 0
