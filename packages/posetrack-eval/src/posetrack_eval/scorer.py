@@ -202,7 +202,7 @@ def evaluate(
     total = _Samples(tie_order)
     total.add(match)
     stops = np.cumsum([len(scored_frames(gt_seq, protocol)) for gt_seq in gt_seqs]).tolist()
-    bounds = list(zip([0, *stops[:-1]], stops, strict=True))
+    bounds = list(zip([0, *stops], stops, strict=False))  # (first, end) scored frame of each sequence
     # per sequence, predicted joints of each joint: told only when a tie needs it (see _Samples._ties)
     total.sequence_sizes = lambda: np.array(
         [match.frames(a, b, g.name).pred.has.sum(axis=0) for (a, b), g in zip(bounds, gt_seqs, strict=True)]
