@@ -143,7 +143,7 @@ def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, ca
     evals = [r for r in _records(run_dir) if "val/Total" in r]
     assert [r["val/num_samples"] for r in evals] == [len(val_rows), len(val_rows)]  # untrained, epoch 1
     predicted = collections.Counter()
-    for file in (run_dir / "predictions" / "latest").glob("*.json"):
+    for file in (run_dir / "predictions" / "latest").glob("[!.]*.json"):
         predicted.update(person["image_id"] for person in json.loads(file.read_text())["annotations"])
     assert predicted == collections.Counter(val_rows["image_id"])
     (checkpoint,) = (run_dir / "checkpoints").glob("step_*")
