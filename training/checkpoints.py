@@ -1,7 +1,6 @@
 """Where the loop stands (``TrainState``) and atomic checkpoints of the whole run, as safetensors and JSON only."""
 
 import dataclasses
-import hashlib
 import json
 import os
 import random
@@ -17,7 +16,7 @@ import torch
 from accelerate import Accelerator
 from safetensors import SafetensorError
 
-from posetrack_data.outputs import atomic_write_text
+from posetrack_data.outputs import atomic_write_text, file_sha256
 from training.config import Config, ConfigError
 
 __all__ = ["MANIFEST", "TrainState", "find_checkpoint", "load_checkpoint", "resolve_run_dir", "save_checkpoint"]
@@ -81,7 +80,7 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_text(partial / "trainer_state.json", json.dumps(dataclasses.asdict(state), indent=1))
-        files = {f.name: _sha256(f) for f in sorted(partial.iterdir())}
+        files = {f.name: file_sha256(f) for f in sorted(partial.iterdir())}
         atomic_write_text(partial / MANIFEST, json.dumps({"written_by": "train.py", "files": files}, indent=1))
         if final.exists():
             shutil.rmtree(final)
@@ -158,17 +157,9 @@ def _damage(checkpoint: Path) -> str | None:
     for name, digest in files.items():
         if not (checkpoint / str(name)).is_file():
             return f"{name} is missing"
-        if _sha256(checkpoint / str(name)) != digest:
+        if file_sha256(checkpoint / str(name)) != digest:
             return f"{name} differs from what was written"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _split(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:

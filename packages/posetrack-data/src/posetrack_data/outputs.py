@@ -16,6 +16,7 @@ posetrack-eval runs without posetrack-data, so it keeps a copy of this file as `
 a test pins the two byte for byte. Edit both together.
 """
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -30,6 +31,7 @@ __all__ = [
     "OutputPolicy",
     "atomic_write_bytes",
     "atomic_write_text",
+    "file_sha256",
     "run_guarded",
 ]
 
@@ -118,6 +120,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """`atomic_write_bytes` of UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (manifests record what a command wrote)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask() -> int:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import SKELETON, SLOT17_NAMES
-from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text
+from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text, file_sha256
 
 __all__ = [
     "MANIFEST",
@@ -188,7 +188,7 @@ class PredictionWriter:
         """Whether the merged file at `path` was written by vremd-predict (any fingerprint)."""
         try:
             content = json.loads(self._merged_manifest().read_bytes())
-            return isinstance(content, dict) and content.get("files", {}).get(path.name) == _sha256(path)
+            return isinstance(content, dict) and content.get("files", {}).get(path.name) == file_sha256(path)
         except (OSError, ValueError, RecursionError, AttributeError):
             return False
 
@@ -218,7 +218,7 @@ class PredictionWriter:
         if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
             return False
         files = content.get("files")
-        return isinstance(files, dict) and files.get(self.out.name) == _sha256(self.out)
+        return isinstance(files, dict) and files.get(self.out.name) == file_sha256(self.out)
 
     def problem(self, name: str) -> str | None:
         """Why the existing output of sequence `name` cannot count as done, or None (missing or done)."""
@@ -228,7 +228,7 @@ class PredictionWriter:
         recorded = self._records.get(path.name)
         if recorded is None:
             return "written with another model or options" if self._stale else "not written by vremd-predict"
-        if recorded != _sha256(path):
+        if recorded != file_sha256(path):
             return "changed or damaged since vremd-predict wrote it (checksum differs)"
         return None
 
@@ -293,11 +293,3 @@ class PredictionWriter:
         self._write_manifest(self._merged_manifest(), {self.out.name: hashlib.sha256(data).hexdigest()})
         shutil.rmtree(self._parts)
         return self.out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

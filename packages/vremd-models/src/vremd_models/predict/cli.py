@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from posetrack_data.annotations import clip_box
 from posetrack_data.errors import PoseTrackFormatError
-from posetrack_data.outputs import OutputPolicy, run_guarded
+from posetrack_data.outputs import OutputPolicy, file_sha256, run_guarded
 from posetrack_data.predictions import PersonPose, PredictionWriter, sequence_document
 from vremd_models.predict.detections import (
     PersonBox,
@@ -168,7 +168,7 @@ def _fingerprint(args: argparse.Namespace) -> str:
     digest = hashlib.sha256()
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         try:
-            digest.update(_file_digest(Path(_resolve_file(args.model, name))).encode())
+            digest.update(file_sha256(Path(_resolve_file(args.model, name))).encode())
         except (OSError, ValueError) as error:
             raise PredictInputError(f"--model {args.model}: cannot load a VREMD model ({error})") from None
     boxes = args.detections if args.detections is not None else args.annotations
@@ -187,17 +187,9 @@ def _fingerprint(args: argparse.Namespace) -> str:
     return digest.hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _tree_digest(path: Path) -> str:
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
-    return hashlib.sha256("".join(f"{f.name}:{_file_digest(f)};" for f in files).encode()).hexdigest()
+    return hashlib.sha256("".join(f"{f.name}:{file_sha256(f)};" for f in files).encode()).hexdigest()
 
 
 def _clip_to_frames(
