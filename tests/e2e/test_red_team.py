@@ -531,7 +531,7 @@ CASES: list[tuple[str, Callable[[], Callable], Callable[[Sandbox, Path], list[st
         lambda: convert_vitpose,
         lambda s, t: [str(_bytes(t / "v.safetensors", b"\x10\x00")), str(t / "o"), "--preset", "vremd-tiny"],
         2,
-        "not a safetensors file",
+        "safetensors file",
     ),
     (
         "convert-pickle-payload",

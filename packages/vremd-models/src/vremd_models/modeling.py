@@ -438,6 +438,9 @@ class VREMD(
             FileNotFoundError: no ``config.json`` (and no ``config``) or no ``model.safetensors``.
             CheckpointMismatchError: with ``strict``, the weights do not fit the model.
         """
+        if config is None and os.path.isdir(pretrained_model_name_or_path):
+            # the mixin json-parses a local config.json itself (a list or deep nesting would crash it)
+            _read_config(_resolve_file(str(pretrained_model_name_or_path), CONFIG_FILE))
         return super().from_pretrained(
             pretrained_model_name_or_path,
             force_download=force_download,
