@@ -1,7 +1,6 @@
 """Train VREMD with accelerate: the two-stage synthetic default, or the paper's recipe on PoseTrack.
 
     accelerate launch train.py                                    # vremd-tiny on synthetic clips; CPU is enough
-    accelerate launch train.py --config configs/vremd_vitl_pt17.yaml
     accelerate launch train.py --config configs/ablations/table4_hkme.yaml --base configs/default.yaml
     accelerate launch --num_processes 8 --mixed_precision bf16 train.py --config configs/vremd_vitl_pt17.yaml
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 train.py   # 2 CPU processes (gloo)
@@ -20,7 +19,6 @@ the pieces it shares with ``ablate.py`` live in ``training/``.
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -37,10 +35,10 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from posetrack_data import PoseTrackFormatError
-from posetrack_data.outputs import atomic_write_text
+from posetrack_data.outputs import OutputError, atomic_write_text
 from posetrack_eval import EvalInputError
 from training.card import save_model
-from training.checkpoints import TrainState, load_run_config, save_checkpoint
+from training.checkpoints import TrainState, load_checkpoint, load_run_config, save_checkpoint
 from training.config import Config, ConfigError, config_to_dict, flat_config, resolve_model_config
 from training.data import build_datasets, build_loaders, prepare_data_root
 from training.evaluation import (
@@ -71,6 +69,11 @@ class Run:
     val_loader: Any
     val_rows: dict[str, list]
     train_rows: dict[str, list]
+
+    @property
+    def trainables(self) -> dict[str, Any]:
+        """What a checkpoint saves besides the loop state (``save_checkpoint``/``load_checkpoint`` keywords)."""
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -111,9 +114,8 @@ def build_run(cfg: Config) -> Run:
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.run.gradient_accumulation_steps)
     # Stepped by the loop once per optimizer step, on every process alike; accelerate's scheduler wrapper
-    # would step it num_processes times per call, so it is only registered for checkpointing.
+    # would step it num_processes times per call, so it stays unwrapped (checkpoints save it as JSON).
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch)
-    accelerator.register_for_checkpointing(scheduler)
     run = Run(
         cfg=cfg,
         accelerator=accelerator,
@@ -167,13 +169,13 @@ def train(run: Run, state: TrainState) -> None:
             if max_steps is not None and state.step >= max_steps:
                 break
             if cfg.run.checkpoint_every_steps and state.step % cfg.run.checkpoint_every_steps == 0:
-                save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints)
+                save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints, **run.trainables)
         bar.close()
         if state.batch_in_epoch >= len(run.train_loader):
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             if state.epoch % cfg.eval.every_epochs == 0 or state.epoch == cfg.schedule.epochs:
                 validate(run, state, f"epoch {state.epoch}")
-        save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints)
+        save_checkpoint(accelerator, run.run_dir, state, cfg.run.keep_checkpoints, **run.trainables)
     if state.evaluated_step != state.step:
         validate(run, state, f"step {state.step}")
 
@@ -252,9 +254,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base", type=Path, help="use this file instead of the config's own base:")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     parser.add_argument("--resume", type=Path, help="run directory (or checkpoint folder) to continue exactly")
-    parser.add_argument(
-        "--pretrain-only", action="store_true", help="only make sure stage 1 (the cached baseline) exists"
-    )
+    parser.add_argument("--pretrain-only", action="store_true", help="only make sure stage 1 (the cache) exists")
     return parser.parse_args(argv)
 
 
@@ -263,11 +263,8 @@ def train_run(cfg: Config, checkpoint: Path | None = None) -> TrainState:
     run = build_run(cfg)
     accelerator, state = run.accelerator, TrainState()
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text()))
-        accelerator.print(
-            f"resumed from {checkpoint} (epoch {state.epoch}, batch {state.batch_in_epoch}, step {state.step})"
-        )
+        state = load_checkpoint(accelerator, checkpoint, **run.trainables)
+        accelerator.print(f"resumed from {checkpoint} (epoch {state.epoch}, step {state.step})")
     elif run.cfg.eval.baselines:
         run_baselines(run, state)
     train(run, state)
@@ -289,9 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = stage2_config(cfg, ensure_stage1(cfg, train_run))
         if not args.pretrain_only:
             train_run(cfg, checkpoint)
-    except (ConfigError, PoseTrackFormatError, EvalInputError) as error:
+    except (ConfigError, PoseTrackFormatError, EvalInputError, OutputError) as error:
         sys.stderr.write(f"train.py: error: {error}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("train.py: interrupted; --resume continues from the last checkpoint\n")
+        return 130
     return 0
 
 

@@ -1,18 +1,35 @@
-"""Where the loop stands (``TrainState``) and atomic checkpoints of the whole run."""
+"""Where the loop stands (``TrainState``) and atomic checkpoints of the whole run, as safetensors and JSON only."""
 
 import dataclasses
 import json
 import os
+import random
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import safetensors.torch
+import torch
 from accelerate import Accelerator
+from safetensors import SafetensorError
 
-from posetrack_data.outputs import atomic_write_text
+from posetrack_data.outputs import atomic_write_text, file_sha256
 from training.config import Config, ConfigError, load_config, resolve_model_config
 
-__all__ = ["TrainState", "find_checkpoint", "load_run_config", "resolve_run_dir", "save_checkpoint"]
+__all__ = [
+    "MANIFEST",
+    "TrainState",
+    "find_checkpoint",
+    "load_checkpoint",
+    "load_run_config",
+    "resolve_run_dir",
+    "save_checkpoint",
+]
+
+MANIFEST = "manifest.json"
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -31,8 +48,25 @@ class TrainState:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def save_checkpoint(accelerator: Accelerator, run_dir: Path, state: TrainState, keep: int) -> Path:
-    """``save_state`` into a temporary folder, renamed into place once complete; keeps the newest ``keep``."""
+# Everything a checkpoint holds; a folder with any other file is refused (it may be a planted pickle).
+_FIXED_FILES = frozenset(
+    {"model.safetensors", "optimizer.safetensors", "optimizer.json", "scheduler.json", "trainer_state.json",
+     MANIFEST}
+)  # fmt: skip
+_RNG_FILE = re.compile(r"^rng_\d+\.(json|safetensors)$")
+
+
+def save_checkpoint(
+    accelerator: Accelerator, run_dir: Path, state: TrainState, keep: int, *, model: Any, optimizer: Any, scheduler: Any
+) -> Path:
+    """Write the run's state as safetensors and JSON (nothing pickled); keeps the newest ``keep``.
+
+    Written into a temporary folder, renamed into place once complete with a manifest of every file's SHA-256.
+
+    Files: ``model.safetensors``; ``optimizer.safetensors`` + ``optimizer.json`` (tensors, and the rest of
+    ``optimizer.state_dict()``); ``scheduler.json``; ``rng_<process>.{safetensors,json}`` (torch, CUDA, numpy
+    and Python generators of each process); ``trainer_state.json``; ``manifest.json``.
+    """
     checkpoints = run_dir / "checkpoints"
     final = checkpoints / f"step_{state.step:08d}"
     partial = checkpoints / f".partial-step_{state.step:08d}"
@@ -40,10 +74,22 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, state: TrainState, 
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    rank = accelerator.process_index
+    rng_tensors, rng_json = _rng_state()
+    safetensors.torch.save_file(rng_tensors, partial / f"rng_{rank}.safetensors")
+    atomic_write_text(partial / f"rng_{rank}.json", json.dumps(rng_json))
+    if accelerator.is_main_process:
+        safetensors.torch.save_model(accelerator.unwrap_model(model), str(partial / "model.safetensors"))
+        tensors: dict[str, torch.Tensor] = {}
+        structure = _split(optimizer.state_dict(), "", tensors)
+        safetensors.torch.save_file(tensors, partial / "optimizer.safetensors")
+        atomic_write_text(partial / "optimizer.json", json.dumps(structure))
+        atomic_write_text(partial / "scheduler.json", json.dumps(scheduler.state_dict()))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_text(partial / "trainer_state.json", json.dumps(dataclasses.asdict(state), indent=1))
+        files = {f.name: file_sha256(f) for f in sorted(partial.iterdir())}
+        atomic_write_text(partial / MANIFEST, json.dumps({"written_by": "train.py", "files": files}, indent=1))
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
@@ -53,14 +99,126 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, state: TrainState, 
     return final
 
 
-def find_checkpoint(path: Path) -> Path:
-    """The checkpoint folder ``path`` names: a checkpoint itself, or the newest one of a run directory."""
-    if (path / "trainer_state.json").is_file():
-        return path
-    found = sorted((path / "checkpoints").glob("step_*"))
-    if not found:
-        raise ConfigError(f"--resume: no checkpoint in {path / 'checkpoints'}")
-    return found[-1]
+def load_checkpoint(
+    accelerator: Accelerator, checkpoint: Path, *, model: Any, optimizer: Any, scheduler: Any
+) -> TrainState:
+    """Restore what `save_checkpoint` wrote, reading only JSON and safetensors (no loader that runs code).
+
+    Raises:
+        ConfigError: a file is missing or does not parse (names it).
+    """
+    try:
+        state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text()))
+        missing = safetensors.torch.load_model(accelerator.unwrap_model(model), str(checkpoint / "model.safetensors"))
+        del missing  # strict=True already raised on a mismatch
+        tensors = safetensors.torch.load_file(checkpoint / "optimizer.safetensors")
+        optimizer.load_state_dict(_join(json.loads((checkpoint / "optimizer.json").read_text()), tensors))
+        scheduler.load_state_dict(json.loads((checkpoint / "scheduler.json").read_text()))
+        rank = accelerator.process_index
+        _set_rng_state(
+            safetensors.torch.load_file(checkpoint / f"rng_{rank}.safetensors"),
+            json.loads((checkpoint / f"rng_{rank}.json").read_text()),
+        )
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, SafetensorError) as error:
+        raise ConfigError(f"--resume {checkpoint}: cannot restore ({' '.join(str(error).split())[:200]})") from None
+    return state
+
+
+def find_checkpoint(path: Path, *, say: Callable[[str], None] = print) -> Path:
+    """The checkpoint to resume: ``path`` itself, or the newest complete one of a run directory.
+
+    Every candidate is checked against its manifest; the newest damaged one is skipped (saying so) for the
+    one before it. A folder holding a file that train.py did not write is refused outright.
+
+    Raises:
+        ConfigError: a foreign file in a checkpoint, or no complete checkpoint.
+    """
+    candidates = [path] if (path / "trainer_state.json").is_file() or (path / MANIFEST).is_file() else None
+    if candidates is None:
+        candidates = sorted((path / "checkpoints").glob("step_*"), reverse=True)
+        if not candidates:
+            raise ConfigError(f"--resume: no checkpoint in {path / 'checkpoints'}")
+    problems = []
+    for checkpoint in candidates:
+        foreign = sorted(
+            f.name for f in checkpoint.iterdir() if f.name not in _FIXED_FILES and not _RNG_FILE.match(f.name)
+        )
+        if foreign:
+            raise ConfigError(f"--resume {checkpoint}: holds {foreign[0]}, which train.py did not write; refusing it")
+        problem = _damage(checkpoint)
+        if problem is None:
+            if problems:
+                say(f"train.py: {problems[-1]}; resuming from the previous checkpoint {checkpoint}")
+            return checkpoint
+        problems.append(f"checkpoint {checkpoint} is damaged ({problem})")
+    raise ConfigError(f"--resume: {problems[0]}" + (f" (and {len(problems) - 1} older)" if len(problems) > 1 else ""))
+
+
+def _damage(checkpoint: Path) -> str | None:
+    try:
+        manifest = json.loads((checkpoint / MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no readable {MANIFEST}"
+    if not isinstance(files, dict) or "trainer_state.json" not in files:
+        return f"{MANIFEST} lists no trainer state"
+    for name, digest in files.items():
+        if not (checkpoint / str(name)).is_file():
+            return f"{name} is missing"
+        if file_sha256(checkpoint / str(name)) != digest:
+            return f"{name} differs from what was written"
+    return None
+
+
+def _split(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """A JSON-able copy of ``obj`` with every tensor moved into ``tensors`` (and a reference left)."""
+    if isinstance(obj, torch.Tensor):
+        name = key or "_"
+        tensors[name] = obj.detach().cpu().contiguous()
+        return {"__tensor__": name}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _split(v, f"{key}/{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_split(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_split(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]
+    return obj
+
+
+def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict) and "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if isinstance(obj, dict) and "__dict__" in obj:
+        return {k: _join(v, tensors) for k, v in obj["__dict__"]}
+    if isinstance(obj, dict) and "__tuple__" in obj:
+        return tuple(_join(v, tensors) for v in obj["__tuple__"])
+    if isinstance(obj, list):
+        return [_join(v, tensors) for v in obj]
+    return obj
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 -- the global generator is what we restore
+    version, internal, gauss_next = random.getstate()
+    return tensors, {
+        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+        "python": [version, list(internal), gauss_next],
+    }
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], values: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[f"cuda_{i}"] for i in range(len(tensors) - 1) if f"cuda_{i}" in tensors]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    kind, keys, pos, has_gauss, gauss = values["numpy"]
+    state = (kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss)
+    np.random.set_state(state)  # noqa: NPY002
+    version, internal, gauss_next = values["python"]
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 def resolve_run_dir(cfg: Config, resume: Path | None) -> tuple[Path, Path | None]:
@@ -83,7 +241,7 @@ def load_run_config(
     The checkpoint is ``--resume``'s (whose run's ``config.yaml`` is read when no config is given), or None.
     """
     if path is None and resume is not None:
-        path = find_checkpoint(resume).parent.parent / "config.yaml"
+        path = find_checkpoint(resume, say=lambda _: None).parent.parent / "config.yaml"
     cfg = load_config(path, overrides, base=base)
     resolve_model_config(cfg.model)  # a bad model config fails before any work
     run_dir, checkpoint = resolve_run_dir(cfg, resume)

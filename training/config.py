@@ -7,9 +7,10 @@ chain and ``--set`` overrides, then checks every key and type with the same type
 
 import dataclasses
 import json
+import math
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -290,7 +291,52 @@ def load_config(
         _merge(merged, _read_yaml(file), sources, str(file))
     for item in overrides:
         _apply_override(merged, sources, item)
-    return _build(Config, merged, "", sources)
+    cfg = _build(Config, merged, "", sources)
+    _check_ranges(cfg, sources)
+    return cfg
+
+
+def _finite(v: float) -> bool:
+    return math.isfinite(v)
+
+
+# key -> (holds, what it must be): checked before any work, so a nonsensical value never "trains"
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "data.batch_size": (lambda v: v >= 1, "at least 1"),
+    "data.val_batch_size": (lambda v: v >= 1, "at least 1"),
+    "data.num_workers": (lambda v: v >= 0, "at least 0"),
+    "data.min_detection_score": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "data.sigma": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    "data.rotation": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "data.scale": (lambda v: all(map(_finite, v)) and 0 < v[0] <= v[1], "(low, high) with 0 < low <= high"),
+    "data.half_body_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "data.flip_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "data.synthetic_videos": (lambda v: v >= 2, "at least 2 (one train, one val)"),
+    "data.synthetic_frames": (lambda v: v >= 3, "at least 3"),
+    "optimizer.lr": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    "optimizer.weight_decay": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "optimizer.betas": (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "optimizer.grad_clip": (lambda v: v is None or (_finite(v) and v > 0), "null or a finite number > 0"),
+    "schedule.epochs": (lambda v: v >= 1, "at least 1"),
+    "schedule.lr_milestones": (lambda v: all(m >= 1 for m in v), "epochs of at least 1"),
+    "schedule.lr_gamma": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    "schedule.warmup_steps": (lambda v: v >= 0, "at least 0"),
+    "schedule.max_steps": (lambda v: v is None or v >= 1, "null or at least 1"),
+    "run.gradient_accumulation_steps": (lambda v: v >= 1, "at least 1"),
+    "run.checkpoint_every_steps": (lambda v: v is None or v >= 1, "null or at least 1"),
+    "run.keep_checkpoints": (lambda v: v >= 1, "at least 1"),
+    "run.log_every_steps": (lambda v: v >= 1, "at least 1"),
+    "eval.every_epochs": (lambda v: v >= 1, "at least 1"),
+}
+
+
+def _check_ranges(cfg: Config, sources: dict[str, str]) -> None:
+    """Refuse values of the right type that make no sense (negative epochs, NaN learning rate, ...)."""
+    for key, (holds, what) in _RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not holds(value):
+            raise ConfigError(f"{sources.get(key, 'config')}: {key}: must be {what}, got {value!r}")
 
 
 def _config_chain(path: Path, base: str | Path | None) -> list[Path]:

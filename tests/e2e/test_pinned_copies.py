@@ -36,3 +36,12 @@ def test_poseval_ids_and_the_pt17_conversion_agree():
     for poseval_id, slot in enumerate(POSEVAL_FROM_SLOT17):
         assert PT17_ID_FOR_SLOT[slot] == poseval_id
     assert len(posetrack_eval.POSEVAL_JOINT_NAMES) == len(POSEVAL_FROM_SLOT17) == 15
+
+
+def test_the_output_policy_is_one_file():
+    # posetrack-eval may not import posetrack-data, so it carries posetrack_data/outputs.py as _outputs.py
+    import posetrack_data.outputs
+    import posetrack_eval._outputs
+
+    with open(posetrack_data.outputs.__file__, "rb") as ours, open(posetrack_eval._outputs.__file__, "rb") as copy:
+        assert ours.read() == copy.read()

@@ -164,7 +164,7 @@ def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, ca
     evals = [r for r in _records(run_dir) if "val/Total" in r]
     assert [r["val/num_samples"] for r in evals] == [len(val_rows), len(val_rows)]  # untrained, epoch 1
     predicted = collections.Counter()
-    for file in (run_dir / "predictions" / "latest").glob("*.json"):
+    for file in (run_dir / "predictions" / "latest").glob("[!.]*.json"):
         predicted.update(person["image_id"] for person in json.loads(file.read_text())["annotations"])
     assert predicted == collections.Counter(val_rows["image_id"])
     (checkpoint,) = (run_dir / "checkpoints").glob("step_*")
@@ -172,7 +172,12 @@ def test_two_gloo_processes_train_and_evaluate_each_val_sample_once(tmp_path, ca
     assert (state["epoch"], state["batch_in_epoch"]) == (1, 0)
     train_rows = load_posetrack(root, split="train")
     assert 0 < state["step"] <= len(train_rows) // (2 * 8)  # each process saw half of the epoch
-    assert sorted(p.name for p in checkpoint.glob("random_states_*")) == ["random_states_0.pkl", "random_states_1.pkl"]
+    # each process saved its own RNG states, as safetensors and JSON (nothing pickled)
+    assert sorted(p.name for p in checkpoint.glob("rng_*")) == [
+        "rng_0.json", "rng_0.safetensors", "rng_1.json", "rng_1.safetensors"
+    ]  # fmt: skip
+    assert not list(checkpoint.glob("*.pkl"))
+    assert not list(checkpoint.glob("*.bin"))
 
 
 def test_corrupt_frame_stops_with_its_name_before_any_checkpoint(tmp_path, cache_dir):

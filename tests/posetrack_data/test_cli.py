@@ -36,12 +36,13 @@ def test_usage_errors_are_one_line_without_traceback(tmp_path, capsys):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"posetrack-data check: root must be a dataset folder, got {str(tmp_path / 'absent')!r} (not a folder)"
+        f"posetrack-data check: error: root must be a dataset folder, got {str(tmp_path / 'absent')!r} (not a folder)"
     ]
     # The same handling in-process (a second subprocess would only repeat the import cost).
     assert main(["synth", str(tmp_path / "x"), "--videos", "1"]) == 2
     assert (
-        capsys.readouterr().err.strip() == "posetrack-data synth: num_videos must be >= 2 (one train, one val), got 1"
+        capsys.readouterr().err.strip()
+        == "posetrack-data synth: error: num_videos must be >= 2 (one train, one val), got 1"
     )
 
 
@@ -62,7 +63,6 @@ def test_synth_options_reach_the_generator(tmp_path, capsys):
     }
     capsys.readouterr()
     assert main(["synth", str(tmp_path / "bad"), "--blur-prob", "0.7", "--defocus-prob", "0.6"]) == 2
-    assert (
-        capsys.readouterr().err.strip() == "posetrack-data synth: blur_prob + defocus_prob must be <= 1, got 0.7 + 0.6"
-    )
+    expected = "posetrack-data synth: error: blur_prob + defocus_prob must be <= 1, got 0.7 + 0.6"
+    assert capsys.readouterr().err.strip() == expected
     assert not (tmp_path / "bad").exists()

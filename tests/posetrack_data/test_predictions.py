@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from posetrack_data import PoseTrackFormatError
-from posetrack_data.predictions import PersonPose, PredictionWriter, joint_scores, sequence_document
+from posetrack_data.outputs import OutputError
+from posetrack_data.predictions import MANIFEST, PersonPose, PredictionWriter, joint_scores, sequence_document
 
 
 def _pose(track_id=0, shift=0.0):
@@ -49,7 +50,7 @@ def test_folder_writer_resumes_and_never_leaves_temporaries(tmp_path):
     assert writer.is_done("a")
     assert PredictionWriter(tmp_path / "preds").is_done("a")
     assert writer.finish(["a"]) == tmp_path / "preds"
-    assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == ["a.json"]
+    assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == [MANIFEST, "a.json"]
 
 
 def test_merged_writer_keeps_parts_until_finish(tmp_path):
@@ -65,10 +66,41 @@ def test_merged_writer_keeps_parts_until_finish(tmp_path):
     merged = json.loads(out.read_text())
     assert [image["id"] for image in merged["images"]] == [10, 11, 2]
     assert [a["image_id"] for a in merged["annotations"]] == [11, 2]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".preds.json{MANIFEST}", "preds.json"]
     assert PredictionWriter(out).complete
     assert not PredictionWriter(out, overwrite=True).is_done("a")
     assert not out.exists()
+
+
+def test_foreign_stale_and_changed_outputs_are_reported_never_done(tmp_path):
+    out = tmp_path / "preds"
+    writer = PredictionWriter(out, fingerprint="model-a")
+    writer.write("a", sequence_document(["a/0.jpg"], [1], [[_pose()]]))
+    (out / "b.json").write_text("{}")  # not written by vremd-predict
+    with pytest.raises(OutputError, match=r"b\.json: exists, not written by vremd-predict"):
+        PredictionWriter(out, fingerprint="model-a").pending(["a", "b"])
+    with pytest.raises(OutputError, match=r"a\.json: exists, written with another model or options"):
+        PredictionWriter(out, fingerprint="model-b").pending(["a"])
+    (out / "a.json").write_text((out / "a.json").read_text().replace('"id":1', '"id":2'))
+    with pytest.raises(OutputError, match=r"a\.json: exists, changed or damaged"):
+        PredictionWriter(out, fingerprint="model-a").pending(["a"])
+    assert PredictionWriter(out, fingerprint="model-a", overwrite=True).pending(["a", "b"]) == (["a", "b"], 2)
+
+
+def test_damaged_part_of_a_merged_run_is_redone_and_said(tmp_path):
+    out = tmp_path / "preds.json"
+    writer = PredictionWriter(out, fingerprint="f")
+    writer.write("a", sequence_document(["a/0.jpg"], [1], [[_pose()]]))
+    writer.write("b", sequence_document(["b/0.jpg"], [2], [[_pose()]]))
+    (tmp_path / ".preds.json.parts" / "a.json").write_bytes(b"\x00garbage")
+    assert PredictionWriter(out, fingerprint="f").pending(["a", "b"]) == (["a"], 1)
+
+
+def test_merged_file_not_written_by_us_is_refused(tmp_path):
+    out = tmp_path / "preds.json"
+    out.write_text('{"images": []}')
+    with pytest.raises(ValueError, match="exists and was not written by this command"):
+        PredictionWriter(out)
 
 
 def test_writer_refuses_a_file_as_folder(tmp_path):

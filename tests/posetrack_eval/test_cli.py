@@ -23,15 +23,22 @@ def case_dirs(synth, tmp_path_factory):
 
 def test_prints_posevals_tables(case_dirs, capsys):
     gt, pred = case_dirs
-    assert main([str(pred), "--gt", str(gt), "--tracking", "--no-progress"]) == 0
+    # poseval ran on numpy 2, whose argsort orders this case's tied scores its own way (see test_scorer)
+    assert main([str(pred), "--gt", str(gt), "--tracking", "--no-progress", "--tie-order", "installed"]) == 0
     # character for character what poseval printed for the same input
-    assert capsys.readouterr().out.splitlines() == CASE["expected"]["table"]
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == CASE["expected"]["table"]
+    # the case is tie-heavy: one note says the references' AP depends on tie order and file order here
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("posetrack-eval: note: 15 joint(s) rank tied scores")
+    assert "across sequences" in captured.err
 
 
 def test_json_schema(case_dirs, tmp_path, capsys):
     gt, pred = case_dirs
     out = tmp_path / "results.json"
-    assert main([str(pred), "--gt", str(gt), "--tracking", "--per-sequence", "--json", str(out), "--no-progress"]) == 0
+    args = [str(pred), "--gt", str(gt), "--tracking", "--per-sequence", "--json", str(out), "--no-progress"]
+    assert main([*args, "--tie-order", "installed"]) == 0
     data = json.loads(out.read_text())
     columns = ["Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"]
     assert list(data["ap"]) == columns

@@ -60,7 +60,7 @@ def test_disagreement_with_a_requested_config_is_one_line_and_writes_nothing(tmp
     (tmp_path / "config.json").write_text(VREMDConfig.from_preset("vremd-tiny").to_json_string())
     out = tmp_path / "init"
     argv = [str(tmp_path / "vitpose.pth"), str(out), "--config", str(tmp_path / "config.json"), "--num-heads", "3"]
-    assert convert_vitpose(argv) == 1
+    assert convert_vitpose(argv) == 2
     err = _error_line(capsys)
     assert err.startswith(f"vremd-convert-vitpose: error: {tmp_path / 'vitpose.pth'}: backbone_depth:")
     assert "the source has 2 (from tensors) but the requested config has 4" in err
@@ -69,7 +69,7 @@ def test_disagreement_with_a_requested_config_is_one_line_and_writes_nothing(tmp
 
 def test_unknown_head_count_is_one_line(tmp_path, capsys):
     torch.save(mmpose_state_dict(**TINY_BACKBONE), tmp_path / "vitpose.pth")
-    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--preset", "vremd-tiny"]) == 1
+    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--preset", "vremd-tiny"]) == 2
     assert "backbone_num_heads: width 96 with 4 blocks is none of the ViTPose S/B/L/H shapes" in _error_line(capsys)
 
 
@@ -78,7 +78,7 @@ def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
     out = tmp_path / "init"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny"]) == 1
+    assert convert_vitpose([str(tmp_path / "vitpose.pth"), str(out), "--preset", "vremd-tiny"]) == 2
     assert "exists and is not empty" in _error_line(capsys)
     assert (out / "keep.txt").read_text() == "mine"
 
@@ -86,7 +86,7 @@ def test_existing_output_folder_is_not_overwritten(tmp_path, capsys):
 def test_classic_head_with_head_flag_is_one_line(tmp_path, capsys):
     torch.save(mmpose_state_dict(head="classic", **TINY_BACKBONE), tmp_path / "vitpose.pth")
     argv = [str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--preset", "vremd-tiny", "--head", "--num-heads", "3"]
-    assert convert_vitpose(argv) == 1
+    assert convert_vitpose(argv) == 2
     assert "classic (deconvolution) head" in _error_line(capsys)
 
 
@@ -96,5 +96,5 @@ def test_installed_script_reports_a_missing_file_without_traceback(tmp_path):
     result = subprocess.run(
         [str(script), str(tmp_path / "missing.pth"), str(tmp_path / "out")], capture_output=True, text=True, check=False
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == f"vremd-convert-vitpose: error: {tmp_path / 'missing.pth'}: no such checkpoint file"

@@ -43,7 +43,8 @@ def test_sample_with_detections_to_a_merged_file_scores(capsys, tmp_path, posetr
     result = evaluate(posetrack18_sample / "annotations" / "val", out)
     assert set(result.ap) == {"Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"}
     assert all(0.0 <= v <= 100.0 for v in result.ap.values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]  # no parts or temporaries left
+    # no parts or temporaries left; the manifest records what was written
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".preds.json.vremd-predict.json", "preds.json"]
 
 
 def test_sample_with_gt_boxes_tracks_and_resumes(capsys, tmp_path, posetrack18_sample, tiny_model_dir):
@@ -54,7 +55,7 @@ def test_sample_with_gt_boxes_tracks_and_resumes(capsys, tmp_path, posetrack18_s
     code, stdout, stderr = _predict(capsys, *args)
     assert code == 0, stderr
     assert stdout == f"{out}: wrote 3 sequences (3 frames, 14 persons)"
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in gt.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == sorted([".vremd-predict.json", *(p.name for p in gt.iterdir())])
     result = evaluate(gt, out, tracking=True)
     assert result.mota is not None
     assert set(result.mota) == set(result.ap)
@@ -77,8 +78,9 @@ def test_sample_with_gt_boxes_tracks_and_resumes(capsys, tmp_path, posetrack18_s
     code, stdout, _ = _predict(capsys, *args)
     assert code == 0
     assert stdout.endswith("wrote 1 sequences (1 frames, 2 persons), skipped 2 already written")
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "009473_mpii_test.json"} == {
-        k: v for k, v in before.items() if k != "009473_mpii_test.json"
+    rewritten = ("009473_mpii_test.json", ".vremd-predict.json")  # the redone sequence and the manifest
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name not in rewritten} == {
+        k: v for k, v in before.items() if k not in rewritten
     }
 
 
@@ -165,7 +167,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
     if "--model" not in args:
         args = [*args, "--model", tiny_model_dir]
     code, stdout, stderr = _predict(capsys, *args, "--out", tmp_path / "out" / "preds.json")
-    assert code == 1
+    assert code == 2
     assert stdout == ""
     assert len(stderr.splitlines()) == 1
     assert stderr.startswith("vremd-predict: error: ")
@@ -181,7 +183,7 @@ def test_console_script_reports_bad_input_without_traceback(tmp_path, posetrack1
         [script, tmp_path / "broken.mp4", "--model", "x", "--gt-boxes", "--annotations", tmp_path, "--out", "o.json"],
         capture_output=True, text=True, check=False, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert (
         result.stderr.strip()
         == f"vremd-predict: error: {tmp_path / 'broken.mp4'}: unreadable video (OpenCV decodes no frames from it)"
@@ -221,7 +223,7 @@ def test_gt_box_run_of_a_trained_model_scores_what_training_logged(capsys, tmp_p
     result = evaluate(gt, out)
     for column, value in result.ap.items():
         assert value == pytest.approx(logged[f"val/{column}"], abs=1e-6), column
-    for path in sorted((tmp_path / "run" / "predictions" / "latest").glob("*.json")):
+    for path in sorted((tmp_path / "run" / "predictions" / "latest").glob("[!.]*.json")):  # not the manifest
         theirs = json.loads(path.read_text())["annotations"]
         ours = json.loads((out / path.name).read_text())["annotations"]
         assert [a["image_id"] for a in ours] == [a["image_id"] for a in theirs]

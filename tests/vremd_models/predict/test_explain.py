@@ -66,11 +66,11 @@ def test_explain_bad_person_is_one_line(capsys, tmp_path, synthetic_val, tiny_mo
     frames, _, _ = synthetic_val
     code = main([str(frames), "--model", str(tiny_model_dir), "--person", "3", "--out", str(tmp_path / "x.png")])
     err = capsys.readouterr().err.strip()
-    assert code == 1
+    assert code == 2
     assert err == f"vremd-explain: error: {frames}: holds 2 sequences; pick one with --sequence"
     sequence = sorted(frames.iterdir())[0].name
     code = main([str(frames), "--sequence", sequence, "--model", str(tiny_model_dir), "--person", "3",
                  "--out", str(tmp_path / "x.png")])  # fmt: skip
-    assert code == 1
+    assert code == 2
     assert capsys.readouterr().err.strip() == "vremd-explain: error: --person 3: frame 0 has 1 boxes"
     assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ Every reader returns plain records in the 17-slot PoseTrack18 joint order and ra
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "Version",
     "Video",
     "annotation_files",
+    "clip_box",
     "detect_version",
     "joint_box",
     "neighbour_name",
@@ -52,6 +54,7 @@ class Person:
         track_id: Track id within the video (-1 when absent).
         person_id: PT21 re-identification id across videos (-1 when absent).
         field: JSON path of the person in its file (``"annotations[3]"``), for error messages.
+        annotation_id: The annotation's ``id`` (PT18/21; None when absent).
     """
 
     keypoints: npt.NDArray[np.float32]
@@ -60,6 +63,7 @@ class Person:
     track_id: int
     person_id: int = -1
     field: str = ""
+    annotation_id: int | None = None
 
     @property
     def has_keypoints(self) -> bool:
@@ -118,6 +122,10 @@ def read_json(path: str | Path) -> Any:
         raise PoseTrackFormatError(path, "file", "not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PoseTrackFormatError(path, "json", f"malformed JSON ({err})") from None
+    except RecursionError:
+        raise PoseTrackFormatError(path, "json", "nested too deeply to be PoseTrack data") from None
+    except IsADirectoryError:
+        raise PoseTrackFormatError(path, "file", "is a folder, expected a JSON file") from None
 
 
 def detect_version(root: str | Path) -> Version:
@@ -183,6 +191,18 @@ def joint_box(keypoints: npt.NDArray[np.float32]) -> tuple[float, float, float, 
     lo, hi = present.min(axis=0), present.max(axis=0)
     centre, size = (lo + hi) / 2, (hi - lo) * 1.3
     return (float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]), float(size[1]))
+
+
+def clip_box(
+    box: tuple[float, float, float, float], width: float, height: float
+) -> tuple[float, float, float, float] | None:
+    """Clip a box (x, y, w, h) to the image; None when nothing of it lies inside (or it has no area)."""
+    x, y, w, h = box
+    x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+    x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
+    if x1 - x0 <= 0 or y1 - y0 <= 0:
+        return None
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
 def read_detections(path: str | Path) -> list[Detection]:
@@ -252,10 +272,14 @@ def _read_pt18(path: Path, content: dict) -> Video:
         head = _box(path, f"{field}.bbox_head", ann["bbox_head"]) if ann.get("bbox_head") is not None else None
         track_id = _int(path, f"{field}.track_id", ann.get("track_id", -1))
         person_id = _int(path, f"{field}.person_id", ann.get("person_id", -1))
-        persons_by_image.setdefault(image_id, []).append(Person(keypoints, bbox, head, track_id, person_id, field))
+        ann_id = _int(path, f"{field}.id", ann["id"]) if ann.get("id") is not None else None
+        person = Person(keypoints, bbox, head, track_id, person_id, field, ann_id)
+        persons_by_image.setdefault(image_id, []).append(person)
 
     frames = []
     num_frames = None
+    seen_ids: dict[int, int] = {}
+    seen_names: dict[str, int] = {}
     for i, image in enumerate(images):
         field = f"images[{i}]"
         if not isinstance(image, dict):
@@ -265,6 +289,15 @@ def _read_pt18(path: Path, content: dict) -> Video:
         if not isinstance(file_name, str):
             raise PoseTrackFormatError(path, f"{field}.file_name", f"expected a string, got {file_name!r}")
         index, _, _ = parse_frame_name(path, f"{field}.file_name", file_name)
+        # a repeated id or frame would attach persons and neighbour frames to the wrong image
+        if seen_ids.setdefault(image_id, i) != i:
+            raise PoseTrackFormatError(
+                path, f"{field}.id", f"duplicate image id {image_id} (also images[{seen_ids[image_id]}])"
+            )
+        if seen_names.setdefault(file_name, i) != i:
+            raise PoseTrackFormatError(
+                path, f"{field}.file_name", f"frame {file_name!r} listed twice (also images[{seen_names[file_name]}])"
+            )
         if num_frames is None and "nframes" in image:
             num_frames = _int(path, f"{field}.nframes", image["nframes"])
         persons = tuple(persons_by_image.pop(image_id, ()))
@@ -395,15 +428,38 @@ def _require(path: Path, obj: dict, key: str, field: str) -> Any:
     return obj[key]
 
 
+# every id is stored as int64 (Arrow, numpy); a larger one cannot be told apart from its neighbours
+INT64_RANGE = range(-(2**63), 2**63)
+
+
 def _int(path: Path, field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise PoseTrackFormatError(path, field, f"expected an integer, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or int(value) != value
+    ):
+        raise PoseTrackFormatError(path, field, f"expected an integer, got {_short(value)}")
+    if int(value) not in INT64_RANGE:
+        raise PoseTrackFormatError(path, field, f"{int(value)} is out of range (64-bit integers only)")
     return int(value)
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value) and abs(value) < 1e30  # float32 boxes and keypoints
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 def _number(path: Path, field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise PoseTrackFormatError(path, field, f"expected a finite number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise PoseTrackFormatError(path, field, f"expected a finite number, got {_short(value)}")
     return float(value)
 
 

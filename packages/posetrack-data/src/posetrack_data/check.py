@@ -36,6 +36,7 @@ def check_root(
     """Check a PoseTrack root: JSON structure, joint order, frames on disk, keypoints, boxes, detections.
 
     Reports malformed or structurally wrong annotation files (with the field), unknown joint orders,
+    negative or repeated image and annotation ids (within a split), a track annotated twice on one frame,
     listed frames missing on disk, unreadable frames (decoded at 1/8 scale when `decode`), frames whose
     size differs from the JSON's width/height, annotated keypoints outside the image, person boxes of
     zero area, and malformed files under ``person_detections/``.
@@ -59,21 +60,63 @@ def check_root(
         return [Problem(err.file, err.field, err.problem)]
     ann_root = root / ("posetrack_data" if version == "2021" else "annotations")
     split_names = sorted(splits) if splits is not None else sorted(p.name for p in ann_root.glob("*") if p.is_dir())
-    files = [f for split in split_names for f in sorted((ann_root / split).glob("*.json"))]
     problems: list[Problem] = []
-    for file in tqdm(files, desc="Checking annotation files", unit="file", disable=not progress):
-        try:
-            video = read_video(file)
-        except PoseTrackFormatError as err:
-            problems.append(Problem(err.file, err.field, err.problem))
-            continue
-        problems += _check_video(root, video, decode)
+    for split in split_names:
+        files = sorted((ann_root / split).glob("*.json"))
+        ids = _SplitIds()
+        for file in tqdm(files, desc=f"Checking {split} annotation files", unit="file", disable=not progress):
+            try:
+                video = read_video(file)
+            except PoseTrackFormatError as err:
+                problems.append(Problem(err.file, err.field, err.problem))
+                continue
+            problems += _check_video(root, video, decode)
+            problems += ids.check(video)
     for file in sorted((root / "person_detections").glob("*.json")):
         try:
             read_detections(file)
         except PoseTrackFormatError as err:
             problems.append(Problem(err.file, err.field, err.problem))
     return problems
+
+
+class _SplitIds:
+    """Image and annotation ids seen so far in one split: each must be unique and non-negative."""
+
+    def __init__(self) -> None:
+        self.images: dict[int, str] = {}
+        self.annotations: dict[int, str] = {}
+
+    def check(self, video: Video) -> list[Problem]:
+        problems = []
+        file = str(video.file)
+        for frame in video.frames:
+            field = frame.field.removesuffix(".file_name") + ".id"
+            if frame.image_id < 0:
+                problems.append(Problem(file, field, f"negative image id {frame.image_id}"))
+            elif frame.image_id in self.images:
+                where = self.images[frame.image_id]
+                problems.append(Problem(file, field, f"duplicate image id {frame.image_id} (also in {where})"))
+            self.images.setdefault(frame.image_id, file)
+            tracks: dict[int, str] = {}
+            for person in frame.persons:
+                if person.track_id >= 0 and person.track_id in tracks:
+                    first = tracks[person.track_id]
+                    message = f"duplicate annotation: track {person.track_id} twice on one frame (also {first})"
+                    problems.append(Problem(file, f"{person.field}.track_id", message))
+                tracks.setdefault(person.track_id, person.field)
+                if person.annotation_id is None:
+                    continue
+                if person.annotation_id < 0:
+                    problems.append(
+                        Problem(file, f"{person.field}.id", f"negative annotation id {person.annotation_id}")
+                    )
+                elif person.annotation_id in self.annotations:
+                    where = self.annotations[person.annotation_id]
+                    message = f"duplicate annotation id {person.annotation_id} (also in {where})"
+                    problems.append(Problem(file, f"{person.field}.id", message))
+                self.annotations.setdefault(person.annotation_id, file)
+        return problems
 
 
 def _check_video(root: Path, video: Video, decode: bool) -> list[Problem]:

@@ -6,6 +6,7 @@ import sys
 
 from posetrack_data.check import check_root
 from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.outputs import run_guarded
 from posetrack_data.synthetic import generate_dataset
 
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--occlusion-prob", type=float, default=0.15, help="per figure and frame (default 0.15)")
     synth.add_argument("--blur-prob", type=float, default=0.1, help="motion blur, per frame (default 0.1)")
     synth.add_argument("--defocus-prob", type=float, default=0.1, help="defocus, per frame (default 0.1)")
+    synth.add_argument("--overwrite", action="store_true", help="replace files of an earlier dataset in ROOT")
 
     check = commands.add_parser("check", help="validate a dataset root; one line per problem, exit 1 if any")
     check.add_argument("root", help="dataset root")
@@ -46,29 +48,30 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.command == "synth":
-            width, height = _parse_size(args.size)
-            root = generate_dataset(
-                args.root,
-                num_videos=args.videos,
-                num_frames=args.frames,
-                image_size=(width, height),
-                seed=args.seed,
-                val_fraction=args.val_fraction,
-                max_people=args.max_people,
-                crossing=args.crossing,
-                background_motion=args.background_motion,
-                occlusion_prob=args.occlusion_prob,
-                blur_prob=args.blur_prob,
-                defocus_prob=args.defocus_prob,
-            )
-            print(root)
-            return 0
-        problems = check_root(args.root, version=args.version, splits=args.split, decode=not args.no_decode)
-    except (ValueError, PoseTrackFormatError, OSError) as err:
-        print(f"posetrack-data {args.command}: {err}", file=sys.stderr)
-        return 2
+    return run_guarded(f"posetrack-data {args.command}", lambda: _run(args), (ValueError, PoseTrackFormatError))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "synth":
+        width, height = _parse_size(args.size)
+        root = generate_dataset(
+            args.root,
+            num_videos=args.videos,
+            num_frames=args.frames,
+            image_size=(width, height),
+            seed=args.seed,
+            val_fraction=args.val_fraction,
+            max_people=args.max_people,
+            crossing=args.crossing,
+            background_motion=args.background_motion,
+            occlusion_prob=args.occlusion_prob,
+            blur_prob=args.blur_prob,
+            defocus_prob=args.defocus_prob,
+            overwrite=args.overwrite,
+        )
+        print(root)
+        return 0
+    problems = check_root(args.root, version=args.version, splits=args.split, decode=not args.no_decode)
     for problem in problems:
         print(problem)
     print(f"{len(problems)} problem(s) found in {args.root}", file=sys.stderr)

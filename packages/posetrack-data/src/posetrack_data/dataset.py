@@ -21,6 +21,7 @@ from posetrack_data.annotations import (
     Version,
     Video,
     annotation_files,
+    clip_box,
     detect_version,
     joint_box,
     neighbour_name,
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 # Bump when the rows produced for the same files change, so that old cache entries are not reused.
 # Named, not only numbered: branches bumping the number in parallel would otherwise share cache entries.
-_ROW_FORMAT = "3-relative-frame-paths"
+_ROW_FORMAT = "4-relative-frame-paths-unique-ids"
 
 _CITATIONS = {
     "2018": """@inproceedings{andriluka2018posetrack,
@@ -130,7 +131,8 @@ def load_posetrack(
 
     One row per annotated person (at least one joint with v > 0) on a labeled frame, or, with
     `detections`, one row per detector box with ``score >= min_detection_score`` on a labeled frame
-    (DCPose's protocol for val/test). GT boxes of zero area are dropped (as DCPose does). Neighbour
+    (DCPose's protocol for val/test). Boxes of zero area or without a pixel inside their image are dropped
+    (DCPose drops zero-area GT boxes), with a count logged; other boxes are kept as given. Neighbour
     frames are ``frame_index + offset``, clamped to the video and replaced by the key frame when absent
     on disk (DCPose uses the key frame itself at the sequence ends).
 
@@ -225,6 +227,7 @@ def _generate_rows(plan: _Plan) -> Iterator[dict]:
     root = Path(plan.root)
     detections = read_detections(plan.detections) if plan.detections is not None else None
     videos = [read_video(file) for file in tqdm(plan.files, desc="Reading PoseTrack annotations", unit="video")]
+    _check_unique_ids(videos)
     by_image = _detections_by_frame(videos, detections, plan) if detections is not None else {}
     listings: dict[Path, set[str]] = {}
     dropped = 0
@@ -257,6 +260,9 @@ def _generate_rows(plan: _Plan) -> Iterator[dict]:
                 base["keypoint_visibility"] = np.zeros(NUM_JOINTS, np.float32)
             if detections is not None:
                 for det in by_image.get(frame.image_id, ()):
+                    if clip_box(det.bbox, width, height) is None:
+                        dropped += 1
+                        continue
                     yield base | _detection_row(det)
                 continue
             for person in frame.persons:
@@ -264,7 +270,8 @@ def _generate_rows(plan: _Plan) -> Iterator[dict]:
                 if not (keypoints[:, 2] > 0).any():
                     continue
                 bbox = person.bbox if person.bbox is not None else joint_box(keypoints)
-                if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
+                # crops keep the box as given (DCPose); one with no pixel in the image is dropped
+                if bbox is None or clip_box(bbox, width, height) is None:
                     dropped += 1
                     continue
                 row = base | {
@@ -279,7 +286,18 @@ def _generate_rows(plan: _Plan) -> Iterator[dict]:
                     row["keypoint_visibility"] = person.keypoints[:, 2]
                 yield row
     if dropped:
-        logger.warning("dropped %d annotated persons whose box has zero area (see `posetrack-data check`)", dropped)
+        logger.warning("dropped %d boxes of zero area or outside their image (see `posetrack-data check`)", dropped)
+
+
+def _check_unique_ids(videos: list[Video]) -> None:
+    # Detections and predictions are keyed by image id: two frames sharing one would swap neighbours and boxes.
+    seen: dict[int, Path] = {}
+    for video in videos:
+        for frame in video.frames:
+            first = seen.setdefault(frame.image_id, video.file)
+            if first != video.file:
+                field = frame.field.removesuffix(".file_name") + ".id"
+                raise PoseTrackFormatError(video.file, field, f"duplicate image id {frame.image_id} (also in {first})")
 
 
 def _pt21_keypoints(keypoints: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

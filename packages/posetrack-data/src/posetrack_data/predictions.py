@@ -5,10 +5,12 @@
 Two layouts: a folder with one `<sequence>.json` per sequence (poseval pairs prediction and ground-truth
 files by this name), or one merged file. Every file appears atomically (temporary file, then
 `os.replace`), so an interrupted run leaves finished sequences complete and nothing half-written; a
-rerun skips them. A merged file is assembled at the end from per-sequence parts kept in a hidden
+rerun with the same model and options skips them, after checking them against the run's manifest. A
+merged file is assembled at the end from per-sequence parts kept in a hidden
 `.<name>.parts/` folder beside it, which also makes merged runs resumable.
 """
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -20,9 +22,20 @@ import numpy.typing as npt
 
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import SKELETON, SLOT17_NAMES
-from posetrack_data.outputs import atomic_write_bytes
+from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text, file_sha256
 
-__all__ = ["MAX_TRACK_ID", "PersonPose", "PredictionWriter", "document_bytes", "joint_scores", "sequence_document"]
+__all__ = [
+    "MANIFEST",
+    "MAX_TRACK_ID",
+    "PersonPose",
+    "PredictionWriter",
+    "document_bytes",
+    "joint_scores",
+    "sequence_document",
+]
+
+# What the writer wrote, with the run's fingerprint and each file's SHA-256 (see PredictionWriter).
+MANIFEST = ".vremd-predict.json"
 
 # poseval asserts track ids below this (evaluateTracking.py, MAX_TRACK_ID).
 MAX_TRACK_ID = 10_000
@@ -113,45 +126,150 @@ def sequence_document(
 
 
 class PredictionWriter:
-    """Writes per-sequence documents to a folder, or merges them into one file.
+    """Writes per-sequence documents to a folder, or merges them into one file, and records what it wrote.
+
+    A manifest (``.vremd-predict.json`` in the folder, in the parts folder, or ``.<name>.vremd-predict.json``
+    beside a merged file) holds the run's fingerprint (model and options) and each file's SHA-256. A file
+    counts as done only when the manifest lists it with the same fingerprint and checksum; any other file
+    at an output path (foreign, stale, or changed since) is reported, never skipped as done.
 
     Args:
         out: A `.json` path (merged file) or a folder (one file per sequence).
-        overwrite: Redo sequences that are already written instead of skipping them.
+        overwrite: Redo sequences that are already written, and replace files this did not write.
+        fingerprint: Identifies the model and the options that change the predictions.
+        policy: The output policy (protects the inputs); None protects nothing but still refuses to
+            replace files without ``overwrite``.
     """
 
-    def __init__(self, out: str | Path, *, overwrite: bool = False) -> None:
+    def __init__(
+        self, out: str | Path, *, overwrite: bool = False, fingerprint: str = "", policy: OutputPolicy | None = None
+    ) -> None:
         self.out = Path(out)
         self.merged = self.out.suffix.lower() == ".json"
+        self.fingerprint = fingerprint
+        self.overwrite = overwrite
+        self.policy = policy or OutputPolicy((), overwrite)
         if self.merged and self.out.is_dir():
             raise PoseTrackFormatError(self.out, "out", "is a folder; a merged prediction file needs a file path")
         if not self.merged and self.out.is_file():
             raise PoseTrackFormatError(self.out, "out", "is a file; use a .json name for one merged file, or a folder")
         self._parts = self.out.with_name(f".{self.out.name}.parts") if self.merged else self.out
+        self.policy.target(self.out, ours=self._merged_is_ours)
+        if self.merged and self._parts.exists() and not self._parts.is_dir():
+            raise OutputError(f"{self._parts}: expected the parts folder of {self.out}, found a file")
+        self._records = self._read_manifest(self._parts / MANIFEST)
         if overwrite:
             self._clear()
+
+    # ---------------------------------------------------------------- manifest
+
+    def _read_manifest(self, path: Path) -> dict[str, str]:
+        """The recorded checksums of `path`'s manifest if it has this run's fingerprint, else none."""
+        try:
+            content = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, RecursionError):  # unreadable or corrupt: nothing in it is trusted
+            return {}
+        if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
+            self._stale = isinstance(content, dict) and "fingerprint" in content
+            return {}
+        files = content.get("files")
+        return {k: v for k, v in files.items() if isinstance(v, str)} if isinstance(files, dict) else {}
+
+    def _write_manifest(self, path: Path, files: dict[str, str]) -> None:
+        manifest = {"written_by": "vremd-predict", "fingerprint": self.fingerprint, "files": files}
+        atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
+
+    def _merged_manifest(self) -> Path:
+        return self.out.with_name(f".{self.out.name}.{MANIFEST.lstrip('.')}")
+
+    def _merged_is_ours(self, path: Path) -> bool:
+        """Whether the merged file at `path` was written by vremd-predict (any fingerprint)."""
+        try:
+            content = json.loads(self._merged_manifest().read_bytes())
+            return isinstance(content, dict) and content.get("files", {}).get(path.name) == file_sha256(path)
+        except (OSError, ValueError, RecursionError, AttributeError):
+            return False
+
+    _stale = False
 
     def _clear(self) -> None:
         if self.merged:
             shutil.rmtree(self._parts, ignore_errors=True)
             self.out.unlink(missing_ok=True)
+            self._merged_manifest().unlink(missing_ok=True)
+        self._records = {}
 
     def _part(self, name: str) -> Path:
-        return self._parts / f"{name}.json"
+        return self.policy.inside(self._parts, f"{name}.json", ours=lambda _: True)
+
+    # ---------------------------------------------------------------- state
 
     @property
     def complete(self) -> bool:
-        """True when a merged file already exists (a finished earlier run)."""
-        return self.merged and self.out.is_file() and not self._parts.exists()
+        """True when a merged file from an earlier run with the same fingerprint exists, unchanged."""
+        if not (self.merged and self.out.is_file() and not self._parts.exists()):
+            return False
+        try:
+            content = json.loads(self._merged_manifest().read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return False
+        if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
+            return False
+        files = content.get("files")
+        return isinstance(files, dict) and files.get(self.out.name) == file_sha256(self.out)
+
+    def problem(self, name: str) -> str | None:
+        """Why the existing output of sequence `name` cannot count as done, or None (missing or done)."""
+        path = self._part(name)
+        if not path.is_file():
+            return None
+        recorded = self._records.get(path.name)
+        if recorded is None:
+            return "written with another model or options" if self._stale else "not written by vremd-predict"
+        if recorded != file_sha256(path):
+            return "changed or damaged since vremd-predict wrote it (checksum differs)"
+        return None
 
     def is_done(self, name: str) -> bool:
-        """Whether sequence `name` was written by this or an earlier run."""
-        return self.complete or self._part(name).is_file()
+        """Whether sequence `name` was written by this or an earlier run with the same fingerprint, unchanged."""
+        return self.complete or (self._part(name).is_file() and self.problem(name) is None)
+
+    def pending(self, names: list[str]) -> tuple[list[str], int]:
+        """The sequences still to write, and how many of them replace a damaged part of a merged run.
+
+        Raises:
+            OutputError: a merged file or a per-sequence file exists that is foreign, stale or
+                changed (``--overwrite`` replaces it), naming the first and counting the rest.
+        """
+        if self.merged and self.out.is_file() and not self.complete and not self.overwrite:
+            reason = (
+                "written with another model or options"
+                if self._merged_is_ours(self.out)
+                else ("not written by vremd-predict, or changed since")
+            )
+            raise OutputError(f"{self.out}: exists, {reason}; --overwrite replaces it")
+        if self.complete:
+            return [], 0
+        bad = [(name, self.problem(name)) for name in names]
+        bad = [(name, reason) for name, reason in bad if reason is not None]
+        if bad and not self.merged and not self.overwrite:
+            name, reason = bad[0]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise OutputError(f"{self._part(name)}: exists, {reason}{more}; --overwrite replaces it")
+        # a merged run's parts are this command's own scratch files: damaged ones are redone
+        return [n for n in names if not self.is_done(n)], len(bad)
+
+    # ---------------------------------------------------------------- writing
 
     def write(self, name: str, document: dict[str, Any]) -> Path:
-        """Write one sequence's document atomically; returns its path."""
+        """Write one sequence's document atomically and record its checksum; returns its path."""
         path = self._part(name)
-        atomic_write_bytes(path, document_bytes(document))
+        data = document_bytes(document)
+        atomic_write_bytes(path, data)
+        self._records[path.name] = hashlib.sha256(data).hexdigest()
+        self._write_manifest(self._parts / MANIFEST, self._records)
         return path
 
     def finish(self, names: list[str]) -> Path:
@@ -164,11 +282,14 @@ class PredictionWriter:
             return self.out
         merged: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
         for name in names:
-            with self._part(name).open() as f:
-                document = json.load(f)
+            if not self.is_done(name):
+                raise OutputError(f"{self._part(name)}: missing or damaged part; rerun to redo it")
+            document = json.loads(self._part(name).read_bytes())
             merged["images"] += document["images"]
             merged["annotations"] += document["annotations"]
             merged["categories"] = document["categories"]
-        atomic_write_bytes(self.out, document_bytes(merged))
+        data = document_bytes(merged)
+        atomic_write_bytes(self.out, data)
+        self._write_manifest(self._merged_manifest(), {self.out.name: hashlib.sha256(data).hexdigest()})
         shutil.rmtree(self._parts)
         return self.out

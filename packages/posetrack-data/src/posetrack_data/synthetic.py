@@ -8,9 +8,9 @@ neighbouring frames stay clean, so the t-1 / t+1 context genuinely helps. Writte
 layout and loaded by the same `load_posetrack`.
 """
 
+import io
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
+from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text
 from posetrack_data.synthetic_effects import blur_frame, draw_distractors, frame_corruptions, make_distractors
 
 __all__ = ["SEPARATE_LANES", "generate_dataset"]
@@ -66,6 +67,7 @@ def generate_dataset(
     val_label_every: int = 4,
     jpeg_quality: int = 90,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write a synthetic dataset in the PoseTrack18 layout; deterministic for a seed.
 
@@ -102,9 +104,15 @@ def generate_dataset(
         val_label_every: Label every n-th val frame (PoseTrack labels every 4th val frame).
         jpeg_quality: JPEG quality of the frames.
         progress: Show a progress bar.
+        overwrite: Replace files already at the paths this writes; without it an existing file there is
+            an error, raised before anything is written.
 
     Returns:
         `root` as a Path.
+
+    Raises:
+        ValueError: an impossible argument.
+        OutputError: a file this would write exists (and `overwrite` is off).
     """
     width, height = image_size
     if num_videos < 2:
@@ -142,11 +150,21 @@ def generate_dataset(
     root = Path(root)
     num_val = min(max(1, round(num_videos * val_fraction)), num_videos - 1)
     splits = ["train"] * (num_videos - num_val) + ["val"] * num_val
+    policy = OutputPolicy.for_inputs((), overwrite=overwrite)
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{root}: exists and is not a folder")
+    for index, split in enumerate(splits):
+        name = _video_name(index + 1, split)
+        policy.target(root / "annotations" / split / f"{name}.json")
+        for t in range(num_frames):
+            policy.target(root / f"images/{split}/{name}/{t:06d}.jpg")
+    policy.target(root / "person_detections" / "val.json")
+    policy.target(root / "synthetic.json")
     detections: list[dict] = []
     corrupted_frames: dict[str, dict] = {}
     for index, split in enumerate(tqdm(splits, desc="Synthesising videos", unit="video", disable=not progress)):
         seq = index + 1
-        name = f"{seq:06d}_mpii_{'train' if split == 'train' else 'test'}"
+        name = _video_name(seq, split)
         rng = np.random.default_rng([seed, index])
         label_every = 1 if split == "train" else val_label_every
         video = _Video(
@@ -495,15 +513,15 @@ def _video_json(images: list[dict], annotations: list[dict]) -> dict:
     return {"images": images, "annotations": annotations, "categories": [category]}
 
 
+def _video_name(seq: int, split: str) -> str:
+    return f"{seq:06d}_mpii_{'train' if split == 'train' else 'test'}"
+
+
 def _write_jpeg(path: Path, pixels: npt.NDArray[np.uint8], quality: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(pixels).save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _write_json(path: Path, content: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(content))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from posetrack_eval.ranking import TieOrder, descending_order
+
 __all__ = ["JointAP", "joint_ap"]
 
 
@@ -22,14 +24,20 @@ class JointAP:
 
 
 def joint_ap(
-    scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_], num_gt: float, *, recall_floor: bool = False
+    scores: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.bool_],
+    num_gt: float,
+    *,
+    recall_floor: bool = False,
+    tie_order: TieOrder = "numpy1",
 ) -> JointAP:
     """All-point interpolated AP of one joint over every predicted joint of the data set.
 
-    Samples are ranked by ``scores.argsort()[::-1]``, the same unstable sort poseval calls on the same array
-    (same order of samples), so tied scores rank identically. With no samples AP, precision and recall are 0;
-    with ``num_gt == 0`` recall is NaN (poseval divides by zero) unless ``recall_floor`` (PoseTrack21 divides
-    by ``max(num_gt, 1)``).
+    Samples (in poseval's order: sequence, frame, prediction) are ranked by descending score; tied scores
+    rank as numpy 1.x's ``scores.argsort()[::-1]`` ranks them, on every numpy (:mod:`posetrack_eval.ranking`;
+    ``tie_order="installed"`` uses this machine's numpy instead). With no samples AP, precision and recall
+    are 0; with ``num_gt == 0`` recall is NaN (poseval divides by zero) unless ``recall_floor`` (PoseTrack21
+    divides by ``max(num_gt, 1)``).
 
     Shapes:
         scores: Float[S]
@@ -38,7 +46,7 @@ def joint_ap(
     if len(scores) == 0:
         empty = np.zeros(0)
         return JointAP(0.0, 0.0, 0.0, empty, empty)
-    order = scores.argsort()[::-1]
+    order = descending_order(scores, labels, tie_order)
     true_pos = np.cumsum(labels[order] == 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = true_pos / (np.float64(max(num_gt, 1)) if recall_floor else np.float64(num_gt))

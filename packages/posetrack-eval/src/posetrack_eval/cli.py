@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from posetrack_eval._outputs import OutputError, OutputPolicy, atomic_write_text, run_guarded
 
 __all__ = ["main"]
 
@@ -36,20 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="poseval (PoseTrack17/18, default) or pt21 (PoseTrack21's mAP variant)")  # fmt: skip
     parser.add_argument("--plot", metavar="PNG", help="save precision-recall curves per joint group (needs [plot])")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json or --plot file")
+    parser.add_argument("--tie-order", choices=("numpy1", "installed"), default="numpy1",
+                        help="tied scores rank as numpy 1.x ranks them (default) or as this numpy")  # fmt: skip
     return parser
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    """Write atomically: a temporary file beside the target, then os.replace."""
-    text = json.dumps(payload, indent=2, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fail(message: str) -> int:
@@ -58,10 +48,15 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0, or 2 for a bad input with one line on stderr)."""
+    """Run the CLI; returns the exit code (0; 2 for a bad input, 130 for Ctrl-C, with one line on stderr)."""
     args = _parser().parse_args(argv)
     # imported after parsing: numpy alone takes longer than the rest of ``--help``
     from posetrack_eval.io import EvalInputError
+
+    return run_guarded(_PROG, lambda: _run(args), (EvalInputError,))
+
+
+def _run(args: argparse.Namespace) -> int:
     from posetrack_eval.result import format_table
     from posetrack_eval.scorer import evaluate
 
@@ -73,26 +68,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             return _fail("--plot needs matplotlib: pip install 'posetrack-eval[plot]'")
+    policy = OutputPolicy.for_inputs((args.predictions, args.gt), overwrite=args.overwrite)
     for option, target in (("--json", args.json), ("--plot", args.plot)):
         if target and not Path(target).resolve().parent.is_dir():
             return _fail(f"{option} {target}: folder does not exist")
-    try:
-        result = evaluate(
-            args.gt, args.predictions, protocol=args.protocol, tracking=args.tracking,
-            per_sequence=args.per_sequence, progress=not args.no_progress, keep_curves=bool(args.plot),
-        )  # fmt: skip
-    except EvalInputError as err:
-        return _fail(str(err))
+        if target:
+            policy.target(target)
+    if args.json and args.plot and Path(args.json).resolve() == Path(args.plot).resolve():
+        raise OutputError(f"{args.json}: --json and --plot name the same file")
+    result = evaluate(
+        args.gt, args.predictions, protocol=args.protocol, tracking=args.tracking, per_sequence=args.per_sequence,
+        progress=not args.no_progress, keep_curves=bool(args.plot), tie_order=args.tie_order,
+    )  # fmt: skip
     print(format_table(result))
-    try:
-        if args.json:
-            _write_json(Path(args.json), result.to_dict())
-        if args.plot:
-            from posetrack_eval.plot import save_pr_curves
+    note = result.tie_note()
+    if note is not None:
+        print(f"{_PROG}: {note}", file=sys.stderr)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+    if args.plot:
+        from posetrack_eval.plot import save_pr_curves
 
-            save_pr_curves(result, args.plot)
-    except OSError as err:
-        return _fail(f"{err.filename}: {err.strerror}")
+        save_pr_curves(result, args.plot)
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+from posetrack_eval._outputs import atomic_write_bytes
 from posetrack_eval.joints import GROUPS, PT21_FROM_SLOT17, SLOT17_NAMES
 from posetrack_eval.result import EvalResult
 
@@ -49,4 +51,6 @@ def save_pr_curves(result: EvalResult, path: str | Path) -> None:
     for ax in axes[::4]:
         ax.set_ylabel("precision (%)")
     fig.suptitle(f"PoseTrack precision-recall ({result.protocol}, {len(PT21_FROM_SLOT17)} joints)")
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format=Path(path).suffix.lstrip(".").lower() or "png")
+    atomic_write_bytes(path, buffer.getvalue())  # the file appears whole or not at all

@@ -53,6 +53,9 @@ class EvalResult:
     and the Total ``motp``, ``precision``, ``recall``. ``per_sequence`` maps a sequence name to its own result
     (with ``per_sequence=True``). ``curves`` maps a joint name to its (precision, recall) curve, Float[S] each,
     when asked for (``keep_curves=True``). NaN marks a figure the reference scorer leaves undefined.
+    ``tied_joints`` names the joints whose ranking holds a tie between a true and a false positive (the tie
+    order then decides AP: see :mod:`posetrack_eval.ranking`), ``tied_across_sequences`` those where such a
+    tie joins samples of different sequences (poseval's file listing order then decides too).
     """
 
     protocol: str
@@ -68,6 +71,20 @@ class EvalResult:
     recall: float | None = None
     per_sequence: dict[str, EvalResult] | None = None
     curves: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] | None = field(default=None, repr=False)
+    tied_joints: tuple[str, ...] = ()
+    tied_across_sequences: tuple[str, ...] = ()
+
+    def tie_note(self) -> str | None:
+        """One line saying how ties could move the reference scorers' AP on these inputs, or None."""
+        if not self.tied_joints:
+            return None
+        across = f", {len(self.tied_across_sequences)} across sequences" if self.tied_across_sequences else ""
+        return (
+            f"note: {len(self.tied_joints)} joint(s) rank tied scores of a true and a false positive{across}; "
+            "the reference scorers' AP on such inputs depends on their numpy version"
+            + (" and file listing order" if self.tied_across_sequences else "")
+            + "; posetrack-eval ranks ties in numpy 1.x order (see posetrack_eval.ranking)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures (NaN and inf become None); tracking keys only when tracking was evaluated."""

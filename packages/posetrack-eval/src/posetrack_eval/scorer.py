@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from posetrack_eval.io import (
 from posetrack_eval.joints import NUM_EVAL_JOINTS
 from posetrack_eval.matching import SequenceMatch, match_sequence, scored_frames
 from posetrack_eval.mota import MotCounts, sequence_mot_counts
+from posetrack_eval.ranking import TieOrder, mixed_ties
 from posetrack_eval.records import concat_ground_truth, concat_persons
 from posetrack_eval.result import SCORED_JOINT_NAMES, EvalResult, summarise
 
@@ -37,10 +39,14 @@ Protocol = Literal["poseval", "pt21"]
 class _Samples:
     """(score, label) samples per joint, in poseval's order: sequence, frame, prediction."""
 
-    def __init__(self) -> None:
+    def __init__(self, tie_order: TieOrder = "numpy1") -> None:
         self.scores: list[list[npt.NDArray[np.float64]]] = [[] for _ in range(NUM_EVAL_JOINTS)]
         self.labels: list[list[npt.NDArray[np.bool_]]] = [[] for _ in range(NUM_EVAL_JOINTS)]
         self.num_gt = np.zeros(NUM_EVAL_JOINTS, dtype=np.int64)
+        self.tie_order: TieOrder = tie_order
+        # Int[sequences, joints] of predicted joints per sequence, when the samples join several sequences
+        self.sequence_sizes: Callable[[], npt.NDArray[np.int64]] | None = None
+        self._sizes: npt.NDArray[np.int64] | None = None
 
     def add(self, match: SequenceMatch) -> None:
         has, score = match.pred.has, match.pred.score
@@ -49,12 +55,30 @@ class _Samples:
             self.labels[j].append(match.label[has[:, j], j])
         self.num_gt += match.num_gt
 
+    def _ties(self, j: int, scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -> tuple[bool, bool]:
+        """Whether joint j has a tie of a true and a false positive, and whether one spans sequences."""
+        mixed = mixed_ties(scores, labels)
+        if not mixed.any():
+            return False, False
+        if self.sequence_sizes is None:
+            return True, False
+        if self._sizes is None:
+            self._sizes = self.sequence_sizes()
+        sequence = np.repeat(np.arange(len(self._sizes)), self._sizes[:, j])
+        _, group = np.unique(scores[mixed], return_inverse=True)
+        first = np.full(group.max() + 1, -1)
+        first[group[::-1]] = sequence[mixed][::-1]  # the first sequence of each tied group
+        return True, bool((sequence[mixed] != first[group]).any())
+
     def result(self, protocol: str, num_frames: int, keep_curves: bool, mot: MotCounts | None) -> EvalResult:
-        aps = [
-            joint_ap(np.concatenate(self.scores[j]), np.concatenate(self.labels[j]), float(self.num_gt[j]),
-                     recall_floor=protocol == "pt21")
-            for j in range(NUM_EVAL_JOINTS)
-        ]  # fmt: skip
+        aps, tied, across = [], [], []
+        for j, name in enumerate(SCORED_JOINT_NAMES):
+            scores, labels = np.concatenate(self.scores[j]), np.concatenate(self.labels[j])
+            aps.append(joint_ap(scores, labels, float(self.num_gt[j]), recall_floor=protocol == "pt21",
+                                tie_order=self.tie_order))  # fmt: skip
+            has_ties, spans = self._ties(j, scores, labels)
+            tied += [name] if has_ties else []
+            across += [name] if spans else []
         ap = np.array([a.ap for a in aps])
         fields: dict[str, Any] = {}
         if mot is not None:
@@ -79,6 +103,8 @@ class _Samples:
             ap_precision=summarise(np.array([a.precision for a in aps]), protocol),
             ap_recall=summarise(np.array([a.recall for a in aps]), protocol),
             curves=curves,
+            tied_joints=tuple(tied),
+            tied_across_sequences=tuple(across),
             **fields,
         )
 
@@ -116,6 +142,7 @@ def evaluate(
     per_sequence: bool = False,
     progress: bool = False,
     keep_curves: bool = False,
+    tie_order: TieOrder = "numpy1",
 ) -> EvalResult:
     """Score pose predictions against PoseTrack ground truth exactly as poseval (or PoseTrack21's scorer) does.
 
@@ -129,6 +156,8 @@ def evaluate(
         per_sequence: also score each sequence on its own.
         progress: show a progress bar over the sequences.
         keep_curves: keep each joint's precision-recall curve in the result (for plotting).
+        tie_order: how tied scores rank: ``"numpy1"`` (default) as numpy 1.x's argsort, on any numpy;
+            ``"installed"`` as this machine's numpy (see :mod:`posetrack_eval.ranking`).
 
     Returns:
         The figures, in percent.
@@ -145,6 +174,8 @@ def evaluate(
         raise TypeError(f"predictions must be a path, a list or a dict, got {type(predictions).__name__}")
     gt_path = Path(gt)
     pred_source = load_predictions(predictions)
+    if tie_order not in ("numpy1", "installed"):
+        raise ValueError(f"tie_order must be 'numpy1' or 'installed', got {tie_order!r}")
     files = ground_truth_files(gt_path)
     bar = _progress_bar(len(files)) if progress and len(files) >= 2 else None
     gt_seqs, preds = [], []
@@ -168,8 +199,14 @@ def evaluate(
         bar.close()
     # frames are independent: all sequences are matched in one pass (numpy's per-call cost paid once)
     match = match_sequence(concat_ground_truth(gt_seqs), concat_persons(preds), protocol)
-    total = _Samples()
+    total = _Samples(tie_order)
     total.add(match)
+    stops = np.cumsum([len(scored_frames(gt_seq, protocol)) for gt_seq in gt_seqs]).tolist()
+    bounds = list(zip([0, *stops], stops, strict=False))  # (first, end) scored frame of each sequence
+    # per sequence, predicted joints of each joint: told only when a tie needs it (see _Samples._ties)
+    total.sequence_sizes = lambda: np.array(
+        [match.frames(a, b, g.name).pred.has.sum(axis=0) for (a, b), g in zip(bounds, gt_seqs, strict=True)]
+    ).reshape(len(gt_seqs), -1)
     mot_total = MotCounts() if tracking else None
     sequences: dict[str, EvalResult] = {}
     if tracking or per_sequence:
@@ -182,7 +219,7 @@ def evaluate(
             if mot_total is not None and seq_mot is not None:
                 mot_total += seq_mot
             if per_sequence:
-                own = _Samples()
+                own = _Samples(tie_order)
                 own.add(seq_match)
                 sequences[gt_seq.name] = own.result(protocol, seq_match.num_frames, False, seq_mot)
     if isinstance(pred_source, MergedPredictions):

@@ -46,14 +46,21 @@ def convert_vitpose(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-grid", type=_parse_grid, default=None, help="checkpoint token grid HxW")
     parser.add_argument("--base-model", default=None, help="hub id of the source, for the model card's base_model")
     args = parser.parse_args(argv)
+    # vremd-models does not depend on posetrack-data, so this is the same boundary as its run_guarded:
+    # one line and status 2 for bad input, 130 for Ctrl-C. The output rule is simpler still: a new folder,
+    # swapped in whole, so nothing existing is ever replaced.
     try:
         report = _convert_to_folder(args)
+    except KeyboardInterrupt:
+        print("vremd-convert-vitpose: interrupted", file=sys.stderr)
+        return 130
     except CheckpointMismatchError as err:
         print(f"vremd-convert-vitpose: error: {args.checkpoint}: {err.report.summary()}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError, TypeError) as err:
-        print(f"vremd-convert-vitpose: error: {err}", file=sys.stderr)
-        return 1
+        return 2
+    except (OSError, ValueError, TypeError, RecursionError, OverflowError, MemoryError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"vremd-convert-vitpose: error: {message}", file=sys.stderr)
+        return 2
     print(f"wrote {args.output_dir} ({report.summary()})")
     return 0
 

@@ -219,13 +219,16 @@ class VREMDConfig:
             "hkme_temporal_blocks", "bmd_num_blocks", "bmd_num_points", "bmd_offset_kernel_size",
             "keypoint_head_hidden_dim",
         )  # fmt: skip
+        # the upper bound keeps a corrupted or hostile config.json from asking torch for absurd tensors
         for name in positive:
-            _require(getattr(self, name) >= 1, name, getattr(self, name), "a positive integer")
+            value = getattr(self, name)
+            _require(1 <= value <= _MAX_SIZE, name, value, f"a positive integer (at most {_MAX_SIZE})")
         for name in ("image_size", "heatmap_size"):
             value = getattr(self, name)
-            _require(len(value) == 2 and min(value) >= 1, name, value, "two positive integers (H, W)")
+            _require(len(value) == 2 and min(value) >= 1 and max(value) <= _MAX_SIZE, name, value,
+                     f"two integers (H, W) in [1, {_MAX_SIZE}]")  # fmt: skip
         for name in ("backbone_mlp_ratio", "mlp_ratio"):
-            _require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
+            _require(0 < getattr(self, name) <= 64, name, getattr(self, name), "in (0, 64]")
         for name in ("backbone_drop_path", "drop_path"):
             _require(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "in [0, 1)")
 
@@ -260,6 +263,9 @@ class VREMDConfig:
             _require(ok, "flip_pairs", pair, f"two different joint indices in [0, {self.num_joints})")
             _require(not seen & set(pair), "flip_pairs", self.flip_pairs, "each joint in at most one pair")
             seen |= set(pair)
+
+
+_MAX_SIZE = 65536
 
 
 def _field_names() -> list[str]:

@@ -6,14 +6,12 @@ No ``from __future__ import annotations`` here: the hub mixin reads ``__init__``
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Any, Final
 
-import safetensors.torch
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
@@ -31,6 +29,7 @@ from vremd_layers import (
     drop_path_rates,
 )
 from vremd_models.backbone import ViTPoseBackbone
+from vremd_models.checked_files import read_json_object, read_safetensors
 from vremd_models.config import VREMDConfig
 from vremd_models.convert import CheckpointMismatchError, KeyReport
 from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
@@ -455,6 +454,9 @@ class VREMD(
             FileNotFoundError: no ``config.json`` (and no ``config``) or no ``model.safetensors``.
             CheckpointMismatchError: with ``strict``, the weights do not fit the model.
         """
+        if config is None and os.path.isdir(pretrained_model_name_or_path):
+            # the mixin json-parses a local config.json itself (a list or deep nesting would crash it)
+            _read_config(_resolve_file(str(pretrained_model_name_or_path), CONFIG_FILE))
         return super().from_pretrained(
             pretrained_model_name_or_path,
             force_download=force_download,
@@ -502,8 +504,8 @@ class VREMD(
         elif not isinstance(config, VREMDConfig):
             raise TypeError(f"config must be a VREMDConfig or a dict of its fields, got {type(config).__name__}")
         weights_path = fetch(WEIGHTS_FILE)
+        state_dict = read_safetensors(weights_path, device=str(map_location))
         model = cls(config)
-        state_dict = safetensors.torch.load_file(weights_path, device=str(map_location))
         report = _state_dict_report(model, state_dict)
         if not report.ok:
             if strict:
@@ -519,11 +521,9 @@ class _ConfigFromFile:
 
 
 def _read_config(path: str) -> VREMDConfig:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except ValueError as err:  # json.JSONDecodeError
-        raise ValueError(f"{path}: {err}") from err
-    if isinstance(data, dict) and data.get("model_type") == "vitpose":
+    """The strictly validated config of `path`; every problem (deep, undecodable, not an object) names the file."""
+    data = read_json_object(path)
+    if data.get("model_type") == "vitpose":
         raise ValueError(
             f"{path}: a transformers VitPose checkpoint (model_type 'vitpose'), not a VREMD model; convert it "
             f"first: vremd-convert-vitpose {Path(path).parent} OUTPUT_DIR"

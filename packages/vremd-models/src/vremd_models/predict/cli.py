@@ -4,11 +4,15 @@
     vremd-predict my_clip.mp4 --model org/vremd-vitl-pt17 --detections dets.json --out preds.json --render out.mp4
     vremd-predict data/posetrack18/images/val --model runs/x --gt-boxes --annotations data/.../val --out preds/
 
-Everything the run needs (frames, boxes, model) is checked before anything is written; each sequence's
-predictions (and render) appear atomically, and a rerun skips sequences already written.
+Everything the run needs (frames, boxes, model, output paths) is checked before anything is written; no
+output replaces an input or a file vremd-predict did not write (without --overwrite). Each sequence's
+predictions (and render) appear atomically, and a rerun with the same model and options skips the
+sequences its manifest shows written and unchanged; any other file at an output path is reported.
 """
 
 import argparse
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -17,7 +21,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from posetrack_data.annotations import clip_box
 from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.outputs import OutputPolicy, file_sha256, run_guarded
 from posetrack_data.predictions import PersonPose, PredictionWriter, sequence_document
 from vremd_models.predict.detections import (
     PersonBox,
@@ -63,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracking", choices=("oks", "iou", "none"), default="oks", help="track-id assignment")
     parser.add_argument("--render", type=Path, help="also draw the poses: a .mp4/.avi (one sequence) or a folder")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of rendered videos (default 25)")
-    parser.add_argument("--overwrite", action="store_true", help="redo sequences that are already written")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo written sequences; replace files vremd-predict did not write")  # fmt: skip
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return parser
 
@@ -103,11 +110,21 @@ def run(args: argparse.Namespace) -> str:
     render_video = args.render is not None and args.render.suffix.lower() in VIDEO_SUFFIXES
     if render_video and len(sequences) != 1:
         raise PredictInputError(f"--render {args.render}: a video holds one sequence, the input has {len(sequences)}")
-    writer = PredictionWriter(args.out, overwrite=args.overwrite)
-    pending = [s for s in sequences if not writer.is_done(s.name)]
+    model_dir = args.model if os.path.isdir(args.model) else None
+    policy = OutputPolicy.for_inputs(
+        (args.input, args.detections, args.annotations, model_dir), overwrite=args.overwrite
+    )
+    if args.render is not None:  # every render target is checked before any work
+        for sequence in sequences:
+            _render_targets(policy, sequence, args.render, video=render_video)
+    writer = PredictionWriter(args.out, overwrite=args.overwrite, fingerprint=_fingerprint(args), policy=policy)
+    names = [s.name for s in sequences]
+    pending_names, redone = writer.pending(names)
+    pending = [s for s in sequences if s.name in set(pending_names)]
     if not pending:
-        writer.finish([s.name for s in sequences])
+        writer.finish(names)
         return f"{args.out}: all {len(sequences)} sequences already written; nothing to do (--overwrite redoes them)"
+    boxes, clipped, dropped = _clip_to_frames(pending, boxes)
 
     from vremd_models.predict.predictor import PosePredictor
 
@@ -128,14 +145,91 @@ def run(args: argparse.Namespace) -> str:
             if args.tracking != "none":
                 poses = track_poses(poses, args.tracking)
             if args.render is not None:
-                _render(sequence, poses, args.render, video=render_video, fps=args.fps)
+                _render(
+                    sequence, poses, _render_targets(policy, sequence, args.render, video=render_video), fps=args.fps
+                )
             writer.write(sequence.name, sequence_document(sequence.file_names, sequence.image_ids, poses))
             sequence.close()
             num_persons += sum(len(frame) for frame in poses)
     out = writer.finish([s.name for s in sequences])
     skipped = len(sequences) - len(pending)
     summary = f"{out}: wrote {len(pending)} sequences ({sum(len(s) for s in pending)} frames, {num_persons} persons)"
-    return summary + (f", skipped {skipped} already written" if skipped else "")
+    notes = [f"skipped {skipped} already written"] if skipped else []
+    notes += [f"redid {redone} damaged parts"] if redone else []
+    notes += [f"clipped {clipped} boxes reaching far outside their frame"] if clipped else []
+    notes += [f"dropped {dropped} boxes outside their frame"] if dropped else []
+    return ", ".join([summary, *notes])
+
+
+def _fingerprint(args: argparse.Namespace) -> str:
+    """SHA-256 over the model files and every option that changes the predictions."""
+    from vremd_models.modeling import CONFIG_FILE, WEIGHTS_FILE, _resolve_file
+
+    digest = hashlib.sha256()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        try:
+            digest.update(file_sha256(Path(_resolve_file(args.model, name))).encode())
+        except (OSError, ValueError) as error:
+            raise PredictInputError(f"--model {args.model}: cannot load a VREMD model ({error})") from None
+    boxes = args.detections if args.detections is not None else args.annotations
+    options = {
+        "input": str(Path(args.input).resolve()),
+        "boxes": "gt" if args.gt_boxes else "detections",
+        "boxes_file": _tree_digest(Path(boxes)),
+        "annotations": _tree_digest(Path(args.annotations)) if args.annotations is not None else None,
+        "min_box_score": None if args.gt_boxes else args.min_box_score,
+        "dtype": args.dtype,
+        "flip_test": args.flip_test,
+        "refine": args.refine,
+        "tracking": args.tracking,
+    }
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _tree_digest(path: Path) -> str:
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    return hashlib.sha256("".join(f"{f.name}:{file_sha256(f)};" for f in files).encode()).hexdigest()
+
+
+def _clip_to_frames(
+    sequences: list[FrameSequence], boxes: dict[str, list[list[PersonBox]]]
+) -> tuple[dict[str, list[list[PersonBox]]], int, int]:
+    """Drop boxes without a pixel in their frame; clip boxes reaching over a frame size beyond it.
+
+    A box of 1e30 would put every keypoint far outside the frame; boxes a little outside (common in
+    PoseTrack's ground truth) are kept as they are, so predictions match the training-time crops.
+    """
+    import dataclasses
+
+    clipped = dropped = 0
+    out = dict(boxes)
+    for sequence in sequences:
+        height, width = sequence.read(0).shape[:2]
+        frames = []
+        for frame_boxes in boxes[sequence.name]:
+            kept = []
+            for box in frame_boxes:
+                if clip_box(box.bbox, width, height) is None:
+                    dropped += 1
+                    continue
+                x, y, w, h = box.bbox
+                if x < -width or y < -height or x + w > 2 * width or y + h > 2 * height:
+                    x0, y0 = max(x, -width), max(y, -height)
+                    x1, y1 = min(x + w, 2.0 * width), min(y + h, 2.0 * height)
+                    clipped += 1
+                    box = dataclasses.replace(box, bbox=(x0, y0, x1 - x0, y1 - y0))
+                kept.append(box)
+            frames.append(kept)
+        out[sequence.name] = frames
+    return out, clipped, dropped
+
+
+def _render_targets(policy: OutputPolicy, sequence: FrameSequence, target: Path, *, video: bool) -> list[Path] | Path:
+    """The checked render output of one sequence: the video file, or one image per frame in its folder."""
+    if video:
+        return policy.target(target)
+    return [policy.inside(target, sequence.name, f"{Path(name).stem}.jpg") for name in sequence.file_names]
 
 
 def _prepare_inputs(args: argparse.Namespace) -> tuple[list[FrameSequence], dict[str, list[list[PersonBox]]]]:
@@ -181,15 +275,15 @@ def track_poses(poses: list[list[PersonPose]], metric: str) -> list[list[PersonP
     return tracked
 
 
-def _render(sequence: FrameSequence, poses: list[list[PersonPose]], target: Path, *, video: bool, fps: float) -> None:
+def _render(sequence: FrameSequence, poses: list[list[PersonPose]], target: list[Path] | Path, *, fps: float) -> None:
     from vremd_models.predict.render import draw_poses, write_image, write_video
 
     frames = (draw_poses(sequence.read(i), poses[i]) for i in range(len(sequence)))
-    if video:
+    if isinstance(target, Path):
         write_video(frames, target, fps=fps)
         return
-    for name, frame in zip(sequence.file_names, frames, strict=True):
-        write_image(frame, target / sequence.name / f"{Path(name).stem}.jpg")
+    for path, frame in zip(target, frames, strict=True):
+        write_image(frame, path)
 
 
 def quiet_ffmpeg() -> None:
@@ -206,21 +300,23 @@ def run_command(
     parser: argparse.ArgumentParser,
     command: Callable[[argparse.Namespace], str],
 ) -> int:
-    """Parse ``argv``, run ``command`` and print its summary; unusable input is one stderr line and status 1."""
+    """Parse ``argv``, run ``command`` and print its summary.
+
+    Unusable input is one stderr line and status 2, Ctrl-C one line and 130 (`posetrack_data.outputs.run_guarded`).
+    """
     args = parser.parse_args(argv)
     quiet_ffmpeg()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = command(args)
-    except (PredictInputError, PoseTrackFormatError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
+
+    def body() -> int:
+        print(command(args))
+        return 0
+
+    return run_guarded(prog, body, (PredictInputError, PoseTrackFormatError))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `vremd-predict`; returns the exit status (1 for unusable input)."""
+    """Entry point of `vremd-predict`; returns the exit status (2 for unusable input, 130 for Ctrl-C)."""
     return run_command("vremd-predict", argv, build_parser(), run)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from posetrack_data.outputs import atomic_write_bytes
+from posetrack_data.outputs import OutputPolicy, atomic_write_bytes
 from posetrack_data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vremd_models.predict.cli import run_command
 from vremd_models.predict.detections import (
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-box-score", type=float, default=0.2, help="drop boxes scoring lower (default 0.2)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dpi", type=int, default=100, help="figure resolution (default 100)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return parser
 
 
@@ -274,6 +275,11 @@ def run(args: argparse.Namespace) -> str:
     joint = _parse_joint(args.joint)
     if args.out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
         raise PredictInputError(f"--out {args.out}: expected a .png, .jpg, .pdf or .svg file name")
+    if not 1 <= args.dpi <= 1200:
+        raise PredictInputError(f"--dpi must be in [1, 1200], got {args.dpi}")
+    model_dir = args.model if Path(args.model).is_dir() else None
+    inputs = (args.input, args.detections, args.annotations, model_dir)
+    OutputPolicy.for_inputs(inputs, overwrite=args.overwrite).target(args.out)
     sequences = open_frames(args.input)
     if args.sequence is not None:
         sequences = [s for s in sequences if s.name == args.sequence]
@@ -315,7 +321,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `vremd-explain`; returns the exit status (1 for unusable input)."""
+    """Entry point of `vremd-explain`; returns the exit status (2 for unusable input, 130 for Ctrl-C)."""
     return run_command("vremd-explain", argv, build_parser(), run)
 
 
