@@ -1,11 +1,9 @@
 """Train VREMD with accelerate: the two-stage synthetic default, or the paper's recipe on PoseTrack.
 
     accelerate launch train.py                                    # vremd-tiny on synthetic clips; CPU is enough
-    accelerate launch train.py --config configs/ablations/table4_hkme.yaml --base configs/default.yaml
     accelerate launch --num_processes 8 --mixed_precision bf16 train.py --config configs/vremd_vitl_pt17.yaml
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 train.py   # 2 CPU processes (gloo)
     accelerate launch train.py --resume runs/default              # exact continuation of a stopped run
-    python train.py --config configs/vremd_vitl_pt17.yaml --set optimizer.lr=1e-3 schedule.epochs=30
 
 Without ``--config`` the run reads ``configs/default.yaml`` (equal to ``Config()``): stage 1 trains the
 single-frame baseline on the synthetic train split once and caches it (``training/pretrain.py``, the stand-in
@@ -30,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from tqdm.auto import tqdm
 
@@ -272,7 +270,8 @@ def train_run(cfg: Config, checkpoint: Path | None = None) -> TrainState:
         out = save_model(accelerator.unwrap_model(run.model), run.cfg, state)
         write_results(run.run_dir, state.step, state.history)
         accelerator.print(f"\n{summary_table(state.history)}\n\nsaved {out}")
-    accelerator.end_training()
+    for tracker in accelerator.trackers:  # not end_training(): stage 2 still needs the process group
+        tracker.finish()
     return state
 
 
@@ -286,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = stage2_config(cfg, ensure_stage1(cfg, train_run))
         if not args.pretrain_only:
             train_run(cfg, checkpoint)
+        PartialState().destroy_process_group()
     except (ConfigError, PoseTrackFormatError, EvalInputError, OutputError) as error:
         sys.stderr.write(f"train.py: error: {error}\n")
         return 2

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 
 from training.config import Config, resolve_model_config
 
@@ -81,7 +82,8 @@ def ensure_stage1(cfg: Config, train_run: Callable[[Config], object]) -> Path:
     loop). It writes into ``stage1-<hash>.partial``, renamed to ``stage1-<hash>`` only when complete, so an
     interrupted stage 1 is never reused. With several processes all train, the main one renames, all wait.
     """
-    state = PartialState()
+    # PartialState, unlike Accelerator, ignores ACCELERATE_USE_CPU: without it CPU processes would not join over gloo.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     final = stage1_dir(cfg)
     if (final / "model" / "model.safetensors").is_file():
         state.print(f"stage 1: reusing the single-frame baseline in {final}")

@@ -46,9 +46,17 @@ def cache_dir(tmp_path_factory) -> Path:
     return cache
 
 
-def _run(tmp_path, *overrides, launcher=(sys.executable,), extra=(), env=None):
+def _run(tmp_path, *overrides, launcher=(sys.executable,), extra=(), env=None, tiny=True):
     env = os.environ | {"OMP_NUM_THREADS": "1"} | (env or {})
-    command = [*launcher, str(ROOT / "train.py"), *extra, "--set", TINY_MODEL, *TINY_DATA, *overrides]
+    # A resumed run reads its own config.yaml: re-setting model.overrides would replace the stage-2 overrides.
+    command = [
+        *launcher,
+        str(ROOT / "train.py"),
+        *extra,
+        "--set",
+        *([TINY_MODEL, *TINY_DATA] if tiny else []),
+        *overrides,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, check=False, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -111,8 +119,8 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert set(results["final"]) == {"H", "H_m", "H_k"}
     again = _run(
-        tmp_path, f"data.cache_dir={tmp_path / 'data'}", "schedule.max_steps=1", "eval.baselines=false",
-        "pretrain.stage1_max_steps=2", f"run.output_dir={tmp_path / 'again'}",
+        tmp_path, f"data.cache_dir={tmp_path / 'data'}", "data.batch_size=8", "schedule.max_steps=1",
+        "eval.baselines=false", "pretrain.stage1_max_steps=2", f"run.output_dir={tmp_path / 'again'}",
     )  # fmt: skip
     assert f"stage 1: reusing the single-frame baseline in {stage1}" in again.stdout
 
@@ -123,7 +131,7 @@ def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, cache_dir
     common.append("pretrain.stage1_max_steps=2")  # stage 1 once, then both runs (and the resumed one) reuse it
     _run(tmp_path, *common, "schedule.max_steps=6", f"run.output_dir={tmp_path / 'straight'}")
     _run(tmp_path, *common, "schedule.max_steps=2", f"run.output_dir={tmp_path / 'stopped'}")
-    result = _run(tmp_path, "schedule.max_steps=6", extra=["--resume", str(tmp_path / "stopped")])
+    result = _run(tmp_path, "schedule.max_steps=6", extra=["--resume", str(tmp_path / "stopped")], tiny=False)
     assert "resumed from" in result.stdout
 
     straight = load_file(tmp_path / "straight" / "model" / "model.safetensors")

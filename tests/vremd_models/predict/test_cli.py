@@ -213,7 +213,7 @@ def test_gt_box_run_of_a_trained_model_scores_what_training_logged(capsys, tmp_p
     assert trained.returncode == 0, trained.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     logged = [record for record in records if "val/Total" in record][-1]
-    (root,) = (tmp_path / "data").iterdir()
+    (root,) = (tmp_path / "data").glob("synthetic-*")  # beside it: the stage-1 cache
     gt, out = root / "annotations" / "val", tmp_path / "preds"
     code, _, stderr = _predict(
         capsys, root / "images" / "val", "--model", tmp_path / "run" / "model", "--gt-boxes", "--annotations", gt,
