@@ -20,6 +20,7 @@ from vremd_models.predict.detections import (
     PersonBox,
     assign_boxes,
     bind_annotations,
+    bind_ground_truth,
     ground_truth_boxes,
     load_annotations,
     load_detections,
@@ -210,9 +211,7 @@ def clip_boxes(
         raise PredictInputError(f"person boxes from {source}: upload a .json file for {clip.label}, or draw a box")
     with _named_after(path):
         if ground_truth:
-            annotations = load_annotations(path)
-            if bind_annotations([sequence], annotations) == 0:
-                raise PredictInputError(f"{path}: lists none of the frames of {clip.label}")
+            annotations = bind_ground_truth([sequence], path, label=clip.label)
             records, min_score = ground_truth_boxes(annotations), 0.0
         else:
             records = load_detections(path)

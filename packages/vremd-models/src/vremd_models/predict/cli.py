@@ -28,9 +28,8 @@ from posetrack_data.predictions import PersonPose, PredictionWriter, sequence_do
 from vremd_models.predict.detections import (
     PersonBox,
     assign_boxes,
-    bind_annotations,
+    bind_ground_truth,
     ground_truth_boxes,
-    load_annotations,
     load_detections,
 )
 from vremd_models.predict.errors import PredictInputError
@@ -240,9 +239,7 @@ def _prepare_inputs(args: argparse.Namespace) -> tuple[list[FrameSequence], dict
     sequences = open_frames(args.input)
     annotations = None
     if args.annotations is not None:
-        annotations = load_annotations(args.annotations)
-        if bind_annotations(sequences, annotations) == 0:
-            raise PredictInputError(f"{args.annotations}: lists none of the frames of {args.input}")
+        annotations = bind_ground_truth(sequences, args.annotations, label=args.input)
     if args.gt_boxes:
         records = ground_truth_boxes(annotations)
         boxes = assign_boxes(records, sequences, source=args.annotations, min_score=0.0)

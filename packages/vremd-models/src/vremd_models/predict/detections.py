@@ -17,6 +17,7 @@ __all__ = [
     "PersonBox",
     "assign_boxes",
     "bind_annotations",
+    "bind_ground_truth",
     "boxes_on_frame",
     "ground_truth_boxes",
     "load_annotations",
@@ -88,6 +89,20 @@ def bind_annotations(sequences: list[FrameSequence], annotations: list[Video]) -
                 matched += 1
         sequence.rename(file_names=tuple(file_names), image_ids=tuple(image_ids))
     return matched
+
+
+def bind_ground_truth(sequences: list[FrameSequence], path: str | Path, *, label: str | Path) -> list[Video]:
+    """`load_annotations(path)` bound onto `sequences` (see `bind_annotations`); none matched is an error.
+
+    Args:
+        sequences: From `open_frames`; their frames take the ground truth's names and ids.
+        path: A ground-truth folder or file.
+        label: What the sequences are called in the error (the input folder, the clip's name).
+    """
+    annotations = load_annotations(path)
+    if bind_annotations(sequences, annotations) == 0:
+        raise PredictInputError(f"{path}: lists none of the frames of {label}")
+    return annotations
 
 
 def ground_truth_boxes(annotations: list[Video]) -> list[Detection]:
