@@ -67,7 +67,11 @@ def load_rows(patterns: list[str], base: Path, overrides: list[str]) -> list[Row
 
 
 def run_dir(out: Path, rows: list[Row], row: Row, seed: int) -> Path:
-    """Where a row-seed trains: named after the first row (by file name) with the same resolved config."""
+    """Where a row-seed trains: named after the first row (by file name) of ``rows`` with the same resolved config.
+
+    ``main`` passes every ablation file as ``rows``, so ``--rows table5`` after ``--rows table4`` reuses Table 4
+    (c)'s runs for Table 5 (d).
+    """
     first = min(r.name for r in rows if r.key == row.key)
     return out / first / f"seed{seed}"
 
@@ -95,7 +99,7 @@ def train(row: Row, seed: int, directory: Path, args: argparse.Namespace) -> Non
     _say(f"{row.name} seed {seed}: {status}")
 
 
-def table(rows: list[Row], seeds: list[int], out: Path) -> str:
+def table(rows: list[Row], every: list[Row], seeds: list[int], out: Path) -> str:
     """Markdown: one line per row, mean +- std over the seeds that finished."""
 
     def spread(values: list[float]) -> str:
@@ -109,7 +113,7 @@ def table(rows: list[Row], seeds: list[int], out: Path) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        results = [r for s in seeds if (r := finished(run_dir(out, rows, row, s))) is not None]
+        results = [r for s in seeds if (r := finished(run_dir(out, every, row, s))) is not None]
         heads = [spread([r[h] for r in results if h in r]) for h in ("H", "H_m", "H_k")]
         lines.append(
             f"| {row.table} | {row.label} | `{row.name}` | {row.paper:.1f} | {' | '.join(heads)} | {len(results)} |"
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = load_rows(args.rows, args.base, args.set)
+        every = load_rows([""], args.base, args.set)  # equal configs share runs across invocations too
     except ConfigError as error:
         sys.stderr.write(f"ablate.py: error: {error}\n")
         return 2
@@ -147,17 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     todo = {}
     for row in rows:
         for seed in args.seeds:
-            directory = run_dir(args.out, rows, row, seed)
+            directory = run_dir(args.out, every, row, seed)
             if finished(directory) is None and directory not in todo:
                 todo[directory] = (row, seed)
     _say(f"{len(todo)} row-seed(s) to train, {args.jobs} at a time")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(lambda item: train(*item[1], item[0], args), todo.items()))
 
-    text = table(rows, args.seeds, args.out)
+    text = table(rows, every, args.seeds, args.out)
     atomic_write_text(args.out / "results.md", text)
     _say(f"\n{text}\nwritten to {args.out / 'results.md'}")
-    complete = all(finished(run_dir(args.out, rows, r, s)) is not None for r in rows for s in args.seeds)
+    complete = all(finished(run_dir(args.out, every, r, s)) is not None for r in rows for s in args.seeds)
     return 0 if complete else 1
 
 

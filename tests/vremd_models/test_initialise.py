@@ -132,7 +132,9 @@ def test_missing_source_and_unresizable_grid_are_errors(tmp_path):
         init_backbone(model, tmp_path / "weights.pth")
 
 
-@pytest.mark.parametrize("head_training", ["sum", "motion_loss", "deep_supervision", "gated_keypoint"])
+@pytest.mark.parametrize(
+    "head_training", ["sum", "motion_loss", "deep_supervision", "gated_keypoint", "gated_deep_supervision"]
+)
 def test_head_training_losses_and_separate_head_outputs(head_training):
     torch.manual_seed(0)
     model = VREMD(_config(head_training=head_training)).train()
@@ -140,13 +142,14 @@ def test_head_training_losses_and_separate_head_outputs(head_training):
     out = model(clip, targets, weight)
     h_m, h_k = out.motion_heatmaps, out.keypoint_heatmaps
     gate = model.keypoint_head_gate
-    assert (gate is not None) == (head_training == "gated_keypoint")
+    assert (gate is not None) == head_training.startswith("gated")
     torch.testing.assert_close(out.heatmaps, h_m + (h_k if gate is None else gate * h_k))
     terms = {
         "sum": [out.heatmaps],
         "motion_loss": [out.heatmaps, h_m],
         "deep_supervision": [out.heatmaps, h_m, h_k],
         "gated_keypoint": [out.heatmaps],
+        "gated_deep_supervision": [out.heatmaps, h_m, h_k],
     }[head_training]
     torch.testing.assert_close(out.loss, sum(heatmap_loss(m, targets, weight) for m in terms))
     out.loss.backward()

@@ -46,6 +46,7 @@ ABLATIONS = {
     "frozen backbone": {"freeze_backbone": True},
     "drop path": {"drop_path": 0.2, "backbone_drop_path": 0.2},
     "learned H_k gate": {"head_training": "gated_keypoint"},
+    "similarity H_k decoder": {"keypoint_decoder": "similarity", "head_training": "sum"},
 }
 
 

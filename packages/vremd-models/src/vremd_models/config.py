@@ -23,7 +23,8 @@ POSETRACK_FLIP_PAIRS: Final = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 1
 
 MotionOp = Literal["dca", "da", "dc"]
 MaskActivation = Literal["sigmoid", "none"]
-HeadTraining = Literal["sum", "motion_loss", "deep_supervision", "gated_keypoint"]
+HeadTraining = Literal["sum", "motion_loss", "deep_supervision", "gated_keypoint", "gated_deep_supervision"]
+KeypointDecoder = Literal["mlp", "similarity"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,11 +72,16 @@ class VREMDConfig:
             ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3).
         bmd_offset_kernel_size: Kernel of the convolution psi that predicts the DCA (and DC) offsets (odd).
         bmd_share_direction_weights: One set of ADC weights for both directions (with ``bidirectional``).
-        keypoint_head_hidden_dim: Hidden width of the keypoint-token MLP head H_k.
+        keypoint_head_hidden_dim: Hidden width of H_k's decoder (the MLP's hidden layer, or the similarity
+            decoder's query and key width).
+        keypoint_decoder: How H_k is read from the keypoint tokens: ``"mlp"`` (the paper: an MLP per token,
+            reshaped to a heatmap) or ``"similarity"`` (each token's similarity to the key frame's enhanced
+            features, up-sampled; ``vremd_models.heads.KeypointSimilarityHead``).
         head_training: How the two heads H_k and H_m are trained (only matters with keypoint tokens):
             ``"sum"`` (the paper: one loss on H = H_k + H_m), ``"motion_loss"`` (plus a loss on H_m alone, so
             H_m is not starved while H_k fits a coarse map), ``"deep_supervision"`` (plus a loss on each head
-            alone) or ``"gated_keypoint"`` (H = H_m + g H_k with a learned scalar g starting at 0, loss on H).
+            alone), ``"gated_keypoint"`` (H = H_m + g H_k with a learned scalar g starting at 0, loss on H) or
+            ``"gated_deep_supervision"`` (the gated H, plus a loss on each head alone, so H_k learns while g is 0).
             ``docs/paper-map.md`` records the measurements behind the default.
     """
 
@@ -117,7 +123,8 @@ class VREMDConfig:
     bmd_share_direction_weights: bool = False
 
     keypoint_head_hidden_dim: int = 384
-    head_training: HeadTraining = "gated_keypoint"
+    keypoint_decoder: KeypointDecoder = "mlp"
+    head_training: HeadTraining = "gated_deep_supervision"
 
     def __post_init__(self) -> None:
         # JSON has no tuples: config.json and YAML give lists, and the hub mixin's loader calls the constructor
