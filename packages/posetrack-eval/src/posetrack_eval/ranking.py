@@ -9,19 +9,21 @@ posetrack-eval fixes the order: descending score, and tied scores in the order n
 ``argsort`` puts them, reversed, exactly as the PoseTrack21 scorer ranks on the numpy 1.22 it pins (and
 poseval on any numpy 1.x). That algorithm is reimplemented below (``npysort/quicksort.cpp``: median-of-3
 quicksort, insertion sort for runs of at most 16, heapsort past the depth limit), so no numpy version
-changes it. Only a tie between a true and a false positive can change AP; inputs without one take a fast
-stable sort that gives the same AP. `tie_order="installed"` instead uses this machine's numpy, to
-reproduce a reference run made here.
+changes it; the ranking itself runs numpy's ``longdouble`` sort, the same algorithm in C, once checked to
+agree with the reimplementation. Only a tie between a true and a false positive can change AP; inputs
+without one take a fast stable sort that gives the same AP. `tie_order="installed"` instead uses this
+machine's numpy, to reproduce a reference run made here.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TieOrder", "descending_order", "mixed_ties"]
+__all__ = ["TieOrder", "descending_order", "mixed_ties", "numpy1_argsort", "reference_argsort"]
 
 TieOrder = Literal["numpy1", "installed"]
 
@@ -61,6 +63,31 @@ def descending_order(
 
 def numpy1_argsort(values: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     """``values.argsort()`` exactly as numpy 1.x computes it for float64 (NaN last), on any numpy.
+
+    numpy sorts ``longdouble`` with the same generic introsort template numpy 1.x used for float64 (its SIMD
+    sorts cover only 16/32/64-bit types), and widening float64 keeps every value and every comparison, so
+    that sort gives numpy 1.x's order in C. It is checked once per process against the reimplementation
+    (:func:`reference_argsort`), which is used instead should a numpy ever sort ``longdouble`` differently.
+
+    Shapes:
+        values: Float[S] -> Int[S]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if _longdouble_sort_is_numpy1():
+        return values.astype(np.longdouble).argsort(kind="quicksort")
+    return reference_argsort(values)
+
+
+@functools.cache
+def _longdouble_sort_is_numpy1() -> bool:
+    # a tie-heavy probe with NaNs, long enough for partitions, insertion runs and the stack
+    probe = np.random.default_rng(0).integers(0, 7, 2000) / 7.0
+    probe[::97] = np.nan
+    return bool((probe.astype(np.longdouble).argsort(kind="quicksort") == reference_argsort(probe)).all())
+
+
+def reference_argsort(values: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """The float64 ``argsort`` of numpy 1.x reimplemented in Python (``npysort/quicksort.cpp``): the specification.
 
     Shapes:
         values: Float[S] -> Int[S]
