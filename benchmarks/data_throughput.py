@@ -7,8 +7,11 @@ targets) for the same rows in the same run; only the decoding differs:
 - ours: `TopDownTransform` (libjpeg-turbo DCT-scaled decoding through simplejpeg at 1/2, 1/4 or 1/8 when
   the crop allows, each frame read and decoded once per batch, normalisation plane by plane).
 
-Two row orders: "shuffled" (training: random rows, so frames are rarely shared within a batch) and
-"sequential" (evaluation: consecutive rows, people of one frame and neighbouring key frames share frames).
+Three row orders: "shuffled" (training: random rows, so frames are rarely shared within a batch),
+"grouped" (training with `FrameGroupedOrder`: frames shuffled, the people of one frame adjacent, so a batch
+decodes each frame once for all of them; not the default) and "sequential" (evaluation: consecutive rows,
+people of one frame and neighbouring key frames share frames). The baselines decode per person, so their
+rate does not depend on the order.
 Rates are samples per CPU second of one process with cv2 on one thread, i.e. one DataLoader worker's
 rate on a core of its own; multiply by the number of workers for a loader's rate.
 
@@ -25,7 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from posetrack_data import TopDownTransform, generate_dataset, load_posetrack, resolve_frame_paths
+from posetrack_data import FrameGroupedOrder, TopDownTransform, generate_dataset, load_posetrack, resolve_frame_paths
 from posetrack_data.geometry import box_to_center_scale, crop_from_image_matrix, gaussian_heatmaps, invert_affine
 from posetrack_data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -102,14 +105,16 @@ def main() -> None:
             )  # fmt: skip
         rows = load_posetrack(root, split="train", cache_dir=Path(tmp) / "cache")
         n = min(args.samples, len(rows))
+        people = len(rows) / len(set(rows["image_id"]))
         print(
-            f"{len(rows)} person rows at {width}x{height}; {n} timed per order"
+            f"{len(rows)} person rows ({people:.1f} per key frame) at {width}x{height}; {n} timed per order"
             f" (best of {args.repeats}), batch {args.batch_size}"
         )
         cv2.setNumThreads(1)  # one DataLoader worker = one core
         rng = np.random.default_rng(args.seed)
         orders = {
             "shuffled": rng.permutation(len(rows))[:n],
+            "grouped": FrameGroupedOrder(rows["image_id"], seed=args.seed).order()[:n],
             "sequential": np.arange(n),
         }
         rows = rows.map(lambda r: {"frame_paths": resolve_frame_paths(r["frame_paths"], root)})  # for the baseline

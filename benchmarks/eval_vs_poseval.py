@@ -58,7 +58,9 @@ with contextlib.redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as
     ap, _, _ = evaluateAP(g, p, tmp, False, False)
     if sys.argv[3] == "1":
         out["total_mota"] = float(evaluateTracking(g2, p2, tmp, False, False)["mota"][0, 15])
-out.update(seconds=time.perf_counter() - start, cpu=time.process_time() - cpu, total_ap=float(ap[15, 0]))
+import numpy
+out.update(seconds=time.perf_counter() - start, cpu=time.process_time() - cpu, total_ap=float(ap[15, 0]),
+           numpy=numpy.__version__)
 print(json.dumps(out))
 """
 
@@ -212,6 +214,11 @@ def main() -> None:
               f"(posetrack-eval is {faster} faster)")  # fmt: skip
         diff = abs(ref["total_ap"] - result.ap["Total"])
         print(f"poseval Total AP       : {ref['total_ap']:.6f} (difference {diff:.2e})")
+        # poseval ranks ties with its interpreter's numpy; posetrack-eval's default is numpy 1.x's order
+        same = evaluate(gt, pred, tracking=args.tracking, tie_order="installed").ap["Total"]
+        print(f"posetrack-eval Total AP, tie_order='installed' (untimed): {same:.6f} "
+              f"(difference to poseval {abs(ref['total_ap'] - same):.2e}; same numpy as poseval's: "
+              f"{ref.get('numpy') == np.__version__})")  # fmt: skip
         if args.tracking:
             diff = abs(ref["total_mota"] - result.mota["Total"])
             print(f"poseval Total MOTA     : {ref['total_mota']:.6f} (difference {diff:.2e})")

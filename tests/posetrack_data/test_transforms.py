@@ -225,3 +225,44 @@ print(out["pixel_values"].shape)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(2, 3, 3, 256, 192)"
+
+
+def test_torch_decode_device_is_validated():
+    pytest.importorskip("torchvision")
+    with pytest.raises(ValueError, match="return_tensors='pt'"):
+        TopDownTransform(train=False, torch_decode_device="cpu")
+    with pytest.raises(ValueError, match="torch device"):
+        TopDownTransform(train=False, torch_decode_device="gpu0", return_tensors="pt")
+    with pytest.raises(ValueError, match="device name or None"):
+        TopDownTransform(train=False, torch_decode_device=0, return_tensors="pt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'cuda' or 'cpu'"):
+        TopDownTransform(train=False, torch_decode_device="meta", return_tensors="pt")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            TopDownTransform(train=False, torch_decode_device="cuda", return_tensors="pt")
+
+
+def _torch_decode_matches_the_cpu_path(rows, root, device):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    # full-resolution CPU decoding is the reference the device path (which decodes at full resolution) meets
+    cpu = rows.with_transform(TopDownTransform(train=False, root=root, reduced_decode=False, return_tensors="pt"))
+    dev = rows.with_transform(TopDownTransform(train=False, root=root, torch_decode_device=device, return_tensors="pt"))
+    ours, theirs = dev[:6], cpu[:6]
+    assert ours["pixel_values"].device.type == torch.device(device).type
+    assert ours["pixel_values"].shape == theirs["pixel_values"].shape
+    for key in ("target_heatmaps", "target_weight", "image_from_crop"):
+        assert torch.equal(ours[key], theirs[key])
+    diff = np.abs(_unnormalise(ours["pixel_values"].cpu().numpy()) - _unnormalise(theirs["pixel_values"].numpy()))
+    assert diff.mean() < 1.0  # of 255: nvJPEG/libjpeg IDCTs and grid_sample's float weights vs cv2's fixed point
+    assert np.percentile(diff, 99) < 6.0
+
+
+def test_torchvision_cpu_decode_gives_the_same_crops(sample_rows, posetrack18_sample):
+    _torch_decode_matches_the_cpu_path(sample_rows, posetrack18_sample, "cpu")
+
+
+@pytest.mark.gpu
+def test_cuda_decode_gives_the_same_crops(sample_rows, posetrack18_sample):
+    _torch_decode_matches_the_cpu_path(sample_rows, posetrack18_sample, "cuda")

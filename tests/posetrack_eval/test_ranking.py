@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from posetrack_eval.ap import joint_ap
-from posetrack_eval.ranking import descending_order, mixed_ties, numpy1_argsort
+from posetrack_eval.ranking import _c_sort, _tie_groups, descending_order, mixed_ties, numpy1_argsort, reference_argsort
 
 RECORDED = json.loads((Path(__file__).parent / "fixtures" / "numpy1_argsort.json").read_text())
 
@@ -22,6 +22,30 @@ tied_scores = hnp.arrays(np.float64, st.integers(0, 80), elements=st.sampled_fro
 def test_equals_numpy_1_26_argsort(case):
     values = np.array([np.nan if v is None else v for v in case["values"]])
     assert numpy1_argsort(values).tolist() == case["argsort"]
+
+
+@pytest.mark.parametrize("case", RECORDED["cases"], ids=lambda c: f"n{len(c['values'])}")
+def test_reference_equals_numpy_1_26_argsort(case):
+    values = np.array([np.nan if v is None else v for v in case["values"]])
+    assert reference_argsort(values).tolist() == case["argsort"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 3000),
+    st.integers(1, 40),
+    st.floats(0, 0.2),
+    st.integers(0, 2**32 - 1),
+)
+def test_c_sort_equals_the_reimplementation(size, levels, nan_share, seed):
+    # long tie-heavy arrays: deep partitions, many insertion runs, NaNs (numpy sorts them last)
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, levels, size) / levels
+    values[rng.random(size) < nan_share] = np.nan
+    expected = reference_argsort(values).tolist()
+    assert numpy1_argsort(values).tolist() == expected
+    if size >= 2:  # the key used past 65,536 distinct scores
+        assert _c_sort(values, *_tie_groups(values), wide=True).tolist() == expected
 
 
 @settings(max_examples=60, deadline=None)

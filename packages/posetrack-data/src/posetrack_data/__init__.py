@@ -10,6 +10,7 @@ from posetrack_data.dataset import dataset_features, dataset_info, load_posetrac
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import FLIP_PAIRS, NUM_JOINTS, SKELETON, SLOT17_NAMES
 from posetrack_data.predictions import PersonPose, PredictionWriter, joint_scores, sequence_document
+from posetrack_data.sampling import FrameGroupedOrder
 from posetrack_data.synthetic import SEPARATE_LANES, generate_dataset
 from posetrack_data.transforms import TopDownTransform
 
@@ -20,6 +21,7 @@ __all__ = [
     "SKELETON",
     "SLOT17_NAMES",
     "Detection",
+    "FrameGroupedOrder",
     "PersonPose",
     "PoseTrackFormatError",
     "PredictionWriter",

@@ -78,6 +78,11 @@ class TopDownTransform:
         flip_prob: Probability of a horizontal flip.
         flip_pairs: Left/right slot pairs swapped by a flip.
         reduced_decode: Decode JPEGs at reduced resolution when the crop allows it.
+        torch_decode_device: Off (None, the default): frames are decoded on the CPU with libjpeg-turbo. A
+            torch device (``"cuda"``, ``"cuda:1"``, ``"cpu"``): each batch's distinct JPEG frames are
+            decoded with ``torchvision.io.decode_jpeg`` in one call on that device (nvJPEG on CUDA, full
+            resolution) and cropped and normalised there; ``pixel_values`` stays on the device. Needs
+            ``return_tensors="pt"``; use it in the main process (``num_workers=0``), not in forked workers.
         seed: Seed of the augmentation RNG (in a torch DataLoader worker, the worker's seed is used).
         return_tensors: ``"np"`` for numpy arrays or ``"pt"`` for torch tensors.
 
@@ -104,11 +109,21 @@ class TopDownTransform:
         flip_prob: float = 0.5,
         flip_pairs: Sequence[tuple[int, int]] = FLIP_PAIRS,
         reduced_decode: bool = True,
+        torch_decode_device: str | None = None,
         seed: int | None = None,
         return_tensors: Literal["np", "pt"] = "np",
     ) -> None:
         if return_tensors not in ("np", "pt"):
             raise ValueError(f"return_tensors must be 'np' or 'pt', got {return_tensors!r}")
+        self._torch_device = None
+        if torch_decode_device is not None:
+            if not isinstance(torch_decode_device, str):
+                raise ValueError(f"torch_decode_device must be a device name or None, got {torch_decode_device!r}")
+            if return_tensors != "pt":
+                raise ValueError("torch_decode_device returns torch tensors: pass return_tensors='pt'")
+            from posetrack_data.torch_decode import check_device
+
+            self._torch_device = check_device(torch_decode_device)
         for name, size in (("image_size", image_size), ("heatmap_size", heatmap_size)):
             if len(size) != 2 or min(size) <= 0:
                 raise ValueError(f"{name} must be (H, W) with positive sizes, got {size!r}")
@@ -137,6 +152,7 @@ class TopDownTransform:
         self.flip_prob = flip_prob
         self.flip_pairs = tuple(flip_pairs)
         self.reduced_decode = reduced_decode
+        self.torch_decode_device = torch_decode_device
         self.seed = seed
         self.return_tensors = return_tensors
         self._rng_owner: tuple[int, int | None] | None = None
@@ -182,17 +198,16 @@ class TopDownTransform:
         for b, clip in enumerate(clips):
             for t, path in enumerate(clip):
                 uses.setdefault(path, []).append((b, t))
-        pixels = np.empty((B, T, H, W, 4), np.uint8)  # RGBX: warping 4 channels is faster than 3 in cv2
-        for path, slots in uses.items():
-            zoom = max(math.sqrt(abs(np.linalg.det(crop_from_image[b][:, :2]))) for b, _ in slots)
-            reduction = _coarsest_reduction(zoom) if self.reduced_decode else 1
-            frame, image_from_decoded = _decode(encoded.pop(path), path, reduction)
-            for b, t in slots:
-                matrix = compose(crop_from_image[b], image_from_decoded)
-                cv2.warpAffine(frame, matrix, (W, H), dst=pixels[b, t], flags=cv2.INTER_LINEAR)
+        if self._torch_device is not None:
+            from posetrack_data.torch_decode import torch_crops
+
+            pixel_values = torch_crops(encoded, uses, crop_from_image, (B, T, H, W), self._mean, self._inv_std,
+                                       self._torch_device, lambda data, path: _decode(data, path, 1)[0])  # fmt: skip
+        else:
+            pixel_values = self._normalise(self._cv2_crops(encoded, uses, crop_from_image, (B, T, H, W)))
 
         out = {
-            "pixel_values": self._normalise(pixels),
+            "pixel_values": pixel_values,
             "target_heatmaps": heatmaps,
             "target_weight": weights,
             "image_from_crop": np.stack([invert_affine(m) for m in crop_from_image]) if B else np.empty((0, 2, 3)),
@@ -204,6 +219,25 @@ class TopDownTransform:
         if "bbox" in out:
             out["bbox"] = out["bbox"].reshape(-1, 4)
         return _to_torch(out) if self.return_tensors == "pt" else out
+
+    def _cv2_crops(
+        self,
+        encoded: dict[str, bytes],
+        uses: dict[str, list[tuple[int, int]]],
+        crop_from_image: npt.NDArray[np.float64],
+        shape: tuple[int, int, int, int],
+    ) -> npt.NDArray[np.uint8]:
+        """(B, T, H, W, RGBX) crops; ``uses[path]`` lists the (example, frame) slots cropped from that frame."""
+        B, T, H, W = shape
+        pixels = np.empty((B, T, H, W, 4), np.uint8)  # RGBX: warping 4 channels is faster than 3 in cv2
+        for path, slots in uses.items():
+            zoom = max(math.sqrt(abs(np.linalg.det(crop_from_image[b][:, :2]))) for b, _ in slots)
+            reduction = _coarsest_reduction(zoom) if self.reduced_decode else 1
+            frame, image_from_decoded = _decode(encoded.pop(path), path, reduction)
+            for b, t in slots:
+                matrix = compose(crop_from_image[b], image_from_decoded)
+                cv2.warpAffine(frame, matrix, (W, H), dst=pixels[b, t], flags=cv2.INTER_LINEAR)
+        return pixels
 
     def _normalise(self, pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """(B, T, H, W, RGBX) uint8 -> (B, T, 3, H, W) float32, ``(value - mean) * inv_std`` per channel.

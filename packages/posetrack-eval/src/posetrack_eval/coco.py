@@ -147,7 +147,9 @@ def _coco_regions(image: dict[str, Any], source: str, where: str) -> list[npt.ND
 def _object_list(data: dict[str, Any], key: str, source: str) -> list[dict[str, Any]]:
     """The list under ``key``, checked to hold objects."""
     items = as_list(field_of(data, key, source, ""), source, key)
-    for i, item in enumerate(items):
+    if set(map(type, items)) <= {dict}:  # parsed JSON holds plain dicts: one C-level pass
+        return items
+    for i, item in enumerate(items):  # dict subclasses (in-memory input) pass too
         if not isinstance(item, dict):
             raise EvalInputError(source, f"{key}[{i}]", f"expected an object, got {type(item).__name__}")
     return items

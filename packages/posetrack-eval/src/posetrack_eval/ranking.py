@@ -9,23 +9,46 @@ posetrack-eval fixes the order: descending score, and tied scores in the order n
 ``argsort`` puts them, reversed, exactly as the PoseTrack21 scorer ranks on the numpy 1.22 it pins (and
 poseval on any numpy 1.x). That algorithm is reimplemented below (``npysort/quicksort.cpp``: median-of-3
 quicksort, insertion sort for runs of at most 16, heapsort past the depth limit), so no numpy version
-changes it. Only a tie between a true and a false positive can change AP; inputs without one take a fast
-stable sort that gives the same AP. `tie_order="installed"` instead uses this machine's numpy, to
-reproduce a reference run made here.
+changes it; the ranking itself runs numpy's ``longdouble`` sort, the same algorithm in C, once checked to
+agree with the reimplementation. Only a tie between a true and a false positive can change AP; inputs
+without one take a fast stable sort that gives the same AP. `tie_order="installed"` instead uses this
+machine's numpy, to reproduce a reference run made here.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TieOrder", "descending_order", "mixed_ties"]
+__all__ = ["TieOrder", "descending_order", "mixed_ties", "numpy1_argsort", "reference_argsort"]
 
 TieOrder = Literal["numpy1", "installed"]
 
 _SMALL = 15  # numpy's SMALL_QUICKSORT: partitions of at most 16 elements are insertion-sorted
+
+
+def _tie_groups(scores: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """An ascending order of the scores and, along it, each sample's group of equal scores (NaNs are one group).
+
+    Shapes:
+        scores: Float[S] -> (Int[S], Int[S])
+    """
+    order = np.argsort(scores)  # any ascending order: only which samples tie is read from it
+    ordered = scores[order]
+    new = np.ones(len(scores), dtype=bool)
+    new[1:] = ~((ordered[1:] == ordered[:-1]) | (np.isnan(ordered[1:]) & np.isnan(ordered[:-1])))
+    return order, np.cumsum(new) - 1
+
+
+def _mixed(labels: npt.NDArray[np.bool_], order: npt.NDArray[np.intp], group: npt.NDArray[np.int64]):
+    counts = np.bincount(group)
+    positives = np.bincount(group, weights=labels[order].astype(np.float64), minlength=len(counts))
+    mixed = np.empty(len(labels), dtype=bool)
+    mixed[order] = ((positives > 0) & (positives < counts))[group]
+    return mixed
 
 
 def mixed_ties(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -36,10 +59,7 @@ def mixed_ties(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -
     """
     if len(scores) < 2:
         return np.zeros(len(scores), dtype=bool)
-    _, group, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    positives = np.bincount(group, weights=labels.astype(np.float64), minlength=len(counts))
-    mixed_group = (positives > 0) & (positives < counts)
-    return mixed_group[group]
+    return _mixed(labels, *_tie_groups(scores))
 
 
 def descending_order(
@@ -54,13 +74,63 @@ def descending_order(
         return scores.argsort()[::-1]
     if tie_order != "numpy1":
         raise ValueError(f"tie_order must be 'numpy1' or 'installed', got {tie_order!r}")
-    if not mixed_ties(scores, labels).any():
-        return np.argsort(scores, kind="stable")[::-1]
-    return numpy1_argsort(scores)[::-1]
+    if len(scores) < 2:
+        return np.arange(len(scores))[::-1]
+    order, group = _tie_groups(scores)
+    if not _mixed(labels, order, group).any():
+        return order[::-1]  # equal scores carry equal labels: any order of them gives the same AP
+    return _numpy1_order(scores, order, group)[::-1]
 
 
 def numpy1_argsort(values: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     """``values.argsort()`` exactly as numpy 1.x computes it for float64 (NaN last), on any numpy.
+
+    numpy sorts 16-bit integers and ``longdouble`` with the same generic introsort template numpy 1.x used
+    for float64 (its SIMD sorts cover only 32/64-bit types). The scores' dense ranks (as uint16 when there
+    are at most 65,536 distinct scores, else the scores widened to longdouble) compare exactly as the scores
+    do, so that sort gives numpy 1.x's order in C. It is checked once per process against the
+    reimplementation (:func:`reference_argsort`), which is used instead should a numpy ever sort them
+    differently.
+
+    Shapes:
+        values: Float[S] -> Int[S]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return np.arange(len(values))
+    return _numpy1_order(values, *_tie_groups(values))
+
+
+def _numpy1_order(
+    values: npt.NDArray[np.float64], order: npt.NDArray[np.intp], group: npt.NDArray[np.int64]
+) -> npt.NDArray[np.intp]:
+    if not _c_sort_is_numpy1():
+        return reference_argsort(values)
+    return _c_sort(values, order, group)
+
+
+def _c_sort(
+    values: npt.NDArray[np.float64], order: npt.NDArray[np.intp], group: npt.NDArray[np.int64], wide: bool = False
+) -> npt.NDArray[np.intp]:
+    """The argsort of numpy 1.x of ``values`` in C; ``wide`` takes the longdouble key even when uint16 ranks fit."""
+    if group[-1] < 2**16 and not wide:
+        ranks = np.empty(len(values), dtype=np.uint16)
+        ranks[order] = group
+        return ranks.argsort(kind="quicksort")
+    return values.astype(np.longdouble).argsort(kind="quicksort")
+
+
+@functools.cache
+def _c_sort_is_numpy1() -> bool:
+    # a tie-heavy probe with NaNs, long enough for partitions, insertion runs and the stack; both key types
+    probe = np.random.default_rng(0).integers(0, 7, 2000) / 7.0
+    probe[::97] = np.nan
+    expected = reference_argsort(probe)
+    return all((_c_sort(probe, *_tie_groups(probe), wide=wide) == expected).all() for wide in (False, True))
+
+
+def reference_argsort(values: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """The float64 ``argsort`` of numpy 1.x reimplemented in Python (``npysort/quicksort.cpp``): the specification.
 
     Shapes:
         values: Float[S] -> Int[S]
