@@ -83,7 +83,16 @@ def demo_server(tmp_path, small_model_dir):
 
 def _image(page, locator) -> np.ndarray:
     """Download what an <img> shows, through the page's own connection, as a BGR array."""
-    response = page.request.get(locator.get_attribute("src"))
+    from playwright.sync_api import Error
+
+    for attempt in range(3):  # on a loaded machine a download can be aborted mid-body; the file is still served
+        try:
+            response = page.request.get(locator.get_attribute("src"))
+            break
+        except Error:
+            if attempt == 2:
+                raise
+            page.wait_for_timeout(500)
     assert response.ok
     image = cv2.imdecode(np.frombuffer(response.body(), np.uint8), cv2.IMREAD_COLOR)
     assert image is not None
