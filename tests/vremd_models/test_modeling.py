@@ -104,8 +104,8 @@ def test_vitb_preset_builds_at_full_size():
 
 def test_frozen_backbone_gets_no_gradients_and_the_rest_does():
     torch.manual_seed(0)
-    # The paper's H = H_k + H_m: under the default gate (0 at the start) H_k, and with H_m's zero-initialised motion
-    # projection the features behind it, only receive gradients after the first steps.
+    # The paper's H = H_k + H_m (a gated setting would hold H_k back at the start); with H_m's zero-initialised
+    # motion projection the features behind it only receive gradients after the first steps.
     cfg = tiny_config(freeze_backbone=True, head_training="sum")
     model = VREMD(cfg).train()
     pixels, targets, weight = _inputs(cfg)
@@ -165,7 +165,7 @@ def test_baseline_sees_only_the_key_frame_and_the_full_model_all_frames():
     assert baseline.hkme is None
     assert baseline.bmd is None
     assert baseline.keypoint_head is None
-    full = VREMD(tiny_config(head_training="sum")).eval()  # the default gate hides H_k at initialisation
+    full = VREMD(tiny_config(head_training="sum")).eval()  # a gated head_training would hide H_k at initialisation
     assert not torch.allclose(full(pixels).heatmaps, full(changed).heatmaps)
 
 
