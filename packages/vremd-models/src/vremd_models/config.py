@@ -79,9 +79,9 @@ class VREMDConfig:
             features, up-sampled; ``vremd_models.heads.KeypointSimilarityHead``).
         head_training: How the two heads H_k and H_m are trained (only matters with keypoint tokens):
             ``"sum"`` (the paper: one loss on H = H_k + H_m), ``"motion_loss"`` (plus a loss on H_m alone, so
-            H_m is not starved while H_k fits a coarse map), ``"deep_supervision"`` (the default: plus a loss on
-            each head alone, so H_k learns), ``"gated_keypoint"`` (H = H_m + g H_k with a learned scalar g
-            starting at 0, loss on H) or ``"gated_deep_supervision"`` (the gated H, plus a loss on each head alone).
+            H_m is not starved while H_k fits a coarse map), ``"deep_supervision"`` (plus a loss on each head
+            alone, so H_k learns), ``"gated_keypoint"`` (H = H_m + g H_k with a learned scalar g starting at 0,
+            loss on H) or ``"gated_deep_supervision"`` (the default: the gated H, plus a loss on each head alone).
             ``docs/paper-map.md`` records the measurements behind the default.
     """
 
@@ -124,7 +124,7 @@ class VREMDConfig:
 
     keypoint_head_hidden_dim: int = 384
     keypoint_decoder: KeypointDecoder = "mlp"
-    head_training: HeadTraining = "deep_supervision"
+    head_training: HeadTraining = "gated_deep_supervision"
 
     def __post_init__(self) -> None:
         # JSON has no tuples: config.json and YAML give lists, and the hub mixin's loader calls the constructor
