@@ -46,12 +46,10 @@ class Row:
     key: str
 
 
-def load_rows(patterns: list[str], base: Path, overrides: list[str]) -> list[Row]:
-    """The ablation files whose names start with any pattern, in file-name order."""
+def load_rows(base: Path, overrides: list[str]) -> list[Row]:
+    """Every ablation file, in file-name order."""
     rows = []
     for path in sorted(ABLATIONS.glob("*.yaml")):
-        if not any(path.stem.startswith(p) for p in patterns):
-            continue
         match = PAPER_MAP.match(path.read_text().splitlines()[0])
         if match is None:
             raise ConfigError(f"{path}: first line must read '# Table N (x) (NN.N mAP): ...'")
@@ -61,9 +59,15 @@ def load_rows(patterns: list[str], base: Path, overrides: list[str]) -> list[Row
         resolved["model"]["overrides"] = resolve_model_config(cfg.model).to_dict()  # equal models, equal keys
         digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
         rows.append(Row(path.stem, match[1], match[2], float(match[3]), digest))
-    if not rows:
-        raise ConfigError(f"--rows {' '.join(patterns)}: no file in {ABLATIONS} starts with that")
     return rows
+
+
+def select_rows(rows: list[Row], patterns: list[str]) -> list[Row]:
+    """The rows whose file names start with any pattern."""
+    selected = [row for row in rows if any(row.name.startswith(p) for p in patterns)]
+    if not selected:
+        raise ConfigError(f"--rows {' '.join(patterns)}: no file in {ABLATIONS} starts with that")
+    return selected
 
 
 def run_dir(out: Path, rows: list[Row], row: Row, seed: int) -> Path:
@@ -137,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="train.py overrides, every row")
     args = parser.parse_args(argv)
     try:
-        rows = load_rows(args.rows, args.base, args.set)
-        every = load_rows([""], args.base, args.set)  # equal configs share runs across invocations too
+        every = load_rows(args.base, args.set)  # equal configs share runs across invocations too
+        rows = select_rows(every, args.rows)
     except ConfigError as error:
         sys.stderr.write(f"ablate.py: error: {error}\n")
         return 2

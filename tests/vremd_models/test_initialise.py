@@ -1,5 +1,7 @@
 """init_backbone / init_head from what the project writes: converted ViTPose folders and saved VREMD models."""
 
+import typing
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -8,6 +10,7 @@ from timm.layers import resample_abs_pos_embed
 from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict
 from vremd_models import VREMD, InitialisationError, VREMDConfig, heatmap_loss, init_backbone, init_head
 from vremd_models.cli import convert_vitpose
+from vremd_models.config import HeadTraining
 
 # vremd-tiny's backbone (width 96, 4 blocks, 16x12 grid at 256x192); the models below run at 64x48 (4x3 grid).
 TINY_BACKBONE = {"grid": (16, 12), "depth": 4, "D": 96}
@@ -132,9 +135,7 @@ def test_missing_source_and_unresizable_grid_are_errors(tmp_path):
         init_backbone(model, tmp_path / "weights.pth")
 
 
-@pytest.mark.parametrize(
-    "head_training", ["sum", "motion_loss", "deep_supervision", "gated_keypoint", "gated_deep_supervision"]
-)
+@pytest.mark.parametrize("head_training", typing.get_args(HeadTraining))  # every setting the config accepts
 def test_head_training_losses_and_separate_head_outputs(head_training):
     torch.manual_seed(0)
     model = VREMD(_config(head_training=head_training)).train()
