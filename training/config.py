@@ -57,6 +57,10 @@ class DataConfig:
         batch_size: Training examples per process and step.
         val_batch_size: Validation examples per process and step.
         num_workers: DataLoader worker processes.
+        order: Training row order per epoch: ``shuffle`` (every row in a random order) or ``frame_grouped``
+            (``posetrack_data.FrameGroupedOrder``: key frames in a random order, the persons of each adjacent,
+            so a batch decodes a frame once for all of its persons: docs/benchmarks.md has its speed, docs/results.md
+            its accuracy).
         sigma: Gaussian sigma of the target heatmaps, in heatmap pixels.
         rotation: Random rotation limit in degrees (the paper's +-45).
         scale: Random scale range (the paper's 0.65-1.35).
@@ -83,6 +87,7 @@ class DataConfig:
     batch_size: int = 16
     val_batch_size: int = 32
     num_workers: int = 0
+    order: Literal["shuffle", "frame_grouped"] = "shuffle"
     sigma: float = 2.0
     rotation: float = 15.0
     scale: tuple[float, float] = (0.8, 1.2)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from posetrack_data import TopDownTransform, generate_dataset, load_posetrack
+from posetrack_data import FrameGroupedOrder, TopDownTransform, generate_dataset, load_posetrack
 from training.config import Config, ConfigError, DataConfig
 from vremd_models import VREMDConfig
 
@@ -143,16 +143,17 @@ def _batch(examples: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def build_loaders(cfg: Config, train: Examples, val: Examples):
-    """DataLoaders with private generators, so loading never draws from the global torch RNG."""
+    """DataLoaders with private generators, so loading never draws from the global torch RNG.
+
+    ``data.order: frame_grouped`` replaces the shuffle with a ``FrameGroupedOrder`` sampler seeded by the run's
+    seed; accelerate's ``set_epoch`` reaches it (and shards its batches across processes) as it does a shuffle.
+    """
     common = {"num_workers": cfg.data.num_workers, "collate_fn": _batch}
-    train_loader = torch.utils.data.DataLoader(
-        train,
-        batch_size=cfg.data.batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=torch.Generator().manual_seed(cfg.run.seed),
-        **common,
-    )
+    if cfg.data.order == "frame_grouped":
+        order = {"sampler": FrameGroupedOrder(train.rows["image_id"], seed=cfg.run.seed)}
+    else:
+        order = {"shuffle": True, "generator": torch.Generator().manual_seed(cfg.run.seed)}
+    train_loader = torch.utils.data.DataLoader(train, batch_size=cfg.data.batch_size, drop_last=True, **order, **common)
     val_loader = torch.utils.data.DataLoader(
         val, batch_size=cfg.data.val_batch_size, shuffle=False, generator=torch.Generator(), **common
     )

@@ -4,8 +4,9 @@
 frame rarely meet in one batch, so each sample pays for three full JPEG decodes; in this order the
 persons of a key frame are adjacent (frames in a random order, persons in a random order within their
 frame), and a frame with k persons costs its three decodes once for all k. Batches are more correlated
-than under a plain shuffle (k persons of one scene): whether that costs accuracy is for the training
-recipe to measure; nothing uses this order by default.
+than under a plain shuffle (k persons of one scene). train.py uses it with ``data.order: frame_grouped``
+(not the default): on the synthetic miniature protocol it cost nothing measurable with a frozen backbone
+and about 2 mAP when the backbone trains (docs/results.md).
 """
 
 from __future__ import annotations
