@@ -9,10 +9,11 @@ posetrack-eval fixes the order: descending score, and tied scores in the order n
 ``argsort`` puts them, reversed, exactly as the PoseTrack21 scorer ranks on the numpy 1.22 it pins (and
 poseval on any numpy 1.x). That algorithm is reimplemented below (``npysort/quicksort.cpp``: median-of-3
 quicksort, insertion sort for runs of at most 16, heapsort past the depth limit), so no numpy version
-changes it; the ranking itself runs numpy's ``longdouble`` sort, the same algorithm in C, once checked to
-agree with the reimplementation. Only a tie between a true and a false positive can change AP; inputs
-without one take a fast stable sort that gives the same AP. `tie_order="installed"` instead uses this
-machine's numpy, to reproduce a reference run made here.
+changes it; the ranking itself runs numpy's generic introsort, the same algorithm in C, on the scores'
+uint16 dense ranks (or on the scores as ``longdouble``), once checked to agree with the reimplementation.
+Only a tie between a true and a false positive can change AP; inputs without one take numpy's default
+ascending sort, reversed, which gives the same AP. `tie_order="installed"` instead uses this machine's
+numpy, to reproduce a reference run made here.
 """
 
 from __future__ import annotations
