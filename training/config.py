@@ -2,7 +2,7 @@
 
 ``Config()`` is the default run (``configs/default.yaml``). ``load_config`` merges a file with its ``base:``
 chain and ``--set`` overrides, then checks every key and type with the same type rules as ``VREMDConfig``
-(``vremd_models.config.matches_type``); a mistake is one ``ConfigError`` naming the file and the key.
+(``vremd_models.schema.matches_type``); a mistake is one ``ConfigError`` naming the file and the key.
 """
 
 import dataclasses
@@ -17,7 +17,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from vremd_models import VREMDConfig
-from vremd_models.config import describe_type, matches_type
+from vremd_models.decoding import Refine
+from vremd_models.schema import describe_type, matches_type
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -126,6 +127,8 @@ class ModelConfig:
             "heatmap_size": [32, 24],
             "hidden_dim": 64,
             "keypoint_head_hidden_dim": 64,
+            "keypoint_gate": True,
+            "head_losses": "both",
         }
     )
     init_backbone: str | None = None
@@ -201,7 +204,7 @@ class EvalConfig:
         every_epochs: Evaluate after every this many epochs (and always at the end).
         boxes: ``"detector"`` (the paper's protocol) or ``"gt"`` person boxes.
         flip_test: Average the heatmaps of the image and its mirror image.
-        refine: Sub-pixel refinement of the heatmap argmax: ``"dark"``, ``"quarter"`` or ``None``.
+        refine: Sub-pixel refinement of the heatmap argmax: ``"dark"``, ``"quarter"`` or ``"none"``.
         protocol: Scoring protocol: ``"poseval"`` (PoseTrack17/18) or ``"pt21"``.
         gt: Ground-truth annotation folder; ``None`` uses ``<root>/annotations/<val_split>``
             (``<root>/posetrack_data/<val_split>`` for PoseTrack21).
@@ -211,7 +214,7 @@ class EvalConfig:
     every_epochs: int = 1
     boxes: Literal["detector", "gt"] = "detector"
     flip_test: bool = True
-    refine: Literal["dark", "quarter"] | None = "dark"
+    refine: Refine = "dark"
     protocol: Literal["poseval", "pt21"] = "poseval"
     gt: str | None = None
     baselines: bool = True

@@ -416,7 +416,7 @@ CASES: list[tuple[str, Callable[[], Callable], Callable[[Sandbox, Path], list[st
             [*_predict(s, "--out", str(t / "p")), "--model", str(_bad_model(s, t, _config_set("num_joints", "17")))]
         ),
         2,
-        "num_joints must be int",
+        "num_joints: must be int",
     ),
     (
         "predict-config-list",

@@ -133,6 +133,8 @@ def test_base_option_moves_an_ablation_onto_the_synthetic_default():
         "heatmap_size": [32, 24],
         "hidden_dim": 64,
         "keypoint_head_hidden_dim": 64,
+        "keypoint_gate": True,
+        "head_losses": "both",
         "use_hkme": True,
         "use_bmd": False,
     }
@@ -146,11 +148,13 @@ def test_set_overrides_with_and_without_section():
     assert cfg.schedule.epochs == 30
     assert cfg.model.overrides == {
         "image_size": [128, 96], "heatmap_size": [32, 24], "hidden_dim": 64, "keypoint_head_hidden_dim": 64,
-        "use_bmd": False,
+        "keypoint_gate": True, "head_losses": "both", "use_bmd": False,
     }  # fmt: skip
     assert cfg.data.scale == (0.7, 1.3)
     assert cfg.eval.refine == "dark"
-    assert train_config.load_config(None, ["eval.refine=null"]).eval.refine is None
+    assert train_config.load_config(None, ["eval.refine=none"]).eval.refine == "none"
+    with pytest.raises(train_config.ConfigError, match=r"eval\.refine"):
+        train_config.load_config(None, ["eval.refine=null"])  # one spelling: "none"
 
 
 def _write(tmp_path, text, name="run.yaml"):

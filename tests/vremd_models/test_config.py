@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vremd_models.config import POSETRACK_FLIP_PAIRS, PRESETS, VREMDConfig
+from vremd_models.schema import FieldError, FieldTypeError
 
 
 def test_defaults_are_the_paper_vitl_model():
@@ -19,7 +20,6 @@ def test_defaults_are_the_paper_vitl_model():
     assert cfg.num_joints == 17
     assert cfg.freeze_backbone
     assert cfg.grid_size == (16, 12)
-    assert cfg.num_tokens == 192
     assert cfg.key_frame_index == 1
     assert cfg.upsample_factor == 4
 
@@ -92,8 +92,44 @@ def test_ablation_is_one_override():
 
 
 def test_from_dict_rejects_unknown_keys():
-    with pytest.raises(ValueError, match=r"unknown VREMDConfig field\(s\) \['hiden_dim'\]"):
+    with pytest.raises(FieldError, match=r"^hiden_dim: unknown key \(valid: image_size, ") as error:
         VREMDConfig.from_dict({"hiden_dim": 64})
+    assert error.value.key == "hiden_dim"
+
+
+def test_paper_defaults_one_loss_on_the_equal_sum():
+    cfg = VREMDConfig()
+    assert (cfg.keypoint_gate, cfg.head_losses) == (False, "none")
+
+
+@pytest.mark.parametrize(
+    ("setting", "gate", "losses"),
+    [
+        ("sum", False, "none"),
+        ("motion_loss", False, "motion"),
+        ("deep_supervision", False, "both"),
+        ("gated_keypoint", True, "none"),
+        ("gated_deep_supervision", True, "both"),
+    ],
+)
+def test_config_json_with_the_old_head_training_field_still_loads(setting, gate, losses):
+    old = PRESETS["vremd-tiny"].to_dict()
+    del old["keypoint_gate"], old["head_losses"]
+    old |= {"head_training": setting, "keypoint_decoder": "mlp"}
+    with pytest.warns(FutureWarning, match="deprecated") as caught:
+        cfg = VREMDConfig.from_dict(json.loads(json.dumps(old)))
+    assert len(caught) == 1  # one deprecation line for both old fields
+    assert (cfg.keypoint_gate, cfg.head_losses) == (gate, losses)
+    assert dataclasses.replace(cfg, keypoint_gate=False, head_losses="none") == PRESETS["vremd-tiny"]
+
+
+def test_removed_similarity_decoder_and_bad_head_training_are_errors():
+    with pytest.raises(FieldError, match="keypoint_decoder: 'similarity' was removed"):
+        VREMDConfig.from_dict({"keypoint_decoder": "similarity"})
+    with pytest.raises(FieldError, match="head_training: must be one of 'sum'"):
+        VREMDConfig.from_dict({"head_training": "gated"})
+    with pytest.raises(FieldError, match="disagrees"):
+        VREMDConfig.from_dict({"head_training": "sum", "keypoint_gate": True})
 
 
 def test_from_dict_accepts_an_older_config_with_fewer_fields():
@@ -104,35 +140,37 @@ def test_from_dict_accepts_an_older_config_with_fewer_fields():
 
 
 def test_from_dict_rejects_non_mappings():
-    with pytest.raises(TypeError, match="mapping"):
+    with pytest.raises(TypeError, match="must be a mapping"):
         VREMDConfig.from_dict([("hidden_dim", 64)])
 
 
 def test_from_preset_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown preset 'vremd-xl'"):
         VREMDConfig.from_preset("vremd-xl")
-    with pytest.raises(ValueError, match=r"\['use_bdm'\]"):
+    with pytest.raises(FieldError, match=r"^use_bdm: unknown key"):
         VREMDConfig.from_preset("vremd-tiny", use_bdm=False)
+    with pytest.raises(FieldTypeError, match=r"^hidden_dim: must be int, got 'wide'"):
+        VREMDConfig.from_preset("vremd-tiny", hidden_dim="wide")
 
 
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
-        ({"motion_op": "dcn"}, TypeError, "motion_op must be one of 'dca', 'da', 'dc'"),
-        ({"use_bmd": "false"}, TypeError, "use_bmd must be bool"),
-        ({"hidden_dim": 64.0}, TypeError, "hidden_dim must be int"),
+        ({"motion_op": "dcn"}, TypeError, "motion_op: must be one of 'dca', 'da', 'dc'"),
+        ({"use_bmd": "false"}, TypeError, "use_bmd: must be bool"),
+        ({"hidden_dim": 64.0}, TypeError, "hidden_dim: must be int"),
         ({"image_size": (256, 192, 3)}, TypeError, "image_size"),
         ({"image_size": (250, 192)}, ValueError, "divisible by patch_size=16"),
         ({"heatmap_size": (64, 36)}, ValueError, "same integer multiple"),
-        ({"hidden_dim": 100}, ValueError, "num_heads must be a divisor of hidden_dim=100"),
+        ({"hidden_dim": 100}, ValueError, "num_heads: must be a divisor of hidden_dim=100"),
         ({"backbone_num_heads": 7}, ValueError, "divisor of backbone_dim"),
         ({"num_frames": 5}, ValueError, "3 when use_bmd=True"),
         ({"num_frames": 2, "use_bmd": False}, ValueError, "odd"),
         ({"flip_pairs": ((3, 3),)}, ValueError, "two different joint indices"),
         ({"flip_pairs": ((3, 17),)}, ValueError, r"in \[0, 17\)"),
         ({"flip_pairs": ((3, 4), (4, 5))}, ValueError, "at most one pair"),
-        ({"drop_path": 1.0}, ValueError, r"drop_path must be in \[0, 1\)"),
-        ({"bmd_num_blocks": 0}, ValueError, "bmd_num_blocks must be a positive integer"),
+        ({"drop_path": 1.0}, ValueError, r"drop_path: must be in \[0, 1\)"),
+        ({"bmd_num_blocks": 0}, ValueError, "bmd_num_blocks: must be a positive integer"),
         ({"bmd_offset_kernel_size": 2}, ValueError, "odd"),
         ({"motion_op": "dc", "bmd_num_points": 5}, ValueError, "a square"),
         ({"human_mask_activation": "relu"}, TypeError, "human_mask_activation"),

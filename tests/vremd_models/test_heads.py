@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vremd_models.heads import KeypointSimilarityHead, KeypointTokenHead, MotionHeatmapHead
+from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
 
 
 def test_keypoint_head_maps_each_token_to_its_own_heatmap():
@@ -13,29 +13,6 @@ def test_keypoint_head_maps_each_token_to_its_own_heatmap():
     assert heatmaps.shape == (2, 5, 8, 6)
     # Row-major reshape: heatmap pixel (y, x) is MLP output y * W + x, and joints do not mix.
     torch.testing.assert_close(heatmaps[1, 3].flatten(), head.mlp(tokens[1, 3]))
-
-
-def test_similarity_head_scores_each_token_against_each_feature():
-    torch.manual_seed(0)
-    head = KeypointSimilarityHead(16, hidden_dim=8, grid_size=(4, 3), upsample_factor=2)
-    tokens, features = torch.randn(2, 5, 16), torch.randn(2, 12, 16)
-    heatmaps = head(tokens, features)
-    assert heatmaps.shape == (2, 5, 8, 6)
-    # Before up-sampling, grid cell (y, x) of joint j is token j's scaled dot product with feature y * W + x.
-    scores = head.query(tokens[1, 3]) @ head.key(features[1]).T / 8**0.5
-    expected = F.interpolate(scores.reshape(1, 1, 4, 3), scale_factor=2, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(heatmaps[1, 3], expected[0, 0])
-
-
-def test_similarity_head_moves_its_peak_with_the_features():
-    # Spatial equivariance, the reason for the decoder: shifting the features shifts the heatmap.
-    torch.manual_seed(0)
-    head = KeypointSimilarityHead(16, hidden_dim=8, grid_size=(4, 4), upsample_factor=1)
-    tokens, grid = torch.randn(1, 2, 16), torch.randn(1, 4, 4, 16)
-    shifted = torch.roll(grid, shifts=1, dims=2)
-    before = head(tokens, grid.flatten(1, 2))
-    after = head(tokens, shifted.flatten(1, 2))
-    torch.testing.assert_close(torch.roll(before, shifts=1, dims=3), after)
 
 
 def test_motion_head_without_motion_is_vitpose_simple_decoder():

@@ -60,7 +60,7 @@ def test_dark_recovers_a_gaussian_centre_to_a_tenth_of_a_pixel(u, v, sigma):
 def test_quarter_offset_is_within_a_quarter_pixel_and_no_refinement_within_half(cx, cy):
     heatmap = _gaussian(cx, cy)[None, None]
     quarter, _ = decode_heatmaps(heatmap, refine="quarter")
-    plain, _ = decode_heatmaps(heatmap, refine=None)
+    plain, _ = decode_heatmaps(heatmap, refine="none")
     truth = torch.tensor([cx, cy])
     assert (quarter[0, 0] - truth).abs().max() <= 0.25 + 1e-4
     assert (plain[0, 0] - truth).abs().max() <= 0.5 + 1e-4

@@ -10,7 +10,7 @@ from timm.layers import resample_abs_pos_embed
 from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict
 from vremd_models import VREMD, InitialisationError, VREMDConfig, heatmap_loss, init_backbone, init_head
 from vremd_models.cli import convert_vitpose
-from vremd_models.config import HeadTraining
+from vremd_models.config import HeadLosses
 
 # vremd-tiny's backbone (width 96, 4 blocks, 16x12 grid at 256x192); the models below run at 64x48 (4x3 grid).
 TINY_BACKBONE = {"grid": (16, 12), "depth": 4, "D": 96}
@@ -135,23 +135,18 @@ def test_missing_source_and_unresizable_grid_are_errors(tmp_path):
         init_backbone(model, tmp_path / "weights.pth")
 
 
-@pytest.mark.parametrize("head_training", typing.get_args(HeadTraining))  # every setting the config accepts
-def test_head_training_losses_and_separate_head_outputs(head_training):
+@pytest.mark.parametrize("head_losses", typing.get_args(HeadLosses))  # every setting the config accepts
+@pytest.mark.parametrize("keypoint_gate", [False, True])
+def test_head_losses_gate_and_separate_head_outputs(keypoint_gate, head_losses):
     torch.manual_seed(0)
-    model = VREMD(_config(head_training=head_training)).train()
+    model = VREMD(_config(keypoint_gate=keypoint_gate, head_losses=head_losses)).train()
     clip, targets, weight = torch.randn(2, 3, 3, 64, 48), torch.rand(2, 17, 16, 12), torch.ones(2, 17)
     out = model(clip, targets, weight)
     h_m, h_k = out.motion_heatmaps, out.keypoint_heatmaps
     gate = model.keypoint_head_gate
-    assert (gate is not None) == head_training.startswith("gated")
+    assert (gate is not None) == keypoint_gate
     torch.testing.assert_close(out.heatmaps, h_m + (h_k if gate is None else gate * h_k))
-    terms = {
-        "sum": [out.heatmaps],
-        "motion_loss": [out.heatmaps, h_m],
-        "deep_supervision": [out.heatmaps, h_m, h_k],
-        "gated_keypoint": [out.heatmaps],
-        "gated_deep_supervision": [out.heatmaps, h_m, h_k],
-    }[head_training]
+    terms = {"none": [out.heatmaps], "motion": [out.heatmaps, h_m], "both": [out.heatmaps, h_m, h_k]}[head_losses]
     torch.testing.assert_close(out.loss, sum(heatmap_loss(m, targets, weight) for m in terms))
     out.loss.backward()
     if gate is not None:  # the gate starts at 0 and still receives a gradient

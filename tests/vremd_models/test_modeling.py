@@ -45,8 +45,8 @@ ABLATIONS = {
     "raw human mask": {"human_mask_activation": "none"},
     "frozen backbone": {"freeze_backbone": True},
     "drop path": {"drop_path": 0.2, "backbone_drop_path": 0.2},
-    "learned H_k gate": {"head_training": "gated_keypoint"},
-    "similarity H_k decoder": {"keypoint_decoder": "similarity", "head_training": "sum"},
+    "learned H_k gate": {"keypoint_gate": True},
+    "learned H_k gate, loss on H_m": {"keypoint_gate": True, "head_losses": "motion"},
 }
 
 
@@ -106,7 +106,7 @@ def test_frozen_backbone_gets_no_gradients_and_the_rest_does():
     torch.manual_seed(0)
     # The paper's H = H_k + H_m (a gated setting would hold H_k back at the start); with H_m's zero-initialised
     # motion projection the features behind it only receive gradients after the first steps.
-    cfg = tiny_config(freeze_backbone=True, head_training="sum")
+    cfg = tiny_config(freeze_backbone=True, keypoint_gate=False)
     model = VREMD(cfg).train()
     pixels, targets, weight = _inputs(cfg)
     model(pixels, targets, weight).loss.backward()
@@ -128,7 +128,7 @@ def test_masks_and_sampling_locations_on_request():
     assert plain.keypoint_mask is None
     assert plain.sampling_locations is None
     out = model(pixels, output_masks=True, output_sampling_locations=True)
-    N = cfg.num_tokens
+    N = cfg.grid_size[0] * cfg.grid_size[1]
     assert out.human_mask.shape == (2, 3, N)
     assert ((out.human_mask > 0) & (out.human_mask < 1)).all()  # sigmoid
     assert out.keypoint_mask.shape == (2, 3, N)
@@ -165,13 +165,13 @@ def test_baseline_sees_only_the_key_frame_and_the_full_model_all_frames():
     assert baseline.hkme is None
     assert baseline.bmd is None
     assert baseline.keypoint_head is None
-    full = VREMD(tiny_config(head_training="sum")).eval()  # a gated head_training would hide H_k at initialisation
+    full = VREMD(tiny_config(keypoint_gate=False)).eval()  # a learned gate would hide H_k at initialisation
     assert not torch.allclose(full(pixels).heatmaps, full(changed).heatmaps)
 
 
 def test_loss_is_target_weighted_mse():
     torch.manual_seed(0)
-    cfg = tiny_config(head_training="sum")  # the paper's loss: on H only (other settings: test_initialise.py)
+    cfg = tiny_config(keypoint_gate=False, head_losses="none")  # the paper: one loss on H (others: test_initialise.py)
     model = VREMD(cfg).eval()
     pixels, targets, weight = _inputs(cfg)
     out = model(pixels, targets, weight)
@@ -282,7 +282,7 @@ def test_unknown_config_field_is_an_error_not_a_silent_drop(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     config["use_hkme_v2"] = True
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"config\.json: unknown VREMDConfig field\(s\) \['use_hkme_v2'\]"):
+    with pytest.raises(ValueError, match=r"config\.json: use_hkme_v2: unknown key"):
         VREMD.from_pretrained(tmp_path)
 
 

@@ -32,7 +32,7 @@ def test_head_heatmaps_add_up_to_the_output(demo_data_dir, small_model_dir):
     with capture_head_heatmaps(model) as heads:
         explanation = explain_person(model, [sequence.read(i) for i in (4, 5, 6)], (60.0, 20.0, 100.0, 200.0))
     assert heads.motion.shape == heads.keypoint.shape == (17, 32, 24)
-    # H = H_m + g H_k: g is the learned keypoint-head gate (the gated head_training settings), 1 for "sum".
+    # H = H_m + g H_k: g is the learned keypoint-head gate (keypoint_gate), 1 without it.
     gate = 1.0 if model.keypoint_head_gate is None else float(model.keypoint_head_gate.detach())
     np.testing.assert_allclose(heads.motion + gate * heads.keypoint, explanation.heatmaps, atol=1e-5)
     assert not model.motion_head._forward_hooks  # the hooks are gone afterwards

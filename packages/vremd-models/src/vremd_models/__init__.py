@@ -12,7 +12,7 @@ from vremd_models.convert import (
     load_vitpose_into,
 )
 from vremd_models.decoding import decode_heatmaps
-from vremd_models.heads import KeypointSimilarityHead, KeypointTokenHead, MotionHeatmapHead
+from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
 from vremd_models.inference import flip_heatmaps, heatmap_to_image, predict_heatmaps
 from vremd_models.initialise import InitialisationError, init_backbone, init_head
 from vremd_models.modeling import VREMD, heatmap_loss
@@ -27,7 +27,6 @@ __all__ = [
     "ConvertedCheckpoint",
     "InitialisationError",
     "KeyReport",
-    "KeypointSimilarityHead",
     "KeypointTokenHead",
     "MotionHeatmapHead",
     "VREMDConfig",

@@ -8,14 +8,14 @@ by prefix (``backbone_*``, ``hkme_*``, ``bmd_*``) instead. Choices the paper lea
 import dataclasses
 import json
 import math
-import types
-import typing
+import warnings
 from collections.abc import Mapping
-from typing import Any, Final, Literal, get_args, get_origin
+from typing import Any, Final, Literal
 
 from vremd_layers.attention import AttentionBackend
+from vremd_models.schema import FieldError, build, check_types, require
 
-__all__ = ["POSETRACK_FLIP_PAIRS", "PRESETS", "VREMDConfig", "describe_type", "matches_type"]
+__all__ = ["POSETRACK_FLIP_PAIRS", "PRESETS", "VREMDConfig"]
 
 # Left/right joint pairs of the 17-slot PoseTrack order (the same as posetrack_data.joints.FLIP_PAIRS; this
 # package may not import the data package).
@@ -23,8 +23,7 @@ POSETRACK_FLIP_PAIRS: Final = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 1
 
 MotionOp = Literal["dca", "da", "dc"]
 MaskActivation = Literal["sigmoid", "none"]
-HeadTraining = Literal["sum", "motion_loss", "deep_supervision", "gated_keypoint", "gated_deep_supervision"]
-KeypointDecoder = Literal["mlp", "similarity"]
+HeadLosses = Literal["none", "motion", "both"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -72,17 +71,12 @@ class VREMDConfig:
             ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3).
         bmd_offset_kernel_size: Kernel of the convolution psi that predicts the DCA (and DC) offsets (odd).
         bmd_share_direction_weights: One set of ADC weights for both directions (with ``bidirectional``).
-        keypoint_head_hidden_dim: Hidden width of H_k's decoder (the MLP's hidden layer, or the similarity
-            decoder's query and key width).
-        keypoint_decoder: How H_k is read from the keypoint tokens: ``"mlp"`` (the paper: an MLP per token,
-            reshaped to a heatmap) or ``"similarity"`` (each token's similarity to the key frame's enhanced
-            features, up-sampled; ``vremd_models.heads.KeypointSimilarityHead``).
-        head_training: How the two heads H_k and H_m are trained (only matters with keypoint tokens):
-            ``"sum"`` (the paper: one loss on H = H_k + H_m), ``"motion_loss"`` (plus a loss on H_m alone, so
-            H_m is not starved while H_k fits a coarse map), ``"deep_supervision"`` (plus a loss on each head
-            alone, so H_k learns), ``"gated_keypoint"`` (H = H_m + g H_k with a learned scalar g starting at 0,
-            loss on H) or ``"gated_deep_supervision"`` (the default: the gated H, plus a loss on each head alone).
-            ``docs/paper-map.md`` records the measurements behind the default.
+        keypoint_head_hidden_dim: Hidden width of H_k's MLP decoder.
+        keypoint_gate: H = H_m + g H_k with a learned scalar g starting at 0, instead of the paper's equal weights
+            (only matters with keypoint tokens).
+        head_losses: Losses besides the paper's one on H (only with keypoint tokens): ``"none"`` (the paper),
+            ``"motion"`` (plus one on H_m alone, so H_m is not starved while H_k fits a coarse map) or ``"both"``
+            (plus one on each head alone, so H_k learns). ``docs/paper-map.md`` records what each measured.
     """
 
     image_size: tuple[int, int] = (256, 192)
@@ -123,8 +117,8 @@ class VREMDConfig:
     bmd_share_direction_weights: bool = False
 
     keypoint_head_hidden_dim: int = 384
-    keypoint_decoder: KeypointDecoder = "mlp"
-    head_training: HeadTraining = "gated_deep_supervision"
+    keypoint_gate: bool = False
+    head_losses: HeadLosses = "none"
 
     def __post_init__(self) -> None:
         # JSON has no tuples: config.json and YAML give lists, and the hub mixin's loader calls the constructor
@@ -133,7 +127,7 @@ class VREMDConfig:
             object.__setattr__(self, name, _as_tuple(name, getattr(self, name)))
         if isinstance(self.flip_pairs, list | tuple):
             object.__setattr__(self, "flip_pairs", tuple(_as_tuple("flip_pairs", p) for p in self.flip_pairs))
-        self._check_types()
+        check_types(self)
         self._check_values()
 
     # ------------------------------------------------------------------ derived sizes
@@ -142,11 +136,6 @@ class VREMDConfig:
     def grid_size(self) -> tuple[int, int]:
         """Token grid (H, W) = image size / patch size."""
         return (self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size)
-
-    @property
-    def num_tokens(self) -> int:
-        """Tokens N per frame."""
-        return self.grid_size[0] * self.grid_size[1]
 
     @property
     def key_frame_index(self) -> int:
@@ -173,18 +162,15 @@ class VREMDConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "VREMDConfig":
         """Build a config from a mapping such as parsed JSON or YAML; unknown keys are an error.
 
-        Missing keys take their defaults, so a config written by an older version (fewer fields) still loads.
+        Missing keys take their defaults, so a config written by an older version (fewer fields) still loads; the
+        fields older versions wrote and this one replaced are read with one ``FutureWarning`` (``head_training``
+        becomes ``keypoint_gate`` and ``head_losses``; ``keypoint_decoder: mlp`` is the only decoder left).
 
         Raises:
-            ValueError: a key is not a field, or a value is impossible.
-            TypeError: ``data`` is not a mapping, or a value has the wrong type.
+            FieldError: a key is not a field, or a value is impossible (a ``ValueError``; ``.key`` names it).
+            FieldTypeError: ``data`` is not a mapping, or a value has the wrong type (also a ``TypeError``).
         """
-        if not isinstance(data, Mapping):
-            raise TypeError(f"VREMDConfig.from_dict expects a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown VREMDConfig field(s) {unknown}; valid fields: {_field_names()}")
-        return cls(**data)
+        return build(cls, _upgrade(data))
 
     def to_json_string(self) -> str:
         """The config as indented JSON with sorted keys (the layout of ``config.json``)."""
@@ -199,25 +185,16 @@ class VREMDConfig:
     def from_preset(cls, name: str, **overrides: Any) -> "VREMDConfig":
         """A named preset, optionally with fields replaced: ``from_preset("vremd-vitl", use_bmd=False)``.
 
+        The overrides are checked like :meth:`from_dict`'s keys (they may be parsed JSON or YAML).
+
         Raises:
-            ValueError: unknown preset name or override field, or an impossible value.
+            ValueError: unknown preset name; ``FieldError``/``FieldTypeError`` as :meth:`from_dict`.
         """
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown VREMDConfig field(s) {unknown} in overrides of preset {name!r}")
-        return dataclasses.replace(PRESETS[name], **overrides)
+        return cls.from_dict(PRESETS[name].to_dict() | dict(overrides))
 
     # ------------------------------------------------------------------ validation
-
-    def _check_types(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            expected = hints[field.name]
-            if not matches_type(value, expected):
-                raise TypeError(f"VREMDConfig.{field.name} must be {describe_type(expected)}, got {value!r}")
 
     def _check_values(self) -> None:
         positive = (
@@ -229,100 +206,90 @@ class VREMDConfig:
         # the upper bound keeps a corrupted or hostile config.json from asking torch for absurd tensors
         for name in positive:
             value = getattr(self, name)
-            _require(1 <= value <= _MAX_SIZE, name, value, f"a positive integer (at most {_MAX_SIZE})")
+            require(1 <= value <= _MAX_SIZE, name, value, f"a positive integer (at most {_MAX_SIZE})")
         for name in ("image_size", "heatmap_size"):
             value = getattr(self, name)
-            _require(len(value) == 2 and min(value) >= 1 and max(value) <= _MAX_SIZE, name, value,
-                     f"two integers (H, W) in [1, {_MAX_SIZE}]")  # fmt: skip
+            require(len(value) == 2 and min(value) >= 1 and max(value) <= _MAX_SIZE, name, value,
+                    f"two integers (H, W) in [1, {_MAX_SIZE}]")  # fmt: skip
         for name in ("backbone_mlp_ratio", "mlp_ratio"):
-            _require(0 < getattr(self, name) <= 64, name, getattr(self, name), "in (0, 64]")
+            require(0 < getattr(self, name) <= 64, name, getattr(self, name), "in (0, 64]")
         for name in ("backbone_drop_path", "drop_path"):
-            _require(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "in [0, 1)")
+            require(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "in [0, 1)")
 
         H, W = self.image_size
-        _require(H % self.patch_size == 0 and W % self.patch_size == 0, "image_size", self.image_size,
-                 f"both sides divisible by patch_size={self.patch_size}")  # fmt: skip
+        require(H % self.patch_size == 0 and W % self.patch_size == 0, "image_size", self.image_size,
+                f"both sides divisible by patch_size={self.patch_size}")  # fmt: skip
         gh, gw = self.grid_size
         hh, hw = self.heatmap_size
-        _require(
+        require(
             hh % gh == 0 and hw % gw == 0 and hh // gh == hw // gw,
             "heatmap_size", self.heatmap_size,
             f"the same integer multiple of the token grid {self.grid_size} on both axes",
         )  # fmt: skip
-        _require(self.num_frames % 2 == 1, "num_frames", self.num_frames, "odd (key frame in the middle)")
+        require(self.num_frames % 2 == 1, "num_frames", self.num_frames, "odd (key frame in the middle)")
         if self.use_bmd:
-            _require(self.num_frames == 3, "num_frames", self.num_frames,
-                     "3 when use_bmd=True (BMD takes F_{t-1}, F_t, F_{t+1})")  # fmt: skip
-        _require(self.backbone_dim % self.backbone_num_heads == 0, "backbone_num_heads", self.backbone_num_heads,
-                 f"a divisor of backbone_dim={self.backbone_dim}")  # fmt: skip
-        _require(self.hidden_dim % self.num_heads == 0, "num_heads", self.num_heads,
-                 f"a divisor of hidden_dim={self.hidden_dim}")  # fmt: skip
+            require(self.num_frames == 3, "num_frames", self.num_frames,
+                    "3 when use_bmd=True (BMD takes F_{t-1}, F_t, F_{t+1})")  # fmt: skip
+        require(self.backbone_dim % self.backbone_num_heads == 0, "backbone_num_heads", self.backbone_num_heads,
+                f"a divisor of backbone_dim={self.backbone_dim}")  # fmt: skip
+        require(self.hidden_dim % self.num_heads == 0, "num_heads", self.num_heads,
+                f"a divisor of hidden_dim={self.hidden_dim}")  # fmt: skip
         if self.use_bmd and self.motion_op == "dc":
             k = math.isqrt(self.bmd_num_points)
-            _require(k * k == self.bmd_num_points, "bmd_num_points", self.bmd_num_points,
-                     'a square (k x k kernel taps) when motion_op="dc"')  # fmt: skip
-        _require(self.bmd_offset_kernel_size % 2 == 1, "bmd_offset_kernel_size", self.bmd_offset_kernel_size,
-                 "odd (the offset convolution keeps the token grid)")  # fmt: skip
+            require(k * k == self.bmd_num_points, "bmd_num_points", self.bmd_num_points,
+                    'a square (k x k kernel taps) when motion_op="dc"')  # fmt: skip
+        require(self.bmd_offset_kernel_size % 2 == 1, "bmd_offset_kernel_size", self.bmd_offset_kernel_size,
+                "odd (the offset convolution keeps the token grid)")  # fmt: skip
 
         seen: set[int] = set()
         for pair in self.flip_pairs:
             ok = len(pair) == 2 and pair[0] != pair[1] and all(0 <= j < self.num_joints for j in pair)
-            _require(ok, "flip_pairs", pair, f"two different joint indices in [0, {self.num_joints})")
-            _require(not seen & set(pair), "flip_pairs", self.flip_pairs, "each joint in at most one pair")
+            require(ok, "flip_pairs", pair, f"two different joint indices in [0, {self.num_joints})")
+            require(not seen & set(pair), "flip_pairs", self.flip_pairs, "each joint in at most one pair")
             seen |= set(pair)
 
 
 _MAX_SIZE = 65536
 
 
-def _field_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(VREMDConfig)]
+# Fields older versions wrote, and what each value means now: (keypoint_gate, head_losses).
+_HEAD_TRAINING: Final = {
+    "sum": (False, "none"),
+    "motion_loss": (False, "motion"),
+    "deep_supervision": (False, "both"),
+    "gated_keypoint": (True, "none"),
+    "gated_deep_supervision": (True, "both"),
+}
 
 
-def _require(ok: bool, name: str, value: object, expected: str) -> None:
-    if not ok:
-        raise ValueError(f"VREMDConfig.{name} must be {expected}, got {value!r}")
+def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data`` with the fields of older versions (``head_training``, ``keypoint_decoder``) rewritten, warning once."""
+    if not isinstance(data, Mapping) or not {"head_training", "keypoint_decoder"} & set(data):
+        return data
+    data = dict(data)
+    said = []
+    if "keypoint_decoder" in data:
+        decoder = data.pop("keypoint_decoder")
+        if decoder != "mlp":
+            raise FieldError(
+                "keypoint_decoder", f"{decoder!r} was removed (its measurements: docs/paper-map.md); H_k is the MLP"
+            )
+        said.append("keypoint_decoder 'mlp' is the only decoder and the field is gone")
+    if "head_training" in data:
+        setting = data.pop("head_training")
+        if setting not in _HEAD_TRAINING:
+            raise FieldError("head_training", f"must be one of {', '.join(map(repr, _HEAD_TRAINING))}, got {setting!r}")
+        gate, losses = _HEAD_TRAINING[setting]
+        if data.setdefault("keypoint_gate", gate) != gate or data.setdefault("head_losses", losses) != losses:
+            raise FieldError("head_training", f"{setting!r} disagrees with keypoint_gate / head_losses given beside it")
+        said.append(f"head_training {setting!r} is read as keypoint_gate={gate}, head_losses={losses!r}")
+    warnings.warn(f"VREMDConfig: deprecated field(s): {'; '.join(said)}", FutureWarning, stacklevel=3)
+    return data
 
 
 def _as_tuple(name: str, value: object) -> object:
     # Lists become tuples; anything else is left for the type check to reject with the field name.
     return tuple(value) if isinstance(value, list | tuple) else value
-
-
-def matches_type(value: object, expected: Any) -> bool:
-    """Whether ``value`` is of the annotated type ``expected`` (Literal, Union, tuple, bool, int, float, ...).
-
-    Strict where YAML and JSON are loose: a bool is not an int, an int is a float. Also used by the run-config
-    loader of ``training/``, so both schemas judge types alike.
-    """
-    if expected is Any:
-        return True
-    origin = get_origin(expected)
-    if origin is Literal:
-        return value in get_args(expected)
-    if origin in (typing.Union, types.UnionType):
-        return any(matches_type(value, arg) for arg in get_args(expected))
-    if origin is tuple:
-        args = get_args(expected)
-        if not isinstance(value, tuple):
-            return False
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(matches_type(v, args[0]) for v in value)
-        return len(value) == len(args) and all(matches_type(v, a) for v, a in zip(value, args, strict=True))
-    if expected is bool:
-        return isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def describe_type(expected: Any) -> str:
-    """A type annotation as error messages name it: ``int``, ``one of 'dca', 'da'``, ``tuple[int, int]``."""
-    if get_origin(expected) is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(expected))
-    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
 
 
 PRESETS: Final[dict[str, VREMDConfig]] = {

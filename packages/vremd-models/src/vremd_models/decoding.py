@@ -5,14 +5,16 @@ this module turns heatmaps into (x, y) in heatmap pixels. ``inference.heatmap_to
 image pixels. A new sub-pixel rule is a new ``refine`` value here.
 """
 
-from typing import Literal
+from typing import Final, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Refine", "decode_heatmaps"]
+__all__ = ["REFINE_CHOICES", "Refine", "decode_heatmaps"]
 
-Refine = Literal["dark", "quarter"] | None
+# The one spelling of each sub-pixel rule, for the run config, vremd-predict's --refine and this module alike.
+Refine = Literal["dark", "quarter", "none"]
+REFINE_CHOICES: Final = get_args(Refine)
 
 
 def decode_heatmaps(
@@ -33,7 +35,7 @@ def decode_heatmaps(
 
     Args:
         heatmaps: Heatmaps.
-        refine: ``"dark"``, ``"quarter"`` or ``None`` (integer argmax).
+        refine: ``"dark"``, ``"quarter"`` or ``"none"`` (integer argmax).
         blur_kernel_size: Odd Gaussian kernel size of DARK's smoothing (11 suits 64x48 heatmaps, sigma 2).
 
     Returns:
@@ -44,8 +46,8 @@ def decode_heatmaps(
     """
     if heatmaps.ndim != 4:
         raise ValueError(f"heatmaps must be (B, J, H, W), got {tuple(heatmaps.shape)}")
-    if refine not in ("dark", "quarter", None):
-        raise ValueError(f"refine must be 'dark', 'quarter' or None, got {refine!r}")
+    if refine not in REFINE_CHOICES:
+        raise ValueError(f"refine must be one of {', '.join(map(repr, REFINE_CHOICES))}, got {refine!r}")
     if blur_kernel_size < 1 or blur_kernel_size % 2 == 0:
         raise ValueError(f"blur_kernel_size must be a positive odd integer, got {blur_kernel_size}")
     heatmaps = heatmaps.detach().float()

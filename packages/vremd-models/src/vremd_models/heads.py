@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-__all__ = ["KeypointSimilarityHead", "KeypointTokenHead", "MotionHeatmapHead"]
+__all__ = ["KeypointTokenHead", "MotionHeatmapHead"]
 
 
 class KeypointTokenHead(nn.Module):
@@ -49,46 +49,6 @@ class KeypointTokenHead(nn.Module):
         """
         flat = self.mlp(keypoint_tokens)
         return rearrange(flat, "b j (h w) -> b j h w", h=self.heatmap_size[0], w=self.heatmap_size[1])
-
-
-class KeypointSimilarityHead(nn.Module):
-    """H_k as each keypoint token's similarity to the key frame's tokens, up-sampled (an alternative to the MLP).
-
-    ``H_k[j] = up(q_j . k_n / sqrt(d))`` with ``q = W_q LN(T_t)`` and ``k = W_k LN(F)``: the same token-to-feature
-    map that builds the keypoint mask (eq. 2), read out as a heatmap. It places a joint where its token matches
-    a feature instead of regressing all H*W pixels from one token, so it has 2 D d weights instead of
-    D h + h H W and is spatially equivariant; ``docs/paper-map.md`` measures it against the paper's MLP.
-
-    Args:
-        dim: Token width D.
-        hidden_dim: Width d of the query and key projections.
-        grid_size: Token grid (H, W) of ``features``.
-        upsample_factor: Heatmap size over grid size.
-
-    Shapes:
-        keypoint_tokens: Float[B, J, D], features: Float[B, N, D] -> heatmaps: Float[B, J, H*f, W*f]
-    """
-
-    def __init__(self, dim: int, *, hidden_dim: int, grid_size: tuple[int, int], upsample_factor: int) -> None:
-        super().__init__()
-        self.grid_size = tuple(grid_size)
-        self.upsample_factor = upsample_factor
-        self.query = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden_dim))
-        self.key = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden_dim))
-        for module in (self.query[1], self.key[1]):
-            nn.init.trunc_normal_(module.weight, std=0.02)
-            nn.init.zeros_(module.bias)
-
-    def forward(self, keypoint_tokens: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """Score every token against every keypoint token.
-
-        Shapes:
-            keypoint_tokens: Float[B, J, D], features: Float[B, N, D] -> Float[B, J, H*f, W*f]
-        """
-        query, key = self.query(keypoint_tokens), self.key(features)
-        scores = torch.einsum("bjd,bnd->bjn", query, key) * query.shape[-1] ** -0.5
-        grid = rearrange(scores, "b j (h w) -> b j h w", h=self.grid_size[0], w=self.grid_size[1])
-        return F.interpolate(grid, scale_factor=self.upsample_factor, mode="bilinear", align_corners=False)
 
 
 class MotionHeatmapHead(nn.Module):

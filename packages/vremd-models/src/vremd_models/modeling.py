@@ -32,7 +32,7 @@ from vremd_models.backbone import ViTPoseBackbone
 from vremd_models.checked_files import read_json_object, read_safetensors
 from vremd_models.config import VREMDConfig
 from vremd_models.convert import CheckpointMismatchError, KeyReport
-from vremd_models.heads import KeypointSimilarityHead, KeypointTokenHead, MotionHeatmapHead
+from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
 from vremd_models.output import VREMDOutput
 
 __all__ = ["VREMD", "heatmap_loss"]
@@ -103,20 +103,6 @@ def heatmap_loss(heatmaps: torch.Tensor, targets: torch.Tensor, target_weight: t
     """
     weight = target_weight[:, :, None, None].to(heatmaps.dtype)
     return torch.mean((heatmaps * weight - targets.to(heatmaps.dtype) * weight) ** 2)
-
-
-def _keypoint_head(config: VREMDConfig) -> KeypointTokenHead | KeypointSimilarityHead:
-    """H_k's decoder, as ``config.keypoint_decoder`` names it."""
-    if config.keypoint_decoder == "similarity":
-        return KeypointSimilarityHead(
-            config.hidden_dim,
-            hidden_dim=config.keypoint_head_hidden_dim,
-            grid_size=config.grid_size,
-            upsample_factor=config.upsample_factor,
-        )
-    return KeypointTokenHead(
-        config.hidden_dim, hidden_dim=config.keypoint_head_hidden_dim, heatmap_size=config.heatmap_size
-    )
 
 
 class _HKME(nn.Module):
@@ -251,7 +237,8 @@ class VREMD(
     The ViT backbone (frozen by default) encodes every frame in one batch; its features are projected to
     ``hidden_dim``. HKME turns them into the enhanced feature F and the key frame's keypoint tokens T_t; BMD
     refines the motion F_{t+1} - F_t, F_{t-1} - F_t guided by F into M. H_k = MLP(T_t) and
-    H_m = decoder(F_t + W M) are summed (``config.head_training`` adds per-head losses or a learned H_k gate).
+    H_m = decoder(F_t + W M) are summed (``config.keypoint_gate`` learns H_k's weight instead; ``config.head_losses``
+    adds per-head losses).
     Each module can be switched off by config (Tables 4-6); without BMD the enhanced F takes M's place in H_m,
     and with neither module the model is the single-frame ViTPose baseline (only the key frame is encoded).
 
@@ -284,10 +271,16 @@ class VREMD(
         self.hkme = _HKME(config) if config.use_hkme else None
         self.bmd = _BMD(config) if config.use_bmd else None
         has_keypoint_tokens = config.use_hkme and config.keypoint_mask
-        self.keypoint_head = _keypoint_head(config) if has_keypoint_tokens else None
-        # The gated settings: H = H_m + g H_k with g learned from 0, so H_k joins only as far as it helps.
-        gated = config.head_training in ("gated_keypoint", "gated_deep_supervision")
-        self.keypoint_head_gate = nn.Parameter(torch.zeros(())) if has_keypoint_tokens and gated else None
+        self.keypoint_head = (
+            KeypointTokenHead(
+                config.hidden_dim, hidden_dim=config.keypoint_head_hidden_dim, heatmap_size=config.heatmap_size
+            )
+            if has_keypoint_tokens
+            else None
+        )
+        # H = H_m + g H_k with g learned from 0, so H_k joins only as far as it helps.
+        gated = has_keypoint_tokens and config.keypoint_gate
+        self.keypoint_head_gate = nn.Parameter(torch.zeros(())) if gated else None
         self.motion_head = MotionHeatmapHead(
             config.backbone_dim,
             num_joints=config.num_joints,
@@ -340,20 +333,16 @@ class VREMD(
         else:
             motion = enhanced  # Table 4 (a): F takes M's place in H_m
         motion_heatmaps = self.motion_head(backbone_features[:, t], motion)  # H_m
-        keypoint_heatmaps = None  # H_k
-        if isinstance(self.keypoint_head, KeypointSimilarityHead):
-            keypoint_heatmaps = self.keypoint_head(keypoint_tokens, enhanced)
-        elif self.keypoint_head is not None:
-            keypoint_heatmaps = self.keypoint_head(keypoint_tokens)
+        keypoint_heatmaps = self.keypoint_head(keypoint_tokens) if self.keypoint_head is not None else None  # H_k
         heatmaps = motion_heatmaps
         if keypoint_heatmaps is not None:  # the paper: equal weights; the gate learns H_k's weight instead
             gate = self.keypoint_head_gate
             heatmaps = motion_heatmaps + (keypoint_heatmaps if gate is None else gate * keypoint_heatmaps)
         loss = self._loss(heatmaps, target_heatmaps, target_weight)
         if loss is not None and keypoint_heatmaps is not None:
-            if cfg.head_training in ("motion_loss", "deep_supervision", "gated_deep_supervision"):
+            if cfg.head_losses in ("motion", "both"):
                 loss = loss + self._loss(motion_heatmaps, target_heatmaps, target_weight)
-            if cfg.head_training in ("deep_supervision", "gated_deep_supervision"):
+            if cfg.head_losses == "both":
                 loss = loss + self._loss(keypoint_heatmaps, target_heatmaps, target_weight)
         return VREMDOutput(
             heatmaps=heatmaps,

@@ -13,7 +13,7 @@ class VREMDOutput:
 
     Attributes:
         heatmaps: Final heatmaps H = H_k + H_m of the key frame.
-        loss: Target-weighted MSE to ``target_heatmaps`` (a scalar; with ``head_training`` other than ``"sum"``
+        loss: Target-weighted MSE to ``target_heatmaps`` (a scalar; with ``head_losses`` other than ``"none"``
             plus the per-head terms), or ``None`` without targets.
         motion_heatmaps: H_m alone (equal to ``heatmaps`` without a keypoint-token head).
         keypoint_heatmaps: H_k alone (before any learned gate), or ``None`` without keypoint tokens.

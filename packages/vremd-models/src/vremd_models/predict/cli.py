@@ -25,6 +25,7 @@ from posetrack_data.annotations import clip_box
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.outputs import OutputPolicy, file_sha256, run_guarded
 from posetrack_data.predictions import PersonPose, PredictionWriter, sequence_document
+from vremd_models.decoding import REFINE_CHOICES
 from vremd_models.predict.detections import (
     PersonBox,
     assign_boxes,
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="persons per forward pass (default 32)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model compute dtype (default float32)")
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="skip the flipped pass")
-    parser.add_argument("--refine", choices=("dark", "quarter", "none"), default="dark", help="sub-pixel decoding")
+    parser.add_argument("--refine", choices=REFINE_CHOICES, default="dark", help="sub-pixel decoding")
     parser.add_argument("--tracking", choices=("oks", "iou", "none"), default="oks", help="track-id assignment")
     parser.add_argument("--render", type=Path, help="also draw the poses: a .mp4/.avi (one sequence) or a folder")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of rendered videos (default 25)")
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> str:
         dtype=dtype,
         batch_size=args.batch_size,
         flip_test=args.flip_test,
-        refine=None if args.refine == "none" else args.refine,
+        refine=args.refine,
     )
     num_persons = 0
     with tqdm(total=sum(len(s) for s in pending), unit="frame", disable=not args.progress) as bar:

@@ -98,7 +98,7 @@ def explain_person(
         output_sampling_locations=True,
     )
     heatmaps = output.heatmaps.float()
-    coords, scores = decode_heatmaps(heatmaps, refine=None)
+    coords, scores = decode_heatmaps(heatmaps, refine="none")
     stride = torch.tensor([W / heatmaps.shape[-1], H / heatmaps.shape[-2]], device=coords.device)
     grid = (H // _PATCH, W // _PATCH)
     crops = np.clip(

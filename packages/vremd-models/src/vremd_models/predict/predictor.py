@@ -8,7 +8,6 @@ frames share one batch.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from posetrack_data.predictions import PersonPose, joint_scores
 from posetrack_data.transforms import BBOX_ENLARGE, IMAGENET_MEAN, IMAGENET_STD
+from vremd_models.decoding import Refine
 from vremd_models.predict.detections import PersonBox
 from vremd_models.predict.frames import FrameSequence
 
@@ -105,7 +105,7 @@ class PosePredictor:
         dtype: torch.dtype = torch.float32,
         batch_size: int = 32,
         flip_test: bool = True,
-        refine: Literal["dark", "quarter"] | None = "dark",
+        refine: Refine = "dark",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
