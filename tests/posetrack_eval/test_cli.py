@@ -119,3 +119,31 @@ def test_console_script_exit_code(case_dirs, tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith(f"posetrack-eval: error: {bad}: file: not valid JSON")
     assert done.stdout == ""
+
+
+def test_subsets_print_rows_and_write_their_figures(case_dirs, tmp_path, capsys):
+    gt, pred = case_dirs
+    ids = [a["id"] for path in sorted(gt.glob("*.json")) for a in json.loads(path.read_text())["annotations"]]
+    subsets = tmp_path / "subsets.json"
+    subsets.write_text(json.dumps({"all": ids, "first": ids[:3]}))
+    out = tmp_path / "r.json"
+    assert main([str(pred), "--gt", str(gt), "--subset", str(subsets), "--json", str(out), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("AP over subsets of GT persons:")
+    assert [line.split()[0] for line in lines[start + 1 :]] == ["subset", "all", "first"]
+    assert lines[start + 2].split()[1:] == lines[2].split()  # the whole set: the plain row
+    data = json.loads(out.read_text())
+    assert list(data["subsets"]) == ["all", "first"]
+    assert data["subsets"]["all"]["ap"] == data["ap"]
+    assert set(data["subsets"]["first"]) == {"protocol", "num_frames", "ap", "ap_per_joint", "ap_precision",
+                                              "ap_recall"}  # fmt: skip
+
+
+def test_unknown_subset_id_is_one_line(case_dirs, tmp_path, capsys):
+    gt, pred = case_dirs
+    subsets = tmp_path / "subsets.json"
+    subsets.write_text(json.dumps([12345]))
+    assert main([str(pred), "--gt", str(gt), "--subset", str(subsets), "--no-progress"]) == 2
+    assert (
+        _error_line(capsys) == f"posetrack-eval: error: {subsets}: [0]: annotation id 12345 is not in the ground truth"
+    )

@@ -3,6 +3,7 @@
 posetrack-eval preds.json --gt annotations/val/
 posetrack-eval preds/ --gt annotations/val/ --tracking
 posetrack-eval preds.json --gt annotations/val/ --json results.json --per-sequence --plot pr.png
+posetrack-eval preds.json --gt annotations/val/ --subset occluded_ids.json
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-sequence", action="store_true", help="also score and print each sequence")
     parser.add_argument("--protocol", choices=("poseval", "pt21"), default="poseval",
                         help="poseval (PoseTrack17/18, default) or pt21 (PoseTrack21's mAP variant)")  # fmt: skip
+    parser.add_argument(
+        "--subset",
+        metavar="FILE",
+        help="also AP over subsets of GT persons: a JSON list of GT annotation ids, or name -> list",
+    )
     parser.add_argument("--plot", metavar="PNG", help="save precision-recall curves per joint group (needs [plot])")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json or --plot file")
@@ -68,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             return _fail("--plot needs matplotlib: pip install 'posetrack-eval[plot]'")
-    policy = OutputPolicy.for_inputs((args.predictions, args.gt), overwrite=args.overwrite)
+    policy = OutputPolicy.for_inputs((args.predictions, args.gt, args.subset), overwrite=args.overwrite)
     for option, target in (("--json", args.json), ("--plot", args.plot)):
         if target and not Path(target).resolve().parent.is_dir():
             return _fail(f"{option} {target}: folder does not exist")
@@ -78,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.json}: --json and --plot name the same file")
     result = evaluate(
         args.gt, args.predictions, protocol=args.protocol, tracking=args.tracking, per_sequence=args.per_sequence,
-        progress=not args.no_progress, keep_curves=bool(args.plot), tie_order=args.tie_order,
+        progress=not args.no_progress, keep_curves=bool(args.plot), tie_order=args.tie_order, subset=args.subset,
     )  # fmt: skip
     print(format_table(result))
     note = result.tie_note()

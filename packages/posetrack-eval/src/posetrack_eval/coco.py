@@ -195,6 +195,11 @@ def coco_ground_truth(data: dict[str, Any], source: str, default_name: str) -> l
     with_id = [k for k, ann in enumerate(anns) if "id" in ann]
     ann_ids = int_array([anns[k]["id"] for k in with_id], source, lambda k: f"annotations[{with_id[k]}].id")
     unique_ids(ann_ids, source, lambda k: f"annotations[{with_id[k]}].id", "annotation id")
+    unidentified = None
+    if len(with_id) < len(anns):
+        unidentified = f"annotations[{next(k for k, ann in enumerate(anns) if 'id' not in ann)}].id"
+    all_ann_ids = np.zeros(len(anns), dtype=np.int64)
+    all_ann_ids[with_id] = ann_ids
     ids = ids.tolist()
     # a merged file: group frames by video folder, in order of first appearance, sequences sorted by name
     videos: dict[str, list[int]] = {}
@@ -232,6 +237,8 @@ def coco_ground_truth(data: dict[str, Any], source: str, default_name: str) -> l
                 file_names=[names[i] for i in frames],
                 regions=regions,
                 annolist=False,
+                annotation_ids=None if unidentified else all_ann_ids[mine],
+                unidentified=unidentified,
             )
         )
     return sequences

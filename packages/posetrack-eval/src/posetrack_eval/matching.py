@@ -35,6 +35,7 @@ class Side:
         score: Float[n, 15]
         head: Float[n]
         track: Int[n]
+        person: Int[n] (row of the person in the ``Persons`` it was selected from)
     """
 
     frame_ptr: npt.NDArray[np.int64]
@@ -43,6 +44,7 @@ class Side:
     score: npt.NDArray[np.float64]
     head: npt.NDArray[np.float64]
     track: npt.NDArray[np.int64]
+    person: npt.NDArray[np.int64]
 
     @property
     def counts(self) -> npt.NDArray[np.int64]:
@@ -53,7 +55,7 @@ class Side:
         r0, r1 = int(self.frame_ptr[start]), int(self.frame_ptr[stop])
         return Side(
             frame_ptr=self.frame_ptr[start : stop + 1] - r0,
-            **{name: getattr(self, name)[r0:r1] for name in ("xy", "has", "score", "head", "track")},
+            **{name: getattr(self, name)[r0:r1] for name in ("xy", "has", "score", "head", "track", "person")},
         )
 
 
@@ -63,6 +65,7 @@ class SequenceMatch:
 
     Shapes (K scored frames, E prediction-GT pairs within frames, ordered frame, prediction, GT):
         label: Bool[n_pred, 15] (a predicted joint is a true positive)
+        assigned: Int[n_pred] (the GT person, a row of ``gt``, each prediction is assigned to; -1 if none)
         num_gt: Int[15]
         pair_ptr: Int[K + 1]
         dist: Float[E, 15] (joint distance / head size; inf where either joint is missing)
@@ -72,6 +75,7 @@ class SequenceMatch:
     gt: Side
     pred: Side
     label: npt.NDArray[np.bool_]
+    assigned: npt.NDArray[np.int64]
     num_gt: npt.NDArray[np.int64]
     pair_ptr: npt.NDArray[np.int64]
     dist: npt.NDArray[np.float64]
@@ -85,11 +89,13 @@ class SequenceMatch:
         gt, pred = self.gt.frames(start, stop), self.pred.frames(start, stop)
         p0, p1 = int(self.pred.frame_ptr[start]), int(self.pred.frame_ptr[stop])
         e0, e1 = int(self.pair_ptr[start]), int(self.pair_ptr[stop])
+        assigned = self.assigned[p0:p1]
         return SequenceMatch(
             name=name,
             gt=gt,
             pred=pred,
             label=self.label[p0:p1],
+            assigned=np.where(assigned >= 0, assigned - self.gt.frame_ptr[start], -1),
             num_gt=gt.has.sum(axis=0),
             pair_ptr=self.pair_ptr[start : stop + 1] - e0,
             dist=self.dist[e0:e1],
@@ -177,7 +183,8 @@ def _side(persons: Persons, frames: npt.NDArray[np.int64], regions: list[list], 
     if not keep.all():
         ptr = _ptr(np.bincount(frame_of_row[keep], minlength=len(frames)))
         rows, xy, present, score = rows[keep], xy[keep], present[keep], score[keep]
-    return Side(frame_ptr=ptr, xy=xy, has=present, score=score, head=persons.head[rows], track=persons.track[rows])
+    return Side(frame_ptr=ptr, xy=xy, has=present, score=score, head=persons.head[rows], track=persons.track[rows],
+                person=rows)  # fmt: skip
 
 
 def scored_frames(gt: GroundTruthSequence, protocol: Literal["poseval", "pt21"]) -> npt.NDArray[np.int64]:
@@ -213,6 +220,7 @@ def match_sequence(gt: GroundTruthSequence, pred: Persons, protocol: Literal["po
     pck[annotated] /= joints_of_gt[g][annotated]
 
     label = np.zeros_like(prs.has)
+    assigned = np.full(len(prs.head), -1, dtype=np.int64)
     if num_pairs:
         # each prediction keeps its best GT (first on ties); pairs are grouped by prediction, GT ascending
         row_start = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
@@ -231,12 +239,14 @@ def match_sequence(gt: GroundTruthSequence, pred: Persons, protocol: Literal["po
         cand = np.flatnonzero((kept[by_gt] == col_best[col_id]) & (col_best[col_id] > 0))
         pairs = by_gt[cand[np.r_[True, col_id[cand][1:] != col_id[cand][:-1]]]] if len(cand) else cand
         label[p[pairs]] = match[pairs]
+        assigned[p[pairs]] = g[pairs]
     label &= prs.has
     return SequenceMatch(
         name=gt.name,
         gt=gts,
         pred=prs,
         label=label,
+        assigned=assigned,
         num_gt=gts.has.sum(axis=0),
         pair_ptr=pair_ptr,
         dist=dist,

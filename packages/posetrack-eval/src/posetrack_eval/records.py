@@ -82,6 +82,10 @@ class GroundTruthSequence:
     regions: dict[int, list[npt.NDArray[np.float64]]]
     annolist: bool
     unflagged_frame: int | None = None  # first frame without an ``is_labeled`` flag, if any
+    # Int[n]: the ``id`` of each person's annotation (PoseTrack18/21 JSON); None for annolist, which has none,
+    # or when ``unidentified`` names an annotation without one
+    annotation_ids: npt.NDArray[np.int64] | None = None
+    unidentified: str | None = None
 
     @property
     def num_frames(self) -> int:
@@ -110,7 +114,7 @@ def concat_ground_truth(parts: list[GroundTruthSequence]) -> GroundTruthSequence
     """Several GT sequences as one (frames one after another) for matching them in one pass.
 
     Frames are independent in matching, so matching the result equals matching each part; the name, source
-    and file names of the parts are not kept.
+    and file names of the parts are not kept, nor annotation ids unless every part has them.
     """
     first_frame = np.cumsum([0] + [p.num_frames for p in parts]).tolist()
     regions = {f + first: polys for p, first in zip(parts, first_frame, strict=False) for f, polys in p.regions.items()}
@@ -124,4 +128,9 @@ def concat_ground_truth(parts: list[GroundTruthSequence]) -> GroundTruthSequence
         file_names=[],
         regions=regions,
         annolist=any(p.annolist for p in parts),
+        annotation_ids=(
+            np.concatenate([np.zeros(0, dtype=np.int64), *(p.annotation_ids for p in parts)])
+            if all(p.annotation_ids is not None for p in parts)
+            else None
+        ),
     )

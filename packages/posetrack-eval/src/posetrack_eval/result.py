@@ -51,8 +51,10 @@ class EvalResult:
     ``ap``/``ap_precision``/``ap_recall``: table columns Head..Ankl and Total; ``ap_per_joint``: the 15 joints.
     Tracking figures are None unless evaluated with ``tracking=True``: ``mota`` (columns), ``mota_per_joint``,
     and the Total ``motp``, ``precision``, ``recall``. ``per_sequence`` maps a sequence name to its own result
-    (with ``per_sequence=True``). ``curves`` maps a joint name to its (precision, recall) curve, Float[S] each,
-    when asked for (``keep_curves=True``). NaN marks a figure the reference scorer leaves undefined.
+    (with ``per_sequence=True``), ``subsets`` a subset name to the AP over that subset's GT persons (with
+    ``subset=...``; see :mod:`posetrack_eval.subsets`). ``curves`` maps a joint name to its (precision,
+    recall) curve, Float[S] each, when asked for (``keep_curves=True``). NaN marks a figure the reference
+    scorer leaves undefined.
     ``tied_joints`` names the joints whose ranking holds a tie between a true and a false positive (the tie
     order then decides AP: see :mod:`posetrack_eval.ranking`), ``tied_across_sequences`` those where such a
     tie joins samples of different sequences (poseval's file listing order then decides too).
@@ -70,6 +72,7 @@ class EvalResult:
     precision: float | None = None
     recall: float | None = None
     per_sequence: dict[str, EvalResult] | None = None
+    subsets: dict[str, EvalResult] | None = None
     curves: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] | None = field(default=None, repr=False)
     tied_joints: tuple[str, ...] = ()
     tied_across_sequences: tuple[str, ...] = ()
@@ -101,6 +104,8 @@ class EvalResult:
                        precision=self.precision, recall=self.recall)  # fmt: skip
         if self.per_sequence is not None:
             out["per_sequence"] = {name: seq.to_dict() for name, seq in self.per_sequence.items()}
+        if self.subsets is not None:
+            out["subsets"] = {name: subset.to_dict() for name, subset in self.subsets.items()}
         return _clean(out)
 
 
@@ -129,7 +134,7 @@ def _mot_row(result: EvalResult) -> str:
 
 
 def format_table(result: EvalResult) -> str:
-    """Poseval's console tables, character for character, plus per-sequence rows when present."""
+    """Poseval's console tables, character for character, plus per-sequence and per-subset rows when present."""
     lines = ["Average Precision (AP) metric:", _AP_HEADER, _ap_row(result)]
     if result.mota is not None:
         lines += ["Multiple Object Tracking (MOT) metrics:", _MOT_HEADER, _mot_row(result)]
@@ -141,4 +146,8 @@ def format_table(result: EvalResult) -> str:
             header = _MOT_HEADER.split("\n")
             lines += ["Per-sequence MOT:", f"{'sequence':<{width}}{header[0]}", f"{'':<{width}}{header[1]}"]
             lines += [f"{name:<{width}}{_mot_row(seq)}" for name, seq in result.per_sequence.items()]
+    if result.subsets:
+        width = max(len("subset"), *(len(name) for name in result.subsets)) + 1
+        lines += ["AP over subsets of GT persons:", f"{'subset':<{width}}{_AP_HEADER}"]
+        lines += [f"{name:<{width}}{_ap_row(subset)}" for name, subset in result.subsets.items()]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from posetrack_eval.mota import MotCounts, sequence_mot_counts
 from posetrack_eval.ranking import TieOrder, mixed_ties
 from posetrack_eval.records import concat_ground_truth, concat_persons
 from posetrack_eval.result import SCORED_JOINT_NAMES, EvalResult, summarise
+from posetrack_eval.subsets import Subsets, load_subsets
 
 __all__ = ["evaluate"]
 
@@ -48,12 +49,25 @@ class _Samples:
         self.sequence_sizes: Callable[[], npt.NDArray[np.int64]] | None = None
         self._sizes: npt.NDArray[np.int64] | None = None
 
-    def add(self, match: SequenceMatch) -> None:
+    def add(
+        self,
+        match: SequenceMatch,
+        preds: npt.NDArray[np.bool_] | None = None,
+        gts: npt.NDArray[np.bool_] | None = None,
+    ) -> None:
+        """Add the samples of the predictions ``preds`` and the GT joints of the persons ``gts`` (all when None).
+
+        Shapes:
+            preds: Bool[n_pred]
+            gts: Bool[n_gt]
+        """
         has, score = match.pred.has, match.pred.score
+        if preds is not None:
+            has = has & preds[:, None]
         for j in range(NUM_EVAL_JOINTS):
             self.scores[j].append(score[has[:, j], j])
             self.labels[j].append(match.label[has[:, j], j])
-        self.num_gt += match.num_gt
+        self.num_gt += match.num_gt if gts is None else match.gt.has[gts].sum(axis=0)
 
     def _ties(self, j: int, scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -> tuple[bool, bool]:
         """Whether joint j has a tie of a true and a false positive, and whether one spans sequences."""
@@ -70,7 +84,15 @@ class _Samples:
         first[group[::-1]] = sequence[mixed][::-1]  # the first sequence of each tied group
         return True, bool((sequence[mixed] != first[group]).any())
 
-    def result(self, protocol: str, num_frames: int, keep_curves: bool, mot: MotCounts | None) -> EvalResult:
+    def result(
+        self,
+        protocol: str,
+        num_frames: int,
+        keep_curves: bool,
+        mot: MotCounts | None,
+        undefined_without_gt: bool = False,
+    ) -> EvalResult:
+        """The figures; ``undefined_without_gt`` makes AP and recall NaN for joints without GT (subsets)."""
         aps, tied, across = [], [], []
         for j, name in enumerate(SCORED_JOINT_NAMES):
             scores, labels = np.concatenate(self.scores[j]), np.concatenate(self.labels[j])
@@ -80,6 +102,9 @@ class _Samples:
             tied += [name] if has_ties else []
             across += [name] if spans else []
         ap = np.array([a.ap for a in aps])
+        recall = np.array([a.recall for a in aps])
+        if undefined_without_gt:
+            ap[self.num_gt == 0] = recall[self.num_gt == 0] = np.nan
         fields: dict[str, Any] = {}
         if mot is not None:
             metrics = mot.metrics()
@@ -101,7 +126,7 @@ class _Samples:
             ap=summarise(ap, protocol),
             ap_per_joint=dict(zip(SCORED_JOINT_NAMES, ap.tolist(), strict=True)),
             ap_precision=summarise(np.array([a.precision for a in aps]), protocol),
-            ap_recall=summarise(np.array([a.recall for a in aps]), protocol),
+            ap_recall=summarise(recall, protocol),
             curves=curves,
             tied_joints=tuple(tied),
             tied_across_sequences=tuple(across),
@@ -133,6 +158,32 @@ def _check_tracks(gt: GroundTruthSequence, pred: Persons, pred_source: str, prot
             raise EvalInputError(source, "track_id", "missing on some persons (needed for --tracking)")
 
 
+def _check_identified(gt: GroundTruthSequence) -> None:
+    """Subsets name GT persons by annotation id: every GT annotation needs one."""
+    if gt.annolist:
+        raise EvalInputError(gt.source, "annolist", "PoseTrack17 GT has no annotation ids to select subsets by")
+    if gt.annotation_ids is None:
+        raise EvalInputError(gt.source, gt.unidentified or "annotations", "missing (subsets select GT persons by id)")
+
+
+def _subset_results(
+    subsets: Subsets, gt: GroundTruthSequence, match: SequenceMatch, protocol: Protocol, tie_order: TieOrder
+) -> dict[str, EvalResult]:
+    """AP over each subset: predictions assigned to GT persons outside it are ignored (see posetrack_eval.subsets)."""
+    assert gt.annotation_ids is not None
+    subsets.check_ids(gt.annotation_ids)
+    scored_ids = gt.annotation_ids[match.gt.person]
+    results = {}
+    for name, ids in subsets.ids.items():
+        chosen = np.isin(scored_ids, ids)
+        assigned = match.assigned
+        kept = (assigned < 0) | chosen[np.maximum(assigned, 0)]
+        samples = _Samples(tie_order)
+        samples.add(match, preds=kept, gts=chosen)
+        results[name] = samples.result(protocol, match.num_frames, False, None, undefined_without_gt=True)
+    return results
+
+
 def evaluate(
     gt: str | Path,
     predictions: str | Path | list[dict[str, Any]] | dict[str, Any],
@@ -143,6 +194,7 @@ def evaluate(
     progress: bool = False,
     keep_curves: bool = False,
     tie_order: TieOrder = "numpy1",
+    subset: str | Path | list[int] | dict[str, list[int]] | None = None,
 ) -> EvalResult:
     """Score pose predictions against PoseTrack ground truth exactly as poseval (or PoseTrack21's scorer) does.
 
@@ -158,6 +210,8 @@ def evaluate(
         keep_curves: keep each joint's precision-recall curve in the result (for plotting).
         tie_order: how tied scores rank: ``"numpy1"`` (default) as numpy 1.x's argsort, on any numpy;
             ``"installed"`` as this machine's numpy (see :mod:`posetrack_eval.ranking`).
+        subset: also score AP over subsets of GT persons (:mod:`posetrack_eval.subsets`): a list of GT
+            annotation ids, a map name -> list, or a JSON file holding either. Needs PoseTrack18/21 GT.
 
     Returns:
         The figures, in percent.
@@ -176,6 +230,7 @@ def evaluate(
     pred_source = load_predictions(predictions)
     if tie_order not in ("numpy1", "installed"):
         raise ValueError(f"tie_order must be 'numpy1' or 'installed', got {tie_order!r}")
+    subsets = load_subsets(subset) if subset is not None else None
     files = ground_truth_files(gt_path)
     bar = _progress_bar(len(files)) if progress and len(files) >= 2 else None
     gt_seqs, preds = [], []
@@ -185,6 +240,8 @@ def evaluate(
             raise EvalInputError(gt_seq.source, field, "missing (the pt21 protocol scores the flagged frames)")
         if protocol == "pt21" and gt_seq.annolist:
             raise EvalInputError(gt_seq.source, "annolist", "the PoseTrack21 protocol reads PoseTrack18/21 JSON only")
+        if subsets is not None:
+            _check_identified(gt_seq)
         pred = _predictions_for(pred_source, gt_seq)
         if tracking:
             _check_tracks(
@@ -198,7 +255,8 @@ def evaluate(
     if bar is not None:
         bar.close()
     # frames are independent: all sequences are matched in one pass (numpy's per-call cost paid once)
-    match = match_sequence(concat_ground_truth(gt_seqs), concat_persons(preds), protocol)
+    all_gt = concat_ground_truth(gt_seqs)
+    match = match_sequence(all_gt, concat_persons(preds), protocol)
     total = _Samples(tie_order)
     total.add(match)
     stops = np.cumsum([len(scored_frames(gt_seq, protocol)) for gt_seq in gt_seqs]).tolist()
@@ -227,4 +285,8 @@ def evaluate(
     result = total.result(protocol, match.num_frames, keep_curves, mot_total)
     if per_sequence:
         result = EvalResult(**{**result.__dict__, "per_sequence": sequences})
+    if subsets is not None:
+        result = EvalResult(
+            **{**result.__dict__, "subsets": _subset_results(subsets, all_gt, match, protocol, tie_order)}
+        )
     return result
