@@ -6,7 +6,6 @@ its neighbours), and there is no class token (ViTPose keeps a class slot in ``po
 token; :mod:`vremd_models.convert` folds it in).
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,8 +16,6 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 __all__ = ["VITPOSE_VARIANTS", "ViTPoseBackbone", "ViTPosePatchEmbed", "ViTPoseVariant", "vitpose_vit"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
