@@ -1,11 +1,14 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import save_file
 
+from tests.vremd_models.hub_cache import cached_snapshot
 from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict, transformers_state_dict
 from vremd_models import VREMD, VREMDConfig
 from vremd_models.cli import convert_vitpose
@@ -97,4 +100,52 @@ def test_installed_script_reports_a_missing_file_without_traceback(tmp_path):
         [str(script), str(tmp_path / "missing.pth"), str(tmp_path / "out")], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == f"vremd-convert-vitpose: error: {tmp_path / 'missing.pth'}: no such checkpoint file"
+    assert result.stderr.strip() == (
+        f"vremd-convert-vitpose: error: {tmp_path / 'missing.pth'}: no such file or folder (a path, so not looked up "
+        "on the hub)"
+    )
+
+
+def test_a_broken_requested_config_is_one_line(tmp_path, capsys):
+    torch.save(mmpose_state_dict(**TINY_BACKBONE), tmp_path / "vitpose.pth")
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    argv = [str(tmp_path / "vitpose.pth"), str(tmp_path / "o"), "--config", str(tmp_path / "config.json")]
+    assert convert_vitpose(argv) == 2
+    assert _error_line(capsys) == f"vremd-convert-vitpose: error: {tmp_path / 'config.json'}: JSON nested too deeply"
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_relative_path_is_not_sent_to_the_hub(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert convert_vitpose(["checkpoints/vitpose-b.pth", "out", "--preset", "vremd-tiny"]) == 2
+    assert _error_line(capsys) == (
+        "vremd-convert-vitpose: error: checkpoints/vitpose-b.pth: no such file or folder (a path, so not looked up "
+        "on the hub)"
+    )
+
+
+@pytest.mark.slow
+def test_a_hub_id_converts_from_the_offline_cache_and_an_uncached_one_is_one_line(tmp_path):
+    hub_id = "usyd-community/vitpose-base-simple"
+    state_dict = transformers_state_dict(**TINY_BACKBONE)
+    save_file(state_dict, cached_snapshot(tmp_path / "hf_home" / "hub", hub_id) / "model.safetensors")
+    # A fresh interpreter: huggingface_hub reads HF_HOME and HF_HUB_OFFLINE when it is imported.
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    options = ["--preset", "vremd-tiny", "--num-heads", "3", "--head"]
+    script = (
+        "from vremd_models.cli import convert_vitpose\n"
+        f"print(convert_vitpose([{hub_id!r}, {str(tmp_path / 'init')!r}, *{options!r}]))\n"
+        f"print(convert_vitpose(['org/not-downloaded', {str(tmp_path / 'other')!r}, *{options!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert result.stdout.split()[-2:] == ["0", "2"], result.stderr
+    model = VREMD.from_pretrained(tmp_path / "init")
+    torch.testing.assert_close(model.backbone.vit.norm.weight, state_dict["backbone.layernorm.weight"])
+    torch.testing.assert_close(model.motion_head.conv.bias, state_dict["head.conv.bias"])
+    assert ModelCard.load(tmp_path / "init" / "README.md").data.base_model == hub_id
+    assert result.stderr.strip() == (
+        "vremd-convert-vitpose: error: org/not-downloaded: no such file or folder, and as a hub id not cached "
+        "(revision main); the hub was not asked (HF_HUB_OFFLINE=1 or local_files_only) or did not answer"
+    )
+    assert not (tmp_path / "other").exists()

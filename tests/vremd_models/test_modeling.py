@@ -1,15 +1,20 @@
+import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from tests.vremd_models.hub_cache import cached_snapshot
 from vremd_models import PRESETS, VREMD, CheckpointMismatchError, VREMDConfig, heatmap_loss
+from vremd_models.config import HeadLosses
 
 # Tiny sizes: 64x48 input (a 4x3 token grid), 16x12 heatmaps, one block everywhere.
 TINY = {
@@ -245,20 +250,6 @@ def test_save_pretrained_then_from_pretrained_is_identical(tmp_path):
     assert torch.equal(model(pixels).heatmaps, loaded(pixels).heatmaps)
 
 
-def test_model_card_lists_config_ablation_flags_and_metrics(tmp_path):
-    model = VREMD(tiny_config(use_bmd=False, motion_op="da"))
-    model.save_pretrained(tmp_path, model_card_kwargs={"metrics": {"mAP (PT17 val)": 87.6}})
-    card = (tmp_path / "README.md").read_text()
-    assert "library_name: vremd" in card
-    assert "| `use_bmd` | `False` |" in card
-    assert "| `motion_op` | `da` |" in card
-    assert "| mAP (PT17 val) | 87.6 |" in card
-    assert '"hidden_dim": 16' in card
-    bare = tmp_path / "bare"
-    model.save_pretrained(bare)
-    assert "## Metrics" not in (bare / "README.md").read_text()
-
-
 def test_a_folder_with_only_pickle_weights_is_refused(tmp_path):
     model = VREMD(tiny_config())
     (tmp_path / "config.json").write_text(model.config.to_json_string())
@@ -322,12 +313,7 @@ def test_from_pretrained_resolves_a_hub_id_from_a_prefilled_cache_offline(tmp_pa
     torch.manual_seed(0)
     cfg = tiny_config()
     model = VREMD(cfg).eval()
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hf_home" / "hub" / "models--org--vremd-tiny-test"
-    snapshot = repo / "snapshots" / revision
-    model.save_pretrained(snapshot)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
+    model.save_pretrained(cached_snapshot(tmp_path / "hf_home" / "hub", "org/vremd-tiny-test"))
     pixels, _, _ = _inputs(cfg)
     torch.save({"pixels": pixels, "heatmaps": model(pixels).heatmaps}, tmp_path / "expected.pt")
 
@@ -347,3 +333,102 @@ def test_from_pretrained_resolves_a_hub_id_from_a_prefilled_cache_offline(tmp_pa
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# ---- the hub mixin's contract: every keyword, a passed config
+
+COMMIT_A = "a" * 40
+COMMIT_B = "b" * 40
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory):
+    """A pre-filled HF cache: org/vremd-test at two commits (main -> A) with different weights."""
+    cache = tmp_path_factory.mktemp("hub")
+    models = {}
+    for seed, commit in enumerate((COMMIT_A, COMMIT_B)):
+        torch.manual_seed(seed)
+        models[commit] = VREMD(tiny_config()).eval()
+        models[commit].save_pretrained(cached_snapshot(cache, "org/vremd-test", commit, main=commit == COMMIT_A))
+    return cache, models
+
+
+def _same_weights(a: VREMD, b: VREMD) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_every_mixin_keyword_reaches_the_cache(hub_cache):
+    cache, models = hub_cache
+    common = {"cache_dir": cache, "local_files_only": True, "token": False, "force_download": False}
+    main = VREMD.from_pretrained("org/vremd-test", **common)
+    assert _same_weights(main, models[COMMIT_A])
+    pinned = VREMD.from_pretrained("org/vremd-test", revision=COMMIT_B, map_location=torch.device("cpu"), **common)
+    assert _same_weights(pinned, models[COMMIT_B])
+    assert not _same_weights(pinned, models[COMMIT_A])
+    with pytest.raises(FileNotFoundError, match=r"[Cc]annot find|not.*cached|offline"):
+        VREMD.from_pretrained("org/vremd-test", revision="c" * 40, **common)
+
+
+def test_strict_false_loads_what_fits_and_warns(tmp_path, caplog):
+    VREMD(tiny_config()).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["motion_head.conv.bias"]
+    save_file(weights, tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointMismatchError):
+        VREMD.from_pretrained(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="vremd_models.modeling"):
+        model = VREMD.from_pretrained(tmp_path, strict=False)
+    assert "1 missing key(s): motion_head.conv.bias" in caplog.text
+    assert torch.equal(model.motion_head.conv.weight, weights["motion_head.conv.weight"])
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_a_passed_config_overrides_config_json(tmp_path, as_dict):
+    torch.manual_seed(0)
+    saved = VREMD(tiny_config()).eval()
+    saved.save_pretrained(tmp_path)
+    override = dataclasses.replace(tiny_config(), drop_path=0.2, attention_backend="math", freeze_backbone=True)
+    loaded = VREMD.from_pretrained(tmp_path, config=override.to_dict() if as_dict else override)
+    assert loaded.config == override
+    assert _same_weights(loaded, saved)
+    loaded.save_pretrained(tmp_path / "again")  # the override is what a re-save records
+    assert VREMDConfig.from_json_string((tmp_path / "again" / "config.json").read_text()) == override
+
+
+def test_a_passed_config_needs_no_config_json_but_must_fit_the_weights(tmp_path):
+    VREMD(tiny_config()).save_pretrained(tmp_path)
+    (tmp_path / "config.json").unlink()
+    assert VREMD.from_pretrained(tmp_path, config=tiny_config()).config == tiny_config()
+    with pytest.raises(CheckpointMismatchError, match="shape mismatch"):
+        VREMD.from_pretrained(tmp_path, config=dataclasses.replace(tiny_config(), backbone_dim=64))
+    with pytest.raises(TypeError, match="config must be a VREMDConfig or a dict"):
+        VREMD.from_pretrained(tmp_path, config=3)
+
+
+# ---- H = H_m + H_k, its gate and its losses
+
+
+@pytest.mark.parametrize("head_losses", typing.get_args(HeadLosses))  # every setting the config accepts
+@pytest.mark.parametrize("keypoint_gate", [False, True])
+def test_head_losses_gate_and_separate_head_outputs(keypoint_gate, head_losses):
+    torch.manual_seed(0)
+    model = VREMD(tiny_config(keypoint_gate=keypoint_gate, head_losses=head_losses)).train()
+    clip, targets, weight = torch.randn(2, 3, 3, 64, 48), torch.rand(2, 17, 16, 12), torch.ones(2, 17)
+    out = model(clip, targets, weight)
+    h_m, h_k = out.motion_heatmaps, out.keypoint_heatmaps
+    gate = model.keypoint_head_gate
+    assert (gate is not None) == keypoint_gate
+    torch.testing.assert_close(out.heatmaps, h_m + (h_k if gate is None else gate * h_k))
+    terms = {"none": [out.heatmaps], "motion": [out.heatmaps, h_m], "both": [out.heatmaps, h_m, h_k]}[head_losses]
+    torch.testing.assert_close(out.loss, sum(heatmap_loss(m, targets, weight) for m in terms))
+    out.loss.backward()
+    if gate is not None:  # the gate starts at 0 and still receives a gradient
+        assert gate.item() == 0.0
+        assert gate.grad.abs() > 0
+
+
+def test_baseline_output_has_no_keypoint_head():
+    out = VREMD(tiny_config(use_hkme=False, use_bmd=False)).eval()(torch.randn(1, 3, 3, 64, 48))
+    assert out.keypoint_heatmaps is None
+    assert out.motion_heatmaps is out.heatmaps

@@ -11,7 +11,7 @@ import torch
 from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
 from vremd_models import VREMD, VREMDConfig
-from vremd_models.vitpose_source import convert_vitpose
+from vremd_models.weights.convert import convert_vitpose
 
 IMAGE, DIM, DEPTH, HEADS = (64, 48), 32, 2, 4
 

@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vremd_models import VREMDConfig
+
 D, DEPTH, HEADS, J = 32, 2, 2, 17
 IMAGE, GRID = (64, 48), (4, 3)
 
@@ -210,3 +212,20 @@ def mmpose1_forward(sd, image):
         x = x + F.linear(h, sd[p + "ffn.layers.1.weight"], sd[p + "ffn.layers.1.bias"])
     x = F.layer_norm(x, (D,), sd[b + "ln1.weight"], sd[b + "ln1.bias"], eps=1e-6)
     return _simple_head(x, sd["head.final_layer.weight"], sd["head.final_layer.bias"])
+
+
+# The three layouts: (state dict with random values, the source model's reference forward).
+LAYOUTS = {
+    "mmpose": (mmpose_state_dict, mmpose_forward),
+    "mmpose1": (mmpose1_state_dict, mmpose1_forward),
+    "transformers": (transformers_state_dict, transformers_forward),
+}
+
+
+def vremd_config(**overrides) -> VREMDConfig:
+    """A small VREMD whose backbone has the shape of these state dicts (width D, DEPTH blocks, 64x48 input)."""
+    sizes = {
+        "image_size": IMAGE, "heatmap_size": (16, 12), "backbone_dim": D, "backbone_depth": DEPTH,
+        "backbone_num_heads": HEADS, "hidden_dim": 16, "num_heads": 2, "keypoint_head_hidden_dim": 16,
+    }  # fmt: skip
+    return VREMDConfig.from_preset("vremd-tiny", **{**sizes, **overrides})

@@ -1,22 +1,24 @@
-"""vremd_models: the VREMD model, its config, presets and inference helpers."""
+"""vremd_models: the VREMD model, its config, presets, inference helpers and weight files (``weights``)."""
 
 from vremd_models import timm_models  # registers the vitpose_* names with timm
 from vremd_models.backbone import VITPOSE_VARIANTS, ViTPoseBackbone
 from vremd_models.config import POSETRACK_FLIP_PAIRS, PRESETS, VREMDConfig
-from vremd_models.convert import (
-    CheckpointMismatchError,
-    ConvertedCheckpoint,
-    KeyReport,
-    convert_vitpose_state_dict,
-    load_vitpose_checkpoint,
-    load_vitpose_into,
-)
 from vremd_models.decoding import decode_heatmaps
 from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
 from vremd_models.inference import flip_heatmaps, heatmap_to_image, predict_heatmaps
-from vremd_models.initialise import InitialisationError, init_backbone, init_head
 from vremd_models.modeling import VREMD, heatmap_loss
 from vremd_models.output import VREMDOutput
+from vremd_models.weights import (
+    CheckpointMismatchError,
+    ConvertedCheckpoint,
+    InitialisationError,
+    KeyReport,
+    convert_vitpose_state_dict,
+    init_backbone,
+    init_head,
+    load_vitpose_checkpoint,
+    load_vitpose_into,
+)
 
 __all__ = [
     "POSETRACK_FLIP_PAIRS",

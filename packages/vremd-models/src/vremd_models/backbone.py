@@ -3,10 +3,9 @@
 ViTPose differs from a classification ViT in two places that matter for loading its weights: the patch
 convolution has ``padding=2`` (the grid stays 16x12 for 256x192 input, but every patch sees a 2-pixel border of
 its neighbours), and there is no class token (ViTPose keeps a class slot in ``pos_embed`` and adds it to every
-token; :mod:`vremd_models.convert` folds it in).
+token; :mod:`vremd_models.weights.layouts` folds it in).
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,8 +16,6 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 __all__ = ["VITPOSE_VARIANTS", "ViTPoseBackbone", "ViTPosePatchEmbed", "ViTPoseVariant", "vitpose_vit"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ class ViTPoseBackbone(nn.Module):
         self.grid_size = (image_size[0] // patch_size, image_size[1] // patch_size)
         self.embed_dim = embed_dim
         # Built directly (not timm.create_model by name): never a weight download; pretrained weights arrive
-        # through vremd_models.convert. The same builder backs the timm names (vremd_models.timm_models).
+        # through vremd_models.weights. The same builder backs the timm names (vremd_models.timm_models).
         self.vit = vitpose_vit(
             image_size=self.image_size,
             patch_size=patch_size,

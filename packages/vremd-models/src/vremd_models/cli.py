@@ -7,9 +7,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vremd_models.config import PRESETS, VREMDConfig
-from vremd_models.convert import CheckpointMismatchError, KeyReport
-from vremd_models.vitpose_source import convert_vitpose as convert_source
+from vremd_models.config import PRESETS
+from vremd_models.weights import CheckpointMismatchError, KeyReport, read_vremd_config
+from vremd_models.weights.convert import convert_vitpose as convert_source
 
 __all__ = ["convert_vitpose"]
 
@@ -31,9 +31,9 @@ def convert_vitpose(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "checkpoint",
-        type=Path,
-        help="ViTPose .pth (mmpose), .safetensors or model.safetensors.index.json file, or a folder holding one "
-        "(a transformers VitPoseForPoseEstimation folder with its config.json)",
+        help="ViTPose .pth (mmpose), .safetensors or model.safetensors.index.json file, a folder holding one (a "
+        "transformers VitPoseForPoseEstimation folder with its config.json), or the hub id of such a folder "
+        "(usyd-community/vitpose-base-simple; from the HF cache, fetched unless HF_HUB_OFFLINE=1; safetensors only)",
     )
     parser.add_argument("output_dir", type=Path, help="new folder to write; must not exist or be empty")
     parser.add_argument("--preset", default="vremd-vitl", choices=sorted(PRESETS), help="VREMD's own modules")
@@ -65,20 +65,11 @@ def convert_vitpose(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _requested_config(path: Path | None) -> VREMDConfig | None:
-    if path is None:
-        return None
-    try:
-        return VREMDConfig.from_json_string(path.read_text(encoding="utf-8"))
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: {err}") from err
-
-
 def _convert_to_folder(args: argparse.Namespace) -> KeyReport:
     output_dir: Path = args.output_dir
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise ValueError(f"{output_dir}: output folder exists and is not empty")
-    requested = _requested_config(args.config)
+    requested = read_vremd_config(args.config) if args.config is not None else None
     try:
         converted = convert_source(
             args.checkpoint,
@@ -90,9 +81,7 @@ def _convert_to_folder(args: argparse.Namespace) -> KeyReport:
         )
     except ValueError as err:
         message = str(err)
-        raise ValueError(
-            message if message.startswith(str(args.checkpoint)) else f"{args.checkpoint}: {message}"
-        ) from err
+        raise ValueError(message if message.startswith(args.checkpoint) else f"{args.checkpoint}: {message}") from err
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     converted.model.save_pretrained(staging, model_card_kwargs=converted.card_kwargs(args.base_model))

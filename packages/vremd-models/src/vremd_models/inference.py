@@ -8,7 +8,6 @@ targets (peak at ``joint_in_crop / stride``); ``image_from_crop`` (from the data
 maps input-crop pixels to original-image pixels.
 """
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,8 +16,6 @@ import torch
 from torch import nn
 
 __all__ = ["flip_heatmaps", "heatmap_to_image", "predict_head_heatmaps", "predict_heatmaps"]
-
-logger = logging.getLogger(__name__)
 
 
 def flip_heatmaps(heatmaps: torch.Tensor, flip_pairs: Sequence[tuple[int, int]]) -> torch.Tensor:

@@ -4,17 +4,13 @@ No ``from __future__ import annotations`` here: the hub mixin reads ``__init__``
 ``VREMDConfig`` dataclass, and a string annotation would hand ``__init__`` a plain dict instead.
 """
 
-import contextlib
 import functools
 import logging
-import os
-import re
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import torch
-from huggingface_hub import EvalResult, ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
 from vremd_layers import (
@@ -29,67 +25,23 @@ from vremd_layers import (
     drop_path_rates,
 )
 from vremd_models.backbone import ViTPoseBackbone
-from vremd_models.checked_files import read_json_object, read_safetensors
 from vremd_models.config import VREMDConfig
-from vremd_models.convert import CheckpointMismatchError, KeyReport
 from vremd_models.heads import KeypointTokenHead, MotionHeatmapHead
+from vremd_models.model_card import MODEL_CARD_TEMPLATE, PAPER_URL, model_card
 from vremd_models.output import VREMDOutput
+from vremd_models.weights import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointMismatchError,
+    compare_keys,
+    read_safetensors,
+    read_vremd_config,
+    resolve_file,
+)
 
 __all__ = ["VREMD", "heatmap_loss"]
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE: Final = "config.json"
-WEIGHTS_FILE: Final = "model.safetensors"
-PICKLE_SUFFIXES: Final = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-
-PAPER_URL: Final = "https://arxiv.org/abs/2501.14439"
-VITPOSE_URL: Final = "https://github.com/ViTAE-Transformer/ViTPose"
-
-_MODEL_CARD = """---
-{{ card_data }}
----
-
-# VREMD{{ " " + name if name else "" }}
-
-Video pose estimator VREMD (Visual Representation Enhancement and Motion Disentanglement): a ViT backbone
-(ViTPose layout) on frames (t-1, t, t+1), the Human-Keypoint Mask Enhanced module (HKME), the Bidirectional
-Motion Disentanglement module (BMD) and two heatmap heads, summed.
-
-```python
-from vremd_models import VREMD
-model = VREMD.from_pretrained("{{ repo_id | default("<repo id or folder>", true) }}")
-out = model(pixel_values)  # (B, {{ num_frames }}, 3, {{ image_size[0] }}, {{ image_size[1] }}) -> out.heatmaps
-```
-{% if source %}
-## Initialisation
-
-{{ source }}
-{% endif %}
-## Ablation flags
-
-| flag | value |
-|---|---|
-{% for key, value in ablation.items() %}| `{{ key }}` | `{{ value }}` |
-{% endfor %}
-{% if metrics %}
-## Metrics{% if dataset %} ({{ dataset.name }} {{ dataset.split }}){% endif %}
-
-| metric | value |
-|---|---|
-{% for key, value in metrics.items() %}| {{ key }} | {{ value }} |
-{% endfor %}{% endif %}
-## Config
-
-```json
-{{ config_json }}```
-
-- Paper: [{{ paper_url }}]({{ paper_url }})
-{% if repo_url %}- Code: [{{ repo_url }}]({{ repo_url }})
-{% endif %}{% if base_model or source %}- Backbone weights: ViTPose ([{{ vitpose_url }}]({{ vitpose_url }}), Apache-2.0)
-{% endif %}"""
-
-_ABLATION_FIELDS: Final = ("use_hkme", "human_mask", "keypoint_mask", "use_bmd", "motion_op", "bidirectional")
 
 
 def heatmap_loss(heatmaps: torch.Tensor, targets: torch.Tensor, target_weight: torch.Tensor) -> torch.Tensor:
@@ -230,7 +182,7 @@ class VREMD(
     pipeline_tag="keypoint-detection",
     license="mit",
     paper_url=PAPER_URL,
-    model_card_template=_MODEL_CARD,
+    model_card_template=MODEL_CARD_TEMPLATE,
 ):
     """VREMD video pose estimator (Fig. 2): heatmaps of the key frame of a 3-frame clip.
 
@@ -400,33 +352,7 @@ class VREMD(
         - ``source``: a markdown paragraph on how the weights were made (the converter writes one).
         - ``repo_url``, ``name``: code link and a name for the title.
         """
-        metrics = kwargs.pop("metrics", None) or None
-        dataset = kwargs.pop("dataset", None) or None
-        card_data = ModelCardData(**self._hub_mixin_info.model_card_data.to_dict())  # a copy: the class's is shared
-        for field in ("base_model", "license"):
-            value = kwargs.pop(field, None)
-            if value:
-                setattr(card_data, field, value)
-        if metrics and dataset:
-            card_data.model_name = kwargs.get("name") or "VREMD"
-            card_data.eval_results = _eval_results(metrics, dataset)
-        kwargs.setdefault("name", None)
-        kwargs.setdefault("source", None)
-        return ModelCard.from_template(
-            card_data,
-            template_str=self._hub_mixin_info.model_card_template,
-            repo_url=kwargs.pop("repo_url", None) or self._hub_mixin_info.repo_url,
-            paper_url=self._hub_mixin_info.paper_url,
-            vitpose_url=VITPOSE_URL,
-            metrics=metrics,
-            dataset=dataset,
-            base_model=card_data.base_model,
-            config_json=self.config.to_json_string(),
-            ablation={name: getattr(self.config, name) for name in _ABLATION_FIELDS},
-            num_frames=self.config.num_frames,
-            image_size=self.config.image_size,
-            **kwargs,
-        )
+        return model_card(self.config, self._hub_mixin_info, **kwargs)
 
     @classmethod
     def from_pretrained(
@@ -446,28 +372,27 @@ class VREMD(
         """Load a model from a hub id (HF cache first) or a local folder written by ``save_pretrained``.
 
         The keywords are ``PyTorchModelHubMixin.from_pretrained``'s. A ``config`` (a ``VREMDConfig`` or a dict
-        of its fields) overrides ``config.json``, as the mixin documents; the weights must still fit it.
+        of its fields) overrides ``config.json``, as the mixin documents; the weights must still fit it. Unlike the
+        mixin's, ``config.json`` is read strictly (an unknown field is an error, not a silent drop).
 
         Raises:
             ValueError: ``config.json`` is not a VREMD config (a transformers VitPose folder gets the converter's
-                command), or has unknown fields or impossible values.
-            FileNotFoundError: no ``config.json`` (and no ``config``) or no ``model.safetensors``.
+                command), or has unknown fields or impossible values; a malformed ``model.safetensors``.
+            FileNotFoundError: no such folder or hub repo, no ``config.json`` (and no ``config``) or no
+                ``model.safetensors``.
             CheckpointMismatchError: with ``strict``, the weights do not fit the model.
         """
-        if config is None and os.path.isdir(pretrained_model_name_or_path):
-            # the mixin json-parses a local config.json itself (a list or deep nesting would crash it)
-            _read_config(_resolve_file(str(pretrained_model_name_or_path), CONFIG_FILE))
-        return super().from_pretrained(
-            pretrained_model_name_or_path,
-            force_download=force_download,
-            token=token,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
+        # The mixin's own from_pretrained would json-parse config.json leniently first; go straight to the loader.
+        return cls._from_pretrained(
+            model_id=str(pretrained_model_name_or_path),
             revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
             map_location=map_location,
             strict=strict,
-            # Always passed, so the mixin never parses config.json leniently (it drops unknown fields).
-            config=_ConfigFromFile() if config is None else config,
+            config=config,
             **model_kwargs,
         )
 
@@ -483,13 +408,13 @@ class VREMD(
         token: str | bool | None,
         map_location: str | torch.device = "cpu",
         strict: bool = True,
-        config: Any = None,
+        config: VREMDConfig | dict[str, Any] | None = None,
         **model_kwargs: Any,
     ) -> "VREMD":
         if model_kwargs:
             raise TypeError(f"VREMD.from_pretrained got unexpected keyword arguments {sorted(model_kwargs)}")
         fetch = functools.partial(
-            _resolve_file,
+            resolve_file,
             model_id,
             revision=revision,
             cache_dir=cache_dir,
@@ -497,16 +422,16 @@ class VREMD(
             local_files_only=local_files_only,
             token=token,
         )
-        if isinstance(config, _ConfigFromFile):
-            config = _read_config(fetch(CONFIG_FILE))
+        if config is None:
+            config = read_vremd_config(fetch(CONFIG_FILE))
         elif isinstance(config, dict):
             config = VREMDConfig.from_dict(config)
         elif not isinstance(config, VREMDConfig):
             raise TypeError(f"config must be a VREMDConfig or a dict of its fields, got {type(config).__name__}")
         weights_path = fetch(WEIGHTS_FILE)
-        state_dict = read_safetensors(weights_path, device=str(map_location))
+        state_dict = read_safetensors(weights_path, device=map_location)
         model = cls(config)
-        report = _state_dict_report(model, state_dict)
+        report = compare_keys(model.state_dict(), state_dict)
         if not report.ok:
             if strict:
                 raise CheckpointMismatchError(report)
@@ -514,79 +439,3 @@ class VREMD(
         model.load_state_dict(state_dict, strict=strict)
         model.to(map_location)
         return model.eval()
-
-
-class _ConfigFromFile:
-    """Marker for "no config passed": ``_from_pretrained`` then reads ``config.json`` strictly."""
-
-
-def _read_config(path: str) -> VREMDConfig:
-    """The strictly validated config of `path`; every problem (deep, undecodable, not an object) names the file."""
-    data = read_json_object(path)
-    if data.get("model_type") == "vitpose":
-        raise ValueError(
-            f"{path}: a transformers VitPose checkpoint (model_type 'vitpose'), not a VREMD model; convert it "
-            f"first: vremd-convert-vitpose {Path(path).parent} OUTPUT_DIR"
-        )
-    try:
-        return VREMDConfig.from_dict(data)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: {err}") from err
-
-
-def _eval_results(metrics: dict[str, Any], dataset: dict[str, str]) -> list[EvalResult]:
-    """One ``model-index`` entry per metric (the hub's evaluation results), all on one dataset and split."""
-    missing = sorted({"name", "type"} - set(dataset))
-    if missing:
-        raise ValueError(f"model card dataset needs {missing} (got {sorted(dataset)})")
-    results = []
-    for name, value in metrics.items():
-        with contextlib.suppress(TypeError, ValueError):  # a non-numeric metric stays as written
-            value = float(value)
-        results.append(
-            EvalResult(
-                task_type="keypoint-detection",
-                task_name="Video pose estimation",
-                dataset_type=dataset["type"],
-                dataset_name=dataset["name"],
-                dataset_split=dataset.get("split"),
-                metric_type=re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_"),
-                metric_name=name,
-                metric_value=value,
-            )
-        )
-    return results
-
-
-def _resolve_file(model_id: str, filename: str, **download_kwargs: Any) -> str:
-    """Path of ``filename`` in a local folder or a hub repo (cache first); pickle weights are refused."""
-    if os.path.isdir(model_id):
-        path = os.path.join(model_id, filename)
-        if os.path.isfile(path):
-            return path
-        pickles = sorted(name for name in os.listdir(model_id) if name.endswith(PICKLE_SUFFIXES))
-    else:
-        try:
-            return hf_hub_download(repo_id=model_id, filename=filename, **download_kwargs)
-        except EntryNotFoundError:
-            pickles = []
-    if filename == WEIGHTS_FILE:
-        found = f" (found pickle file(s) {pickles})" if pickles else ""
-        raise FileNotFoundError(
-            f"{model_id}: no {WEIGHTS_FILE}{found}; VREMD loads safetensors only and refuses pickle checkpoints. "
-            "Convert foreign weights with vremd-convert-vitpose or save with save_pretrained"
-        )
-    raise FileNotFoundError(f"{model_id}: no {filename}; is this a VREMD model folder or repo?")
-
-
-def _state_dict_report(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> KeyReport:
-    expected = model.state_dict()
-    return KeyReport(
-        missing=sorted(set(expected) - set(state_dict)),
-        unexpected=sorted(set(state_dict) - set(expected)),
-        mismatched=[
-            (k, tuple(v.shape), tuple(expected[k].shape))
-            for k, v in sorted(state_dict.items())
-            if k in expected and tuple(v.shape) != tuple(expected[k].shape)
-        ],
-    )

@@ -4,7 +4,7 @@ Registered with timm's own ``register_model`` when ``vremd_models`` is imported.
 :func:`vremd_models.backbone.vitpose_vit` (padded patch embedding, no class token, 256x192 input) at the four
 published ViTPose sizes. timm hosts no ViTPose weights; load converted ones with ``pretrained=True`` and
 ``pretrained_cfg_overlay={"file": ...}``, pointing at a VREMD ``model.safetensors`` (its ``backbone.vit.*``
-tensors are taken) or at a ViTPose checkpoint in any layout :mod:`vremd_models.convert` reads.
+tensors are taken) or at a ViTPose checkpoint in any layout :mod:`vremd_models.weights.layouts` reads.
 
 Why not a stock timm ViT: ``vit_base_patch16_224`` with ``class_token=False`` accepts these weights strictly,
 but its ``PatchEmbed`` has no padding, so every patch sees a shifted window and the features are wrong
@@ -18,7 +18,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models.vision_transformer import VisionTransformer
 
 from vremd_models.backbone import VITPOSE_VARIANTS, vitpose_vit
-from vremd_models.convert import BACKBONE_PREFIX, convert_vitpose_state_dict
+from vremd_models.weights import BACKBONE_PREFIX, convert_vitpose_state_dict
 
 __all__ = ["TIMM_NAMES", "vitpose_base", "vitpose_huge", "vitpose_large", "vitpose_small"]
 

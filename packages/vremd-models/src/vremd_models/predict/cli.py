@@ -163,12 +163,12 @@ def run(args: argparse.Namespace) -> str:
 
 def _fingerprint(args: argparse.Namespace) -> str:
     """SHA-256 over the model files and every option that changes the predictions."""
-    from vremd_models.modeling import CONFIG_FILE, WEIGHTS_FILE, _resolve_file
+    from vremd_models.weights import CONFIG_FILE, WEIGHTS_FILE, resolve_file
 
     digest = hashlib.sha256()
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         try:
-            digest.update(file_sha256(Path(_resolve_file(args.model, name))).encode())
+            digest.update(file_sha256(resolve_file(args.model, name)).encode())
         except (OSError, ValueError) as error:
             raise PredictInputError(f"--model {args.model}: cannot load a VREMD model ({error})") from None
     boxes = args.detections if args.detections is not None else args.annotations

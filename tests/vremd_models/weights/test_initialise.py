@@ -1,16 +1,23 @@
-"""init_backbone / init_head from what the project writes: converted ViTPose folders and saved VREMD models."""
-
-import typing
+"""init_backbone / init_head from what the project writes (converted ViTPose folders, saved VREMD models), and
+load_vitpose_into from a conversion in memory."""
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from timm.layers import resample_abs_pos_embed
 
-from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict
-from vremd_models import VREMD, InitialisationError, VREMDConfig, heatmap_loss, init_backbone, init_head
+from tests.vremd_models.vitpose_checkpoints import GRID, mmpose_state_dict, transformers_state_dict, vremd_config
+from vremd_models import (
+    VREMD,
+    CheckpointMismatchError,
+    InitialisationError,
+    VREMDConfig,
+    convert_vitpose_state_dict,
+    init_backbone,
+    init_head,
+    load_vitpose_into,
+)
 from vremd_models.cli import convert_vitpose
-from vremd_models.config import HeadLosses
 
 # vremd-tiny's backbone (width 96, 4 blocks, 16x12 grid at 256x192); the models below run at 64x48 (4x3 grid).
 TINY_BACKBONE = {"grid": (16, 12), "depth": 4, "D": 96}
@@ -109,14 +116,15 @@ def test_mismatches_fail_in_one_line_naming_file_and_key(tmp_path, converted):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(
         InitialisationError,
-        match=r"safetensors: backbone\.vit\.pos_embed has shape \[1, 192, 96\], the model needs \[1, 12, 64\]",
+        match=r"model\.safetensors: \d+ shape mismatch\(es\): backbone\.vit\.blocks\.0\.attn\.proj\.bias "
+        r"\[96\] vs model \[64\]",
     ) as err:
         init_backbone(model, folder)
     assert "\n" not in str(err.value)
-    with pytest.raises(InitialisationError, match="deeper model"):
+    with pytest.raises(InitialisationError, match=r"24 unexpected key\(s\): backbone\.vit\.blocks\.2\."):
         init_backbone(VREMD(_config(backbone_depth=2)), folder)
     shallow = VREMD(_config(backbone_depth=6))
-    with pytest.raises(InitialisationError, match=r"missing 24 key\(s\) .*backbone\.vit\.blocks\.4\."):
+    with pytest.raises(InitialisationError, match=r"24 missing key\(s\): backbone\.vit\.blocks\.4\."):
         init_backbone(shallow, folder)
     # Nothing was copied by the failed loads.
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
@@ -135,26 +143,30 @@ def test_missing_source_and_unresizable_grid_are_errors(tmp_path):
         init_backbone(model, tmp_path / "weights.pth")
 
 
-@pytest.mark.parametrize("head_losses", typing.get_args(HeadLosses))  # every setting the config accepts
-@pytest.mark.parametrize("keypoint_gate", [False, True])
-def test_head_losses_gate_and_separate_head_outputs(keypoint_gate, head_losses):
-    torch.manual_seed(0)
-    model = VREMD(_config(keypoint_gate=keypoint_gate, head_losses=head_losses)).train()
-    clip, targets, weight = torch.randn(2, 3, 3, 64, 48), torch.rand(2, 17, 16, 12), torch.ones(2, 17)
-    out = model(clip, targets, weight)
-    h_m, h_k = out.motion_heatmaps, out.keypoint_heatmaps
-    gate = model.keypoint_head_gate
-    assert (gate is not None) == keypoint_gate
-    torch.testing.assert_close(out.heatmaps, h_m + (h_k if gate is None else gate * h_k))
-    terms = {"none": [out.heatmaps], "motion": [out.heatmaps, h_m], "both": [out.heatmaps, h_m, h_k]}[head_losses]
-    torch.testing.assert_close(out.loss, sum(heatmap_loss(m, targets, weight) for m in terms))
-    out.loss.backward()
-    if gate is not None:  # the gate starts at 0 and still receives a gradient
-        assert gate.item() == 0.0
-        assert gate.grad.abs() > 0
+def test_depth_mismatch_is_a_readable_strict_error():
+    converted = convert_vitpose_state_dict(mmpose_state_dict(depth=3), grid_size=GRID)
+    with pytest.raises(CheckpointMismatchError, match=r"unexpected key\(s\): backbone\.vit\.blocks\.2\.") as info:
+        load_vitpose_into(VREMD(vremd_config()), converted)
+    assert len(info.value.report.unexpected) == 12
+    assert "unexpected (12):" in str(info.value.report)
+    shallow = convert_vitpose_state_dict(mmpose_state_dict(depth=1), grid_size=GRID)
+    with pytest.raises(CheckpointMismatchError, match=r"12 missing key\(s\): backbone\.vit\.blocks\.1\."):
+        load_vitpose_into(VREMD(vremd_config()), shallow)
 
 
-def test_baseline_output_has_no_keypoint_head():
-    out = VREMD(_config(use_hkme=False, use_bmd=False)).eval()(torch.randn(1, 3, 3, 64, 48))
-    assert out.keypoint_heatmaps is None
-    assert out.motion_heatmaps is out.heatmaps
+def test_width_mismatch_reports_shapes_and_copies_nothing():
+    model = VREMD(vremd_config(backbone_dim=64, backbone_num_heads=2))
+    before = model.backbone.vit.norm.weight.clone()
+    converted = convert_vitpose_state_dict(transformers_state_dict(), grid_size=GRID)
+    with pytest.raises(CheckpointMismatchError, match=r"shape mismatch\(es\): backbone\.vit\.") as info:
+        load_vitpose_into(model, converted)
+    assert ("backbone.vit.norm.weight", (32,), (64,)) in info.value.report.mismatched
+    assert torch.equal(model.backbone.vit.norm.weight, before)
+
+
+def test_unknown_keys_are_reported_not_dropped():
+    state_dict = mmpose_state_dict() | {"backbone.blocks.0.attn.rel_pos_h": torch.zeros(3)}
+    converted = convert_vitpose_state_dict(state_dict, grid_size=GRID)
+    assert converted.report.unexpected == ["backbone.blocks.0.attn.rel_pos_h"]
+    with pytest.raises(CheckpointMismatchError):
+        load_vitpose_into(VREMD(vremd_config()), converted)

@@ -1,62 +1,46 @@
-"""Read a ViTPose source (file or folder) and the backbone it describes, before any renaming.
+"""Read a ViTPose source (file, folder or hub id) and the backbone it describes, before any renaming.
 
 A source is a checkpoint file (``.pth``/``.pt``/``.bin`` read weights-only, ``.safetensors``, or a sharded
-``model.safetensors.index.json``) or a folder holding one, with transformers' ``config.json`` beside it when the
-source is a ``VitPoseForPoseEstimation`` export. The backbone's width, depth, MLP ratio and patch size come from
-the tensors; the head count from ``config.json``, else from the published ViTPose S/B/L/H shapes, else from the
-caller (``num_heads``). ``config.json`` and tensors must agree, and so must the source and a requested
-``VREMDConfig``: a disagreement is one ``ValueError`` naming the field.
+``model.safetensors.index.json``), a folder holding one, or a hub id resolved through the HF cache (safetensors
+only), with transformers' ``config.json`` beside it when the source is a ``VitPoseForPoseEstimation`` export. The
+backbone's width, depth, MLP ratio and patch size come from the tensors; the head count from ``config.json``, else
+from the published ViTPose S/B/L/H shapes, else from the caller (``num_heads``). ``config.json`` and tensors must
+agree, and so must the source and a requested ``VREMDConfig``: a disagreement is one ``ValueError`` naming the
+field.
 """
 
 import dataclasses
-import json
 import math
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import torch
-from safetensors.torch import load_file
 
 from vremd_models.backbone import VITPOSE_VARIANTS
 from vremd_models.config import VREMDConfig
-from vremd_models.convert import (
-    KeyReport,
-    Layout,
-    _block_indices,
-    convert_vitpose_state_dict,
-    detect_layout,
-    load_vitpose_checkpoint,
-    load_vitpose_into,
-)
-
-if TYPE_CHECKING:
-    from vremd_models.modeling import VREMD
+from vremd_models.weights.hub import resolve_source
+from vremd_models.weights.layouts import LAYOUT_KEYS, Layout, block_indices, detect_layout
+from vremd_models.weights.names import CONFIG_FILE, PICKLE_SUFFIXES, SHARD_INDEX, WEIGHTS_FILE
+from vremd_models.weights.reading import read_json_object, read_safetensors
 
 __all__ = [
     "BackboneShape",
-    "ConvertedModel",
     "VitPoseSource",
     "backbone_shape",
-    "convert_vitpose",
+    "load_vitpose_checkpoint",
     "read_vitpose_source",
     "vremd_config_for",
 ]
 
-SHARD_INDEX: Final = "model.safetensors.index.json"
-# Checked in this order in a folder; the first present wins.
-_FOLDER_WEIGHTS: Final = ("model.safetensors", SHARD_INDEX, "pytorch_model.bin")
-_PICKLE_SUFFIXES: Final = (".pth", ".pt", ".bin", ".ckpt")
+# Checked in this order in a folder; the first present wins (the pickle never in a hub snapshot).
+_FOLDER_WEIGHTS: Final = (WEIGHTS_FILE, SHARD_INDEX, "pytorch_model.bin")
+# What a hub repo is fetched for: pickle files only ever come from a file the user names.
+_HUB_FILES: Final = (CONFIG_FILE, SHARD_INDEX, "*.safetensors")
 _TIMM_LAYER_NORM_EPS: Final = 1e-6  # timm's ViT LayerNorm; ViTPose's and the hub checkpoints' eps
-
-# (patch-embedding weight, block container, first MLP weight inside a block) per layout, after the prefix.
-_SHAPE_KEYS: Final[dict[str, tuple[str, str, str]]] = {
-    "mmpose": ("patch_embed.proj.weight", "blocks", "mlp.fc1.weight"),
-    "mmpose1": ("patch_embed.projection.weight", "layers", "ffn.layers.0.0.weight"),
-    "transformers": ("embeddings.patch_embeddings.projection.weight", "encoder.layer", "mlp.fc1.weight"),
-}
 
 
 @dataclass
@@ -105,108 +89,58 @@ class BackboneShape:
     origin: dict[str, str]
 
 
-@dataclass
-class ConvertedModel:
-    """A VREMD initialised from a ViTPose source, with what the conversion found.
-
-    Attributes:
-        model: The model (backbone and, on request, H_m's decoder from the source).
-        report: The key report of the strict load.
-        shape: The source's backbone.
-        source: The source as read.
-        include_head: Whether the source's head was loaded into H_m.
-    """
-
-    model: "VREMD"
-    report: KeyReport
-    shape: BackboneShape
-    source: VitPoseSource
-    include_head: bool
-
-    def card_kwargs(self, base_model: str | None = None) -> dict[str, str]:
-        """``save_pretrained(model_card_kwargs=...)`` for the converted weights: license, base model, origin."""
-        base_model = base_model or _hub_id(self.source.weights)
-        size = f"ViTPose-{self.shape.variant[0].upper()}" if self.shape.variant else "a ViTPose backbone"
-        origin = f"[{base_model}](https://huggingface.co/{base_model})" if base_model else f"`{self.source.path.name}`"
-        text = (
-            f"Backbone{' and pose head' if self.include_head else ''} converted from {size} "
-            f"({self.shape.layout} layout, {origin}) with `vremd-convert-vitpose`; VREMD's own modules are freshly "
-            "initialised. The ViTPose weights are Apache-2.0 licensed."
-        )
-        return {"license": "apache-2.0", "source": text} | ({"base_model": base_model} if base_model else {})
-
-
-def convert_vitpose(
-    path: str | os.PathLike,
-    *,
-    preset: str = "vremd-vitl",
-    config: VREMDConfig | None = None,
-    num_heads: int | None = None,
-    include_head: bool = False,
-    source_grid: tuple[int, int] | None = None,
-) -> ConvertedModel:
-    """Read a ViTPose file or folder and build the VREMD it initialises.
+def read_vitpose_source(source: str | os.PathLike, **download_kwargs: Any) -> VitPoseSource:
+    """Read the tensors (and transformers' ``config.json``, when present) of a ViTPose file, folder or hub id.
 
     Args:
-        path: Checkpoint file, shard index or folder (see :func:`read_vitpose_source`).
-        preset: Chooses VREMD's own modules; the backbone's dimensions come from the source.
-        config: A requested config instead of ``preset``; its backbone must agree with the source.
-        num_heads: The backbone's head count when neither ``config.json`` nor a published shape gives it.
-        include_head: Also load the source's simple-decoder head into H_m.
-        source_grid: The checkpoint's token grid when it is neither ``config.json``'s nor square.
+        source: A checkpoint file, a folder holding one, or a hub id (``usyd-community/vitpose-base-simple``).
+        **download_kwargs: For a hub id: ``revision``, ``cache_dir``, ``local_files_only``, ``token``, ...
 
     Raises:
-        FileNotFoundError, ValueError: unreadable source or disagreeing config (one line naming the field).
-        CheckpointMismatchError: the converted tensors do not fit (see ``.report``).
+        FileNotFoundError: no such file, folder or hub repo (one line saying which was tried), or a folder
+            without a checkpoint.
+        ValueError: an unreadable checkpoint, shard index or ``config.json`` (the message names the file).
     """
-    from vremd_models.modeling import VREMD  # the model module imports the converter
-
-    source = read_vitpose_source(path)
-    shape = backbone_shape(source, num_heads=num_heads)
-    vremd_config = vremd_config_for(shape, preset=preset, config=config, include_head=include_head)
-    if source_grid is None and shape.image_size is not None:
-        source_grid = (shape.image_size[0] // shape.patch_size, shape.image_size[1] // shape.patch_size)
-    try:
-        converted = convert_vitpose_state_dict(
-            source.state_dict, grid_size=vremd_config.grid_size, include_head=include_head, source_grid=source_grid
-        )
-    except ValueError as err:
-        raise ValueError(f"{source.weights}: {err}") from err
-    model = VREMD(vremd_config)
-    report = load_vitpose_into(model, converted, include_head=include_head)
-    return ConvertedModel(model=model, report=report, shape=shape, source=source, include_head=include_head)
-
-
-def read_vitpose_source(path: str | os.PathLike) -> VitPoseSource:
-    """Read the tensors (and transformers' ``config.json``, when present) of a ViTPose file or folder.
-
-    Raises:
-        FileNotFoundError: no such file, or a folder without a checkpoint.
-        ValueError: an unreadable checkpoint or shard index (the message names the file).
-    """
-    path = Path(path)
-    if path.is_dir():
-        weights = next((path / name for name in _FOLDER_WEIGHTS if (path / name).is_file()), None)
-        if weights is None:
-            candidates = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", *_PICKLE_SUFFIXES))
-            if len(candidates) != 1:
-                found = f"found {[p.name for p in candidates]}" if candidates else "found none"
-                raise FileNotFoundError(
-                    f"{path}: no checkpoint in the folder (looked for {', '.join(_FOLDER_WEIGHTS)} or a single "
-                    f".safetensors/.pth file; {found})"
-                )
-            weights = candidates[0]
-    elif path.is_file():
-        weights = path
-    else:
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    path = resolve_source(source, allow_patterns=_HUB_FILES, **download_kwargs)
+    weights = _weights_in(path, from_hub=path != Path(source)) if path.is_dir() else path
     if weights.name.endswith(".index.json"):
         state_dict = _read_shards(weights)
     elif weights.suffix == ".safetensors":
-        state_dict = _read_safetensors(weights)
+        state_dict = read_safetensors(weights)
     else:
         state_dict = load_vitpose_checkpoint(weights)
     return VitPoseSource(path=path, weights=weights, state_dict=state_dict, hf_config=_read_hf_config(weights.parent))
+
+
+def load_vitpose_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a ``.pth`` checkpoint with ``torch.load(weights_only=True)`` and return its tensor state dict.
+
+    A top-level ``state_dict``/``model``/``module`` entry (mmpose and most trainers wrap the weights) is
+    unwrapped; other top-level entries (``meta``, ``optimizer``) are dropped.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a weights-only checkpoint or holds no tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        # The one pickle read of the project: restricted to tensors and containers (no code execution).
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # noqa: TID251 -- foreign .pth checkpoints
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not loadable with torch.load(weights_only=True): {first_line}") from err
+    for wrapper in ("state_dict", "model", "module"):
+        if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get(wrapper), Mapping):
+            checkpoint = checkpoint[wrapper]
+            break
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"{path}: expected a state dict, got {type(checkpoint).__name__}")
+    tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ValueError(f"{path}: the checkpoint holds no tensors (keys: {sorted(checkpoint)[:5]})")
+    return tensors
 
 
 def backbone_shape(source: VitPoseSource, *, num_heads: int | None = None) -> BackboneShape:
@@ -219,15 +153,18 @@ def backbone_shape(source: VitPoseSource, *, num_heads: int | None = None) -> Ba
     """
     state_dict = source.state_dict
     layout, prefix = detect_layout(state_dict)
-    patch_key, blocks, fc1 = _SHAPE_KEYS[layout]
+    keys = LAYOUT_KEYS[layout]
+    patch_key = f"{keys.patch_embed}.weight"
+    fc1 = next(name for name, timm_name in keys.block.items() if timm_name == "mlp.fc1")
     patch = _tensor(source, prefix + patch_key)
     if patch.ndim != 4 or patch.shape[1] != 3 or patch.shape[2] != patch.shape[3]:
         raise ValueError(f"{source.weights}: {prefix + patch_key} must be (D, 3, p, p), got {list(patch.shape)}")
     dim, patch_size = int(patch.shape[0]), int(patch.shape[2])
-    depth = len(_block_indices(state_dict, f"{prefix}{blocks}."))
-    mlp_ratio = _tensor(source, f"{prefix}{blocks}.0.{fc1}").shape[0] / dim
+    depth = len(block_indices(state_dict, f"{prefix}{keys.blocks}."))
+    mlp_ratio = _tensor(source, f"{prefix}{keys.blocks}.0.{fc1}.weight").shape[0] / dim
     origin = dict.fromkeys(("backbone_dim", "backbone_depth", "backbone_mlp_ratio", "patch_size"), "tensors")
-    num_joints = _head_channels(state_dict, layout)
+    final_layer = state_dict.get(f"{keys.final_layer}weight")
+    num_joints = int(final_layer.shape[0]) if final_layer is not None else None
     if num_joints is not None:
         origin["num_joints"] = "tensors"
     variant = next(
@@ -245,13 +182,13 @@ def backbone_shape(source: VitPoseSource, *, num_heads: int | None = None) -> Ba
         labels = source.hf_config.get("num_labels") or len(source.hf_config.get("id2label") or {}) or None
         if num_joints is not None and labels is not None and labels != num_joints:
             raise ValueError(
-                f"{source.weights.parent / 'config.json'}: num_labels is {labels} but the head has {num_joints} "
+                f"{source.weights.parent / CONFIG_FILE}: num_labels is {labels} but the head has {num_joints} "
                 "output channels"
             )
     if num_heads is not None:
         if heads is not None and heads != num_heads:
             raise ValueError(
-                f"{source.weights.parent / 'config.json'}: backbone_num_heads: the source has "
+                f"{source.weights.parent / CONFIG_FILE}: backbone_num_heads: the source has "
                 f"num_attention_heads={heads}, but num_heads={num_heads} was requested"
             )
         heads = num_heads
@@ -317,26 +254,39 @@ def vremd_config_for(
     return dataclasses.replace(base, **fields)
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(path)
-    except Exception as err:  # safetensors raises its own SafetensorError (not exported) for a bad header
-        raise ValueError(f"{path}: not a readable safetensors file: {str(err).splitlines()[0]}") from err
+def _weights_in(folder: Path, *, from_hub: bool) -> Path:
+    """The checkpoint of a folder: a conventional name first, else its only checkpoint file.
+
+    In a hub snapshot only safetensors count: a pickle is read only from a file the user names.
+    """
+    names = _FOLDER_WEIGHTS[:2] if from_hub else _FOLDER_WEIGHTS
+    suffixes = (".safetensors",) if from_hub else (".safetensors", *PICKLE_SUFFIXES)
+    weights = next((folder / name for name in names if (folder / name).is_file()), None)
+    if weights is not None:
+        return weights
+    candidates = sorted(p for p in folder.iterdir() if p.suffix in suffixes)
+    if len(candidates) == 1:
+        return candidates[0]
+    found = f"found {[p.name for p in candidates]}" if candidates else "found none"
+    if from_hub:
+        single = "a single .safetensors file; a hub repo is read for safetensors only"
+    else:
+        single = "a single .safetensors/.pth file"
+    raise FileNotFoundError(
+        f"{folder}: no checkpoint in the folder (looked for {', '.join(names)} or {single}; {found})"
+    )
 
 
 def _read_shards(index: Path) -> dict[str, torch.Tensor]:
-    try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        if not isinstance(weight_map, Mapping):
-            raise TypeError("weight_map is not an object")
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{index}: weight_map: not a safetensors shard index ({err})") from err
+    weight_map = read_json_object(index).get("weight_map")
+    if not isinstance(weight_map, Mapping) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ValueError(f"{index}: weight_map: not a safetensors shard index (expected an object of file names)")
     state_dict: dict[str, torch.Tensor] = {}
     for shard in sorted(set(weight_map.values())):
         shard_path = index.parent / shard
-        if not shard_path.is_file():
-            raise FileNotFoundError(f"{index}: weight_map names {shard}, which does not exist")
-        state_dict |= _read_safetensors(shard_path)
+        if Path(shard).name != shard or not shard_path.is_file():
+            raise FileNotFoundError(f"{index}: weight_map names {shard}, which is not a file beside the index")
+        state_dict |= read_safetensors(shard_path)
     missing = sorted(set(weight_map) - set(state_dict))
     if missing:
         raise ValueError(f"{index}: weight_map: {len(missing)} tensor(s) not in their shard, first {missing[0]}")
@@ -344,14 +294,11 @@ def _read_shards(index: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_hf_config(folder: Path) -> dict[str, Any] | None:
-    path = folder / "config.json"
+    path = folder / CONFIG_FILE
     if not path.is_file():
         return None
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(config, dict) or config.get("model_type") != "vitpose":
+    config = read_json_object(path)
+    if config.get("model_type") != "vitpose":
         return None  # not transformers' VitPose (a VREMD folder, or unrelated): the tensors speak alone
     if not isinstance(config.get("backbone_config"), dict):
         raise ValueError(f"{path}: backbone_config: missing (a VitPose config.json nests the backbone there)")
@@ -361,7 +308,7 @@ def _read_hf_config(folder: Path) -> dict[str, Any] | None:
 def _check_hf_config(source: VitPoseSource, *, dim: int, depth: int, mlp_ratio: float, patch_size: int) -> dict:
     """The ``backbone_config`` of transformers' config.json, checked against the tensors and timm's ViT."""
     assert source.hf_config is not None
-    path = source.weights.parent / "config.json"
+    path = source.weights.parent / CONFIG_FILE
     hf = source.hf_config["backbone_config"]
     expected = {
         "hidden_size": dim,
@@ -395,20 +342,6 @@ def _tensor(source: VitPoseSource, key: str) -> torch.Tensor:
     if key not in source.state_dict:
         raise ValueError(f"{source.weights}: {key}: missing (needed to read the backbone's shape)")
     return source.state_dict[key]
-
-
-def _head_channels(state_dict: Mapping[str, torch.Tensor], layout: Layout) -> int | None:
-    final = {"mmpose": "keypoint_head.final_layer.weight", "mmpose1": "head.final_layer.weight"}
-    weight = state_dict.get(final.get(layout, "head.conv.weight"))
-    return int(weight.shape[0]) if weight is not None else None
-
-
-def _hub_id(weights: Path) -> str | None:
-    """``org/name`` when the weights lie in a Hugging Face cache snapshot (``models--org--name/snapshots/...``)."""
-    for part in weights.resolve().parts:
-        if part.startswith("models--") and part.count("--") >= 2:
-            return part.removeprefix("models--").replace("--", "/", 1)
-    return None
 
 
 def _pair(value: Any) -> tuple[int, int]:
