@@ -298,8 +298,8 @@ def test_any_setting_gives_a_valid_dataset(tmp_path_factory, seed, crossing, bac
         assert not any(t + 1 in frame_level for t in frame_level)
 
 
-# sha256 over the paths and bytes of every file the generator wrote at commit 6721195: today's data sets stay
-# reproducible.
+# sha256 over the paths and bytes of every file the generator wrote at commit 6721195 (before the subset files):
+# today's data sets stay reproducible.
 _GOLDEN = "a1c6fa9200ecd53a2ed5e014ea80010c55b435afe0358b1e72ebaccafa265d53"
 
 
@@ -310,6 +310,8 @@ def test_files_of_the_earlier_generator_are_byte_identical(tmp_path):
     )  # fmt: skip
     digest = hashlib.sha256()
     for path, data in _files(root).items():
+        if path.parts[0] == "subsets":
+            continue
         digest.update(str(path).encode())
         digest.update(data)
     assert digest.hexdigest() == _GOLDEN

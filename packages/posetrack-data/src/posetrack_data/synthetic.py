@@ -2,8 +2,10 @@
 
 By default the figures (`synthetic_scene`) walk across each other (so other people enter the target's
 crop), over a background with moving distractors, and single frames are corrupted by an occluder, motion
-blur or defocus while the neighbouring frames stay clean, so the t-1 / t+1 context genuinely helps.
-Written in the PoseTrack18 layout and loaded by the same `load_posetrack`.
+blur or defocus while the neighbouring frames stay clean, so the t-1 / t+1 context genuinely helps. Each
+annotated person's key-frame conditions are written as posetrack-eval subset files, so that AP can be
+scored where each of the paper's claims should show. Written in the PoseTrack18 layout and loaded by the
+same `load_posetrack`.
 """
 
 import io
@@ -18,8 +20,9 @@ from tqdm.auto import tqdm
 
 from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
 from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text
+from posetrack_data.synthetic_conditions import CONDITIONS, condition_names, crossing, shows_mask
 from posetrack_data.synthetic_effects import frame_corruptions
-from posetrack_data.synthetic_scene import clip_scene
+from posetrack_data.synthetic_scene import Scene, clip_scene
 
 __all__ = ["generate_dataset"]
 
@@ -60,6 +63,10 @@ def generate_dataset(
     All joints lie inside the image. Ears are unannotated, as in PoseTrack. Occluded joints (under an
     occluder or another figure) keep their true position and ``v = 1``, as PoseTrack18 labels every
     annotated joint. ``synthetic.json`` records the arguments and, per video, the corrupted frames.
+
+    ``subsets/{train,val}.json`` map each condition of `synthetic_conditions.CONDITIONS` (``occluded``,
+    ``motion_blur``, ``defocus``, ``crossing``, ``background_motion``, ``clean``) to the sorted ids of
+    the GT annotations whose key frame is in it: the file ``posetrack-eval --subset`` reads.
 
     A corrupted frame (an occluder over one figure's joints, motion blur or defocus of the whole frame)
     never has a corrupted neighbour for the same figure: blurred/defocused frames are never adjacent,
@@ -139,8 +146,11 @@ def generate_dataset(
         for t in range(num_frames):
             policy.target(root / f"images/{split}/{name}/{t:06d}.jpg")
     policy.target(root / "person_detections" / "val.json")
+    for split in ("train", "val"):
+        policy.target(root / "subsets" / f"{split}.json")
     policy.target(root / "synthetic.json")
     detections: list[dict] = []
+    subsets = {split: {name: [] for name in CONDITIONS} for split in ("train", "val")}
     corrupted_frames: dict[str, dict] = {}
     for index, split in enumerate(tqdm(splits, desc="Synthesising videos", unit="video", disable=not progress)):
         seq = index + 1
@@ -161,7 +171,8 @@ def generate_dataset(
             ),
         )
         corrupted_frames[name] = scene.corrupted_frames(0, num_frames)
-        images, annotations = [], []
+        images = []
+        labelled: dict[int, list[dict]] = {}  # labelled frame -> its annotations
         for t in range(num_frames):
             frame_id = _SOURCE_MPII * 10**10 + seq * 10**4 + t
             file_name = f"images/{split}/{name}/{t:06d}.jpg"
@@ -171,14 +182,40 @@ def generate_dataset(
             labeled = t % label_every == 0
             images.append(_image_entry(frame_id, seq, file_name, num_frames, labeled, width, height))
             if labeled:
-                annotations += [_annotation(frame_id, track_id, kpts) for track_id, kpts in enumerate(people)]
+                labelled[t] = [_annotation(frame_id, track_id, kpts) for track_id, kpts in enumerate(people)]
             if split == "val":
                 detections += _detections(rng, frame_id, people, width, height)
+        _add_to_subsets(subsets[split], scene, labelled, num_frames)
+        annotations = [ann for frame_annotations in labelled.values() for ann in frame_annotations]
         _write_json(root / "annotations" / split / f"{name}.json", _video_json(images, annotations))
     _write_json(root / "person_detections" / "val.json", detections)
+    for split, members in subsets.items():
+        _write_json(root / "subsets" / f"{split}.json", {name: sorted(ids) for name, ids in members.items()})
     _write_json(root / "synthetic.json", {"settings": settings, "corrupted_frames": corrupted_frames})
     logger.info("wrote %d synthetic videos of %d frames to %s", num_videos, num_frames, root)
     return root
+
+
+def _add_to_subsets(
+    subsets: dict[str, list[int]], scene: Scene, labelled: dict[int, list[dict]], num_frames: int
+) -> None:
+    """Add the ids of the annotations of each labelled frame to the subsets of their key-frame conditions."""
+    masks: dict[int, npt.NDArray[np.bool_] | None] = {}  # the moving shapes in t-1, t, t+1, reused along
+    for t, annotations in labelled.items():
+        # The crop shows the moving background in t-1, t and t+1 (clamped to the video, as the loader does).
+        clip = {max(t - 1, 0), t, min(t + 1, num_frames - 1)}
+        masks = {u: masks[u] if u in masks else scene.distractor_mask(u) for u in clip}
+        shapes = [mask for mask in masks.values() if mask is not None]
+        corruption = scene.corruptions.get(t, (None,))[0]
+        for ann, crossed in zip(annotations, crossing(annotations), strict=True):
+            names = condition_names(
+                occluded=t in scene.figures[ann["track_id"]].occluded,
+                corruption=corruption,
+                crossing=crossed,
+                background_motion=shows_mask(ann["bbox"], shapes),
+            )
+            for name in names:
+                subsets[name].append(ann["id"])
 
 
 def _annotation(frame_id: int, track_id: int, joints: npt.NDArray[np.float64]) -> dict:

@@ -13,7 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from posetrack_data.joints import NUM_JOINTS
-from posetrack_data.synthetic_effects import Distractor, blur_frame, draw_distractors, make_distractors
+from posetrack_data.synthetic_effects import (
+    Distractor,
+    blur_frame,
+    distractor_mask,
+    draw_distractors,
+    make_distractors,
+)
 
 __all__ = ["Scene", "clip_scene"]
 
@@ -118,6 +124,14 @@ class Scene:
         if t in self.corruptions:
             canvas = blur_frame(canvas, *self.corruptions[t])
         return canvas
+
+    def distractor_mask(self, t: int) -> npt.NDArray[np.bool_] | None:
+        """Where the moving background shapes lie at frame `t` (even behind a figure); None without any.
+
+        Shapes:
+            returns: (H, W) bool.
+        """
+        return distractor_mask(self.distractors, t, self.width, self.height) if self.distractors else None
 
     def _pose(self, figure: _Figure, t: int) -> npt.NDArray[np.float64]:
         angles = figure.base + figure.amp * np.sin(2 * np.pi * figure.freq * t + figure.phase)
