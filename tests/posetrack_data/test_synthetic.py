@@ -1,5 +1,6 @@
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,17 @@ def test_round_trips_through_load_posetrack(synthetic_root, tmp_path):
         ({"num_videos": 2, "num_frames": 5, "occlusion_prob": 1.5}, "occlusion_prob must be in"),
         ({"num_videos": 2, "num_frames": 5, "defocus_prob": -0.1}, "defocus_prob must be in"),
         ({"num_videos": 2, "num_frames": 5, "blur_prob": 0.6, "defocus_prob": 0.5}, "blur_prob \\+ defocus_prob"),
+        ({"num_videos": 2, "num_frames": 10_001}, "num_frames must be in \\[3, 10000\\]"),
+        (
+            {"num_videos": 3, "num_frames": 5, "num_val_videos": 3},
+            "num_val_videos must be in \\[1, num_videos - 1 = 2\\]",
+        ),
+        ({"num_videos": 2, "num_frames": 5, "num_test_videos": -1}, "num_test_videos must be >= 0"),
+        ({"num_videos": 2, "num_frames": 5, "eval_frames": 6}, "eval_frames must be in \\[3, num_frames = 5\\]"),
+        ({"num_videos": 2, "num_frames": 5, "eval_frames": 2}, "eval_frames"),
+        ({"num_videos": 2, "num_frames": 5, "num_test_videos": 999_998}, "must be <= 999999"),
+        ({"num_videos": 2, "num_frames": 5, "max_people": 101}, "max_people"),
+        ({"num_videos": 2, "num_frames": 5, "val_label_every": 0}, "val_label_every"),
     ],
 )
 def test_rejects_bad_arguments(tmp_path, kwargs, match):
@@ -270,14 +282,20 @@ def test_lanes_setting_is_deterministic_and_options_are_independent(tmp_path):
     background_motion=st.booleans(),
     probs=st.tuples(st.floats(0, 1), st.floats(0, 0.5), st.floats(0, 0.5)),
     max_people=st.integers(1, 4),
+    eval_frames=st.none() | st.integers(3, 5),
+    num_test_videos=st.integers(0, 1),
 )
-def test_any_setting_gives_a_valid_dataset(tmp_path_factory, seed, crossing, background_motion, probs, max_people):
+def test_any_setting_gives_a_valid_dataset(
+    tmp_path_factory, seed, crossing, background_motion, probs, max_people, eval_frames, num_test_videos
+):
     root = generate_dataset(
         tmp_path_factory.mktemp("any"),
         num_videos=2,
         num_frames=5,
         image_size=(80, 64),
         seed=seed,
+        eval_frames=eval_frames,
+        num_test_videos=num_test_videos,
         max_people=max_people,
         crossing=crossing,
         background_motion=background_motion,
@@ -296,11 +314,22 @@ def test_any_setting_gives_a_valid_dataset(tmp_path_factory, seed, crossing, bac
         frame_level = c["blur"] + c["defocus"]
         assert len(set(frame_level)) == len(frame_level)
         assert not any(t + 1 in frame_level for t in frame_level)
+    ids = {
+        ann["id"] for f in (root / "annotations").rglob("*.json") for ann in json.loads(f.read_text())["annotations"]
+    }
+    subsets = [json.loads(f.read_text()) for f in (root / "subsets").glob("*.json")]
+    key_frame = ("clean", "occluded", "motion_blur", "defocus", "crossing")  # clean or one of the others
+    assert {i for s in subsets for name in key_frame for i in s[name]} == ids
 
 
-# sha256 over the paths and bytes of every file the generator wrote at commit 6721195 (before the subset files):
-# today's data sets stay reproducible.
+# sha256 over the paths and bytes of every file the generator wrote before the subset files and the test split
+# (commit 6721195), synthetic.json with only the settings it recorded then: today's data sets
+# stay reproducible.
 _GOLDEN = "a1c6fa9200ecd53a2ed5e014ea80010c55b435afe0358b1e72ebaccafa265d53"
+_OLD_SETTINGS = (
+    "num_videos", "num_frames", "image_size", "seed", "val_fraction", "max_people", "person_height", "crossing",
+    "background_motion", "occlusion_prob", "blur_prob", "defocus_prob", "val_label_every", "jpeg_quality",
+)  # fmt: skip
 
 
 def test_files_of_the_earlier_generator_are_byte_identical(tmp_path):
@@ -312,6 +341,70 @@ def test_files_of_the_earlier_generator_are_byte_identical(tmp_path):
     for path, data in _files(root).items():
         if path.parts[0] == "subsets":
             continue
+        if path.name == "synthetic.json":
+            content = json.loads(data)
+            content["settings"] = {key: content["settings"][key] for key in _OLD_SETTINGS}
+            data = json.dumps(content).encode()
         digest.update(str(path).encode())
         digest.update(data)
     assert digest.hexdigest() == _GOLDEN
+
+
+_SPLITS = {"num_videos": 4, "num_frames": 12, "image_size": (96, 80), "num_val_videos": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def all_splits(tmp_path_factory):
+    """Train, val (dev) and test: 2 + 2 + 2 clips, val and test 7-frame windows of 12-frame clips."""
+    return generate_dataset(tmp_path_factory.mktemp("splits"), **_SPLITS, seed=5, num_test_videos=2, eval_frames=7)
+
+
+def test_new_splits_leave_train_and_val_byte_identical(all_splits, tmp_path):
+    plain = _files(generate_dataset(tmp_path, **{**_SPLITS, "seed": 5, "eval_frames": 7}))
+    full = _files(all_splits)
+    assert all(full[path] == data for path, data in plain.items() if path.name != "synthetic.json")
+    assert {path.parts[1] for path in full if path.parts[0] == "annotations"} == {"train", "val", "test"}
+
+
+def test_same_seed_gives_identical_files_with_every_split(all_splits, tmp_path):
+    again = generate_dataset(tmp_path, **_SPLITS, seed=5, num_test_videos=2, eval_frames=7, overwrite=True)
+    assert _files(again) == _files(all_splits)
+
+
+def test_test_split_is_disjoint_from_train_and_val_and_labelled_like_val(all_splits, tmp_path):
+    names, image_ids = {}, {}
+    for split in ("train", "val", "test"):
+        videos = [json.loads(f.read_text()) for f in sorted((all_splits / "annotations" / split).glob("*.json"))]
+        names[split] = {Path(im["file_name"]).parent.name for video in videos for im in video["images"]}
+        image_ids[split] = {im["id"] for video in videos for im in video["images"]}
+        assert all((all_splits / im["file_name"]).is_file() for video in videos for im in video["images"])
+    assert names["test"] == {"000005_mpii_test", "000006_mpii_test"}
+    for other in ("train", "val"):
+        assert not names["test"] & names[other]
+        assert not image_ids["test"] & image_ids[other]
+    detections = json.loads((all_splits / "person_detections" / "test.json").read_text())
+    assert {d["image_id"] for d in detections} == image_ids["test"]  # a box or a false positive on every frame
+    test = load_posetrack(
+        all_splits, split="test", detections=all_splits / "person_detections" / "test.json", cache_dir=tmp_path
+    )
+    assert len(test) > 0
+    assert (all_splits / "subsets" / "test.json").is_file()
+
+
+def test_eval_clips_are_windows_labelled_where_both_neighbours_exist(all_splits, tmp_path):
+    for split in ("val", "test"):
+        for file in (all_splits / "annotations" / split).glob("*.json"):
+            images = json.loads(file.read_text())["images"]
+            assert [im["nframes"] for im in images] == [7] * 7
+            assert [t for t, im in enumerate(images) if im["is_labeled"]] == [1, 5]
+    rows = load_posetrack(all_splits, split="val", cache_dir=tmp_path)
+    assert all(len(set(paths)) == 3 for paths in rows["frame_paths"])
+    # Without occluders (drawn from the main stream only in frames written), a window shows exactly the
+    # frames of the full clip: the figures move as in 12-frame clips.
+    kwargs = {**_SPLITS, "seed": 5, "occlusion_prob": 0.0}
+    full = _frames(generate_dataset(tmp_path / "full", **kwargs))
+    window = _frames(generate_dataset(tmp_path / "window", **kwargs, eval_frames=7))
+    for video in ("000003_mpii_test", "000004_mpii_test"):
+        clip = [full[video, t] for t in range(12)]
+        starts = [s for s in range(6) if all(np.array_equal(window[video, t], clip[s + t]) for t in range(7))]
+        assert len(starts) == 1

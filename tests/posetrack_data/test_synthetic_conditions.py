@@ -16,14 +16,16 @@ _KWARGS = {
     "num_frames": 12,
     "image_size": (192, 144),
     "seed": 2,
-    "val_fraction": 0.4,
+    "num_val_videos": 2,
+    "num_test_videos": 2,
+    "eval_frames": 7,
     "occlusion_prob": 0.3,
     "blur_prob": 0.2,
     "defocus_prob": 0.2,
     "jpeg_quality": 95,
     "progress": False,
 }
-_SPLITS = ("train", "val")
+_SPLITS = ("train", "val", "test")
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,18 @@
-"""Synthetic PoseTrack18-format clips: articulated stick figures on textured backgrounds.
+"""Synthetic PoseTrack18-format datasets: stick-figure clips and their per-person conditions.
 
-By default the figures (`synthetic_scene`) walk across each other (so other people enter the target's
-crop), over a background with moving distractors, and single frames are corrupted by an occluder, motion
-blur or defocus while the neighbouring frames stay clean, so the t-1 / t+1 context genuinely helps. Each
+By default the figures walk across each other (so other people enter the target's crop), over a
+background with moving distractors, and single frames are corrupted by an occluder, motion blur or
+defocus while the neighbouring frames stay clean, so the t-1 / t+1 context genuinely helps. Each
 annotated person's key-frame conditions are written as posetrack-eval subset files, so that AP can be
-scored where each of the paper's claims should show. Written in the PoseTrack18 layout and loaded by the
-same `load_posetrack`.
+scored where each of the paper's claims should show. Written in the PoseTrack18 layout and loaded by
+the same `load_posetrack`; the scenes themselves are `synthetic_scene`'s.
 """
 
 import io
 import json
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +31,10 @@ __all__ = ["generate_dataset"]
 logger = logging.getLogger(__name__)
 
 _SOURCE_MPII = 1  # poseval frame id `T SSSSSS FFFF`: source 1 = mpii
-# Independent random streams per video (besides the main one), so that each option changes only its own part.
-_CROSSING_STREAM, _BACKGROUND_STREAM, _CORRUPTION_STREAM = 1, 2, 3
+# Its sequence and frame digits bound the videos and frames; annotation ids append two digits of track id.
+_MAX_SEQUENCES, _MAX_FRAMES, _MAX_PEOPLE = 999_999, 10_000, 100
+# Random streams per clip besides the main one ([seed, video]), so that each option changes only its own part.
+_CROSSING_STREAM, _BACKGROUND_STREAM, _CORRUPTION_STREAM, _WINDOW_STREAM = 1, 2, 3, 4
 
 
 def generate_dataset(
@@ -41,6 +45,9 @@ def generate_dataset(
     image_size: tuple[int, int] = (384, 288),
     seed: int = 0,
     val_fraction: float = 0.2,
+    num_val_videos: int | None = None,
+    num_test_videos: int = 0,
+    eval_frames: int | None = None,
     max_people: int = 3,
     person_height: tuple[float, float] = (0.45, 0.85),
     crossing: bool = True,
@@ -55,18 +62,25 @@ def generate_dataset(
 ) -> Path:
     """Write a synthetic dataset in the PoseTrack18 layout; deterministic for a seed.
 
-    Writes ``images/{train,val}/<video>/%06d.jpg``, ``annotations/{train,val}/<video>.json`` (PT18
-    per-video files listing every frame, with ``nframes``, ``is_labeled``, ``bbox``, ``bbox_head``;
-    train videos ``000001_mpii_train``..., val videos ending ``_test`` as in the real data) and
-    ``person_detections/val.json`` (COCO results: jittered GT boxes with scores, a few misses and
-    low-score false positives). Every train frame is labeled; val frames every `val_label_every`.
-    All joints lie inside the image. Ears are unannotated, as in PoseTrack. Occluded joints (under an
-    occluder or another figure) keep their true position and ``v = 1``, as PoseTrack18 labels every
-    annotated joint. ``synthetic.json`` records the arguments and, per video, the corrupted frames.
+    Writes ``images/<split>/<video>/%06d.jpg``, ``annotations/<split>/<video>.json`` (PT18 per-video
+    files listing every frame, with ``nframes``, ``is_labeled``, ``bbox``, ``bbox_head``; train videos
+    ``000001_mpii_train``..., val and test videos ending ``_test`` as in the real data),
+    ``person_detections/<split>.json`` for val and test (COCO results: jittered GT boxes with scores, a
+    few misses and low-score false positives), ``subsets/<split>.json`` for every split and
+    ``synthetic.json``. Every train frame is labeled; val and test frames every
+    `val_label_every`. All joints lie inside the image. Ears are unannotated, as in PoseTrack. Occluded
+    joints (under an occluder or another figure) keep their true position and ``v = 1``, as PoseTrack18
+    labels every annotated joint.
 
-    ``subsets/{train,val}.json`` map each condition of `synthetic_conditions.CONDITIONS` (``occluded``,
+    Splits: ``train`` and ``val`` share `num_videos`; ``val`` is the split for choosing (a dev split).
+    ``test`` (`num_test_videos`, labelled like val) is for reporting. Each video draws from its own
+    streams, so adding test videos leaves the train and val files byte-identical.
+
+    ``subsets/<split>.json`` maps each condition of `synthetic_conditions.CONDITIONS` (``occluded``,
     ``motion_blur``, ``defocus``, ``crossing``, ``background_motion``, ``clean``) to the sorted ids of
     the GT annotations whose key frame is in it: the file ``posetrack-eval --subset`` reads.
+    ``synthetic.json`` records the arguments and, per video, the blurred, defocused and occluded (per
+    track id) frames.
 
     A corrupted frame (an occluder over one figure's joints, motion blur or defocus of the whole frame)
     never has a corrupted neighbour for the same figure: blurred/defocused frames are never adjacent,
@@ -74,12 +88,19 @@ def generate_dataset(
 
     Args:
         root: Output folder (created).
-        num_videos: Videos in total (at least 2: one train, one val).
-        num_frames: Frames per video (at least 3).
+        num_videos: Train and val videos together (at least 2: one train, one val).
+        num_frames: Frames per train video (at least 3), and the clip length val and test videos are cut from.
         image_size: Frame size (W, H).
         seed: Random seed; the same seed gives byte-identical files.
-        val_fraction: Fraction of the videos in the val split (at least one).
-        max_people: Up to this many figures per video.
+        val_fraction: Fraction of `num_videos` in the val split (at least one).
+        num_val_videos: Val videos out of `num_videos`, instead of `val_fraction`.
+        num_test_videos: Test videos, besides `num_videos`.
+        eval_frames: Frames per val and test video. None: `num_frames`, labelled every `val_label_every`-th
+            frame from frame 0 (the earlier layout). A number (3 to `num_frames`): each video is that many
+            consecutive frames of a `num_frames` clip (so the motion is the train clips'), labelled at
+            frames 1, 1 + `val_label_every`, ... up to the second-last, so every labelled frame has both
+            neighbours.
+        max_people: Up to this many figures per clip.
         person_height: Figure height range as a fraction of the frame height.
         crossing: Figures walk across the whole frame and past each other (at least two per video when
             `max_people` allows; the larger drawn in front), so other people enter the target's
@@ -88,7 +109,7 @@ def generate_dataset(
         occlusion_prob: Per-figure probability that a frame hides some joints under an occluder.
         blur_prob: Per-frame probability of motion blur over the whole frame (a single frame).
         defocus_prob: Per-frame probability of defocus over the whole frame (a single frame).
-        val_label_every: Label every n-th val frame (PoseTrack labels every 4th val frame).
+        val_label_every: Label every n-th val and test frame (PoseTrack labels every 4th val frame).
         jpeg_quality: JPEG quality of the frames.
         progress: Show a progress bar.
         overwrite: Replace files already at the paths this writes; without it an existing file there is
@@ -102,24 +123,7 @@ def generate_dataset(
         OutputError: a file this would write exists (and `overwrite` is off).
     """
     width, height = image_size
-    if num_videos < 2:
-        raise ValueError(f"num_videos must be >= 2 (one train, one val), got {num_videos}")
-    if num_frames < 3:
-        raise ValueError(f"num_frames must be >= 3, got {num_frames}")
-    if width < 64 or height < 64:
-        raise ValueError(f"image_size must be at least 64x64 (W, H), got {image_size!r}")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    if not 0.1 <= person_height[0] <= person_height[1] <= 0.9:
-        raise ValueError(f"person_height must be (low, high) within [0.1, 0.9], got {person_height!r}")
-    if max_people < 1:
-        raise ValueError(f"max_people must be >= 1, got {max_people}")
     probs = {"occlusion_prob": occlusion_prob, "blur_prob": blur_prob, "defocus_prob": defocus_prob}
-    for name, prob in probs.items():
-        if not 0 <= prob <= 1:
-            raise ValueError(f"{name} must be in [0, 1], got {prob}")
-    if blur_prob + defocus_prob > 1:
-        raise ValueError(f"blur_prob + defocus_prob must be <= 1, got {blur_prob} + {defocus_prob}")
     settings = {
         "num_videos": num_videos,
         "num_frames": num_frames,
@@ -133,30 +137,27 @@ def generate_dataset(
         **probs,
         "val_label_every": val_label_every,
         "jpeg_quality": jpeg_quality,
+        "num_val_videos": num_val_videos,
+        "num_test_videos": num_test_videos,
+        "eval_frames": eval_frames,
     }
+    _check_settings(settings)
     root = Path(root)
-    num_val = min(max(1, round(num_videos * val_fraction)), num_videos - 1)
-    splits = ["train"] * (num_videos - num_val) + ["val"] * num_val
-    policy = OutputPolicy.for_inputs((), overwrite=overwrite)
-    if root.exists() and not root.is_dir():
-        raise OutputError(f"{root}: exists and is not a folder")
-    for index, split in enumerate(splits):
-        name = _video_name(index + 1, split)
-        policy.target(root / "annotations" / split / f"{name}.json")
-        for t in range(num_frames):
-            policy.target(root / f"images/{split}/{name}/{t:06d}.jpg")
-    policy.target(root / "person_detections" / "val.json")
-    for split in ("train", "val"):
-        policy.target(root / "subsets" / f"{split}.json")
-    policy.target(root / "synthetic.json")
-    detections: list[dict] = []
-    subsets = {split: {name: [] for name in CONDITIONS} for split in ("train", "val")}
+    if num_val_videos is None:
+        num_val_videos = min(max(1, round(num_videos * val_fraction)), num_videos - 1)
+    clips = ["train"] * (num_videos - num_val_videos) + ["val"] * num_val_videos + ["test"] * num_test_videos
+    eval_length = num_frames if eval_frames is None else eval_frames
+    videos = [(split, num_frames if split == "train" else eval_length) for split in clips]
+    eval_splits = [split for split in ("val", "test") if split in clips]
+    splits = [*dict.fromkeys(split for split, _ in videos)]
+    _claim_outputs(root, videos, eval_splits, splits, overwrite)
+
+    detections: dict[str, list[dict]] = {split: [] for split in eval_splits}
+    subsets = {split: {name: [] for name in CONDITIONS} for split in splits}
     corrupted_frames: dict[str, dict] = {}
-    for index, split in enumerate(tqdm(splits, desc="Synthesising videos", unit="video", disable=not progress)):
-        seq = index + 1
-        name = _video_name(seq, split)
+    clip_videos = tqdm(videos[: len(clips)], desc="Synthesising videos", unit="video", disable=not progress)
+    for index, (split, length) in enumerate(clip_videos):
         rng = np.random.default_rng([seed, index])
-        label_every = 1 if split == "train" else val_label_every
         scene = clip_scene(
             rng,
             num_frames,
@@ -170,52 +171,161 @@ def generate_dataset(
                 np.random.default_rng([seed, index, _CORRUPTION_STREAM]), num_frames, blur_prob, defocus_prob
             ),
         )
-        corrupted_frames[name] = scene.corrupted_frames(0, num_frames)
-        images = []
-        labelled: dict[int, list[dict]] = {}  # labelled frame -> its annotations
-        for t in range(num_frames):
-            frame_id = _SOURCE_MPII * 10**10 + seq * 10**4 + t
-            file_name = f"images/{split}/{name}/{t:06d}.jpg"
-            people = scene.pose_at(t)
-            pixels = scene.draw(t, people)
-            _write_jpeg(root / file_name, pixels, jpeg_quality)
-            labeled = t % label_every == 0
-            images.append(_image_entry(frame_id, seq, file_name, num_frames, labeled, width, height))
-            if labeled:
-                labelled[t] = [_annotation(frame_id, track_id, kpts) for track_id, kpts in enumerate(people)]
-            if split == "val":
-                detections += _detections(rng, frame_id, people, width, height)
-        _add_to_subsets(subsets[split], scene, labelled, num_frames)
-        annotations = [ann for frame_annotations in labelled.values() for ann in frame_annotations]
-        _write_json(root / "annotations" / split / f"{name}.json", _video_json(images, annotations))
-    _write_json(root / "person_detections" / "val.json", detections)
-    for split, members in subsets.items():
-        _write_json(root / "subsets" / f"{split}.json", {name: sorted(ids) for name, ids in members.items()})
+        # A shorter val/test video is a window of a full clip, placed from a stream of its own.
+        window = np.random.default_rng([seed, index, _WINDOW_STREAM])
+        first = 0 if length == num_frames else int(window.integers(num_frames - length + 1))
+        if split == "train":
+            labelled = range(length)
+        elif eval_frames is None:
+            labelled = range(0, length, val_label_every)
+        else:
+            labelled = range(1, length - 1, val_label_every)
+        video = _Video(split, index + 1, scene, first, length, frozenset(labelled))
+        corrupted_frames[video.name] = scene.corrupted_frames(first, length)
+        if split == "train":
+            _write_video(root, video, None, subsets[split], jpeg_quality)
+        else:  # detector boxes drawn from the main stream, between frames
+            detections[split] += _write_video(root, video, rng, subsets[split], jpeg_quality)
+    for split in eval_splits:
+        _write_json(root / "person_detections" / f"{split}.json", detections[split])
+    for split in splits:
+        _write_json(root / "subsets" / f"{split}.json", {name: sorted(ids) for name, ids in subsets[split].items()})
     _write_json(root / "synthetic.json", {"settings": settings, "corrupted_frames": corrupted_frames})
-    logger.info("wrote %d synthetic videos of %d frames to %s", num_videos, num_frames, root)
+    logger.info("wrote %d synthetic videos (%s) to %s", len(videos), ", ".join(splits), root)
     return root
 
 
-def _add_to_subsets(
-    subsets: dict[str, list[int]], scene: Scene, labelled: dict[int, list[dict]], num_frames: int
+def _check_settings(args: dict) -> None:
+    """Raise ValueError naming the first impossible argument of `generate_dataset` (`args`: its settings)."""
+    width, height = args["image_size"]
+    num_videos, num_frames = args["num_videos"], args["num_frames"]
+    if num_videos < 2:
+        raise ValueError(f"num_videos must be >= 2 (one train, one val), got {num_videos}")
+    if not 3 <= num_frames <= _MAX_FRAMES:
+        raise ValueError(f"num_frames must be in [3, {_MAX_FRAMES}], got {num_frames}")
+    if width < 64 or height < 64:
+        raise ValueError(f"image_size must be at least 64x64 (W, H), got {(width, height)!r}")
+    if not 0 < args["val_fraction"] < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {args['val_fraction']}")
+    num_val = args["num_val_videos"]
+    if num_val is not None and not 1 <= num_val < num_videos:
+        raise ValueError(f"num_val_videos must be in [1, num_videos - 1 = {num_videos - 1}], got {num_val}")
+    if args["num_test_videos"] < 0:
+        raise ValueError(f"num_test_videos must be >= 0, got {args['num_test_videos']}")
+    sequences = num_videos + args["num_test_videos"]
+    if sequences > _MAX_SEQUENCES:
+        raise ValueError(
+            f"num_videos + num_test_videos must be <= {_MAX_SEQUENCES} "
+            f"(the sequence digits of a PoseTrack frame id), got {sequences}"
+        )
+    eval_frames = args["eval_frames"]
+    if eval_frames is not None and not 3 <= eval_frames <= num_frames:
+        raise ValueError(f"eval_frames must be in [3, num_frames = {num_frames}], got {eval_frames}")
+    if not 0.1 <= args["person_height"][0] <= args["person_height"][1] <= 0.9:
+        raise ValueError(f"person_height must be (low, high) within [0.1, 0.9], got {tuple(args['person_height'])!r}")
+    if not 1 <= args["max_people"] <= _MAX_PEOPLE:
+        raise ValueError(f"max_people must be in [1, {_MAX_PEOPLE}], got {args['max_people']}")
+    for name in ("occlusion_prob", "blur_prob", "defocus_prob"):
+        if not 0 <= args[name] <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {args[name]}")
+    if args["blur_prob"] + args["defocus_prob"] > 1:
+        raise ValueError(f"blur_prob + defocus_prob must be <= 1, got {args['blur_prob']} + {args['defocus_prob']}")
+    if args["val_label_every"] < 1:
+        raise ValueError(f"val_label_every must be >= 1, got {args['val_label_every']}")
+
+
+@dataclass(frozen=True)
+class _Video:
+    """One video to write: frames `first`..`first + count - 1` of `scene`, as frames 0..count - 1."""
+
+    split: str
+    seq: int
+    scene: Scene
+    first: int
+    count: int
+    labelled: frozenset[int]
+
+    @property
+    def name(self) -> str:
+        return _video_name(self.seq, self.split)
+
+    def frames(self) -> Iterator[tuple[int, list[npt.NDArray[np.float64]], npt.NDArray[np.uint8]]]:
+        """(frame, people's 17x2 joints, RGB pixels) of each frame written, in order."""
+        for t in range(self.first + self.count):
+            people = self.scene.pose_at(t)  # every frame moves the figures on, written or not
+            if t >= self.first:
+                yield t - self.first, people, self.scene.draw(t, people)
+
+
+def _claim_outputs(
+    root: Path, videos: list[tuple[str, int]], eval_splits: list[str], splits: list[str], overwrite: bool
 ) -> None:
-    """Add the ids of the annotations of each labelled frame to the subsets of their key-frame conditions."""
+    """Refuse, before anything is written, when a file this would write exists (unless `overwrite`)."""
+    policy = OutputPolicy.for_inputs((), overwrite=overwrite)
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{root}: exists and is not a folder")
+    for index, (split, length) in enumerate(videos):
+        name = _video_name(index + 1, split)
+        policy.target(root / "annotations" / split / f"{name}.json")
+        for t in range(length):
+            policy.target(root / f"images/{split}/{name}/{t:06d}.jpg")
+    for split in eval_splits:
+        policy.target(root / "person_detections" / f"{split}.json")
+    for split in splits:
+        policy.target(root / "subsets" / f"{split}.json")
+    policy.target(root / "synthetic.json")
+
+
+def _write_video(
+    root: Path, video: _Video, detection_rng: np.random.Generator | None, subsets: dict[str, list[int]], quality: int
+) -> list[dict]:
+    """Write `video`'s frames and annotation file, add its annotations to `subsets`; returns its detections.
+
+    `detection_rng` draws detector boxes for every frame (None: no detections).
+    """
+    scene = video.scene
+    width, height = scene.width, scene.height
+    images, detections = [], []
+    labelled: dict[int, list[dict]] = {}  # labelled frame -> its annotations
+    for t, people, pixels in video.frames():
+        frame_id = _SOURCE_MPII * 10**10 + video.seq * 10**4 + t
+        file_name = f"images/{video.split}/{video.name}/{t:06d}.jpg"
+        _write_jpeg(root / file_name, pixels, quality)
+        is_labelled = t in video.labelled
+        images.append(_image_entry(frame_id, video.seq, file_name, video.count, is_labelled, width, height))
+        if is_labelled:
+            labelled[t] = [_annotation(frame_id, track_id, kpts) for track_id, kpts in enumerate(people)]
+        if detection_rng is not None:
+            detections += _detections(detection_rng, frame_id, people, width, height)
     masks: dict[int, npt.NDArray[np.bool_] | None] = {}  # the moving shapes in t-1, t, t+1, reused along
     for t, annotations in labelled.items():
         # The crop shows the moving background in t-1, t and t+1 (clamped to the video, as the loader does).
-        clip = {max(t - 1, 0), t, min(t + 1, num_frames - 1)}
-        masks = {u: masks[u] if u in masks else scene.distractor_mask(u) for u in clip}
-        shapes = [mask for mask in masks.values() if mask is not None]
-        corruption = scene.corruptions.get(t, (None,))[0]
-        for ann, crossed in zip(annotations, crossing(annotations), strict=True):
-            names = condition_names(
-                occluded=t in scene.figures[ann["track_id"]].occluded,
-                corruption=corruption,
-                crossing=crossed,
-                background_motion=shows_mask(ann["bbox"], shapes),
-            )
-            for name in names:
-                subsets[name].append(ann["id"])
+        clip = {max(t - 1, 0), t, min(t + 1, video.count - 1)}
+        masks = {u: masks[u] if u in masks else scene.distractor_mask(video.first + u) for u in clip}
+        _add_to_subsets(subsets, video, t, annotations, [mask for mask in masks.values() if mask is not None])
+    annotations = [ann for frame_annotations in labelled.values() for ann in frame_annotations]
+    _write_json(root / "annotations" / video.split / f"{video.name}.json", _video_json(images, annotations))
+    return detections
+
+
+def _add_to_subsets(
+    subsets: dict[str, list[int]], video: _Video, t: int, annotations: list[dict], shapes: list[npt.NDArray[np.bool_]]
+) -> None:
+    """Add the ids of frame `t`'s annotations to the subsets of their key-frame conditions.
+
+    `shapes` are the masks of the moving background shapes in the frames the crops show (t-1, t, t+1).
+    """
+    scene, key = video.scene, video.first + t
+    corruption = scene.corruptions.get(key, (None,))[0]
+    for ann, crossed in zip(annotations, crossing(annotations), strict=True):
+        names = condition_names(
+            occluded=key in scene.figures[ann["track_id"]].occluded,
+            corruption=corruption,
+            crossing=crossed,
+            background_motion=shows_mask(ann["bbox"], shapes),
+        )
+        for name in names:
+            subsets[name].append(ann["id"])
 
 
 def _annotation(frame_id: int, track_id: int, joints: npt.NDArray[np.float64]) -> dict:
@@ -294,7 +404,8 @@ def _video_json(images: list[dict], annotations: list[dict]) -> dict:
 
 
 def _video_name(seq: int, split: str) -> str:
-    return f"{seq:06d}_mpii_{'train' if split == 'train' else 'test'}"
+    # As in PoseTrack, val videos end in _test (their source is the MPII test set).
+    return f"{seq:06d}_mpii_{'test' if split in ('val', 'test') else split}"
 
 
 def _write_jpeg(path: Path, pixels: npt.NDArray[np.uint8], quality: int) -> None:
