@@ -127,7 +127,9 @@ def test_round_trips_through_load_posetrack(synthetic_root, tmp_path):
         ({"num_videos": 2, "num_frames": 5, "num_test_videos": -1}, "num_test_videos must be >= 0"),
         ({"num_videos": 2, "num_frames": 5, "eval_frames": 6}, "eval_frames must be in \\[3, num_frames = 5\\]"),
         ({"num_videos": 2, "num_frames": 5, "eval_frames": 2}, "eval_frames"),
-        ({"num_videos": 2, "num_frames": 5, "num_test_videos": 999_998}, "must be <= 999999"),
+        ({"num_videos": 2, "num_frames": 5, "num_pretrain_frames": 999_998}, "must be <= 999999"),
+        ({"num_videos": 2, "num_frames": 5, "pretrain_people": (5, 4)}, "pretrain_people"),
+        ({"num_videos": 2, "num_frames": 5, "pretrain_person_height": (0.05, 0.5)}, "pretrain_person_height"),
         ({"num_videos": 2, "num_frames": 5, "max_people": 101}, "max_people"),
         ({"num_videos": 2, "num_frames": 5, "val_label_every": 0}, "val_label_every"),
     ],
@@ -283,10 +285,10 @@ def test_lanes_setting_is_deterministic_and_options_are_independent(tmp_path):
     probs=st.tuples(st.floats(0, 1), st.floats(0, 0.5), st.floats(0, 0.5)),
     max_people=st.integers(1, 4),
     eval_frames=st.none() | st.integers(3, 5),
-    num_test_videos=st.integers(0, 1),
+    extra=st.tuples(st.integers(0, 1), st.integers(0, 2)),
 )
 def test_any_setting_gives_a_valid_dataset(
-    tmp_path_factory, seed, crossing, background_motion, probs, max_people, eval_frames, num_test_videos
+    tmp_path_factory, seed, crossing, background_motion, probs, max_people, eval_frames, extra
 ):
     root = generate_dataset(
         tmp_path_factory.mktemp("any"),
@@ -295,7 +297,9 @@ def test_any_setting_gives_a_valid_dataset(
         image_size=(80, 64),
         seed=seed,
         eval_frames=eval_frames,
-        num_test_videos=num_test_videos,
+        num_test_videos=extra[0],
+        num_pretrain_frames=extra[1],
+        pretrain_people=(1, 3),
         max_people=max_people,
         crossing=crossing,
         background_motion=background_motion,
@@ -306,9 +310,12 @@ def test_any_setting_gives_a_valid_dataset(
     )
     assert check_root(root, progress=False) == []
     people = _people_per_frame(root)
-    assert all(1 <= len(p) <= max_people for p in people.values())
+    clips = {key: p for key, p in people.items() if not key[0].endswith("_pretrain")}
+    assert all(1 <= len(p) <= max_people for p in clips.values())
+    assert all(1 <= len(p) <= 3 for key, p in people.items() if key not in clips)
+    assert len(people) - len(clips) == extra[1]
     if crossing and max_people >= 2:
-        assert all(len(p) >= 2 for p in people.values())
+        assert all(len(p) >= 2 for p in clips.values())
     listed = json.loads((root / "synthetic.json").read_text())["corrupted_frames"]
     for c in listed.values():
         frame_level = c["blur"] + c["defocus"]
@@ -322,8 +329,8 @@ def test_any_setting_gives_a_valid_dataset(
     assert {i for s in subsets for name in key_frame for i in s[name]} == ids
 
 
-# sha256 over the paths and bytes of every file the generator wrote before the subset files and the test split
-# (commit 6721195), synthetic.json with only the settings it recorded then: today's data sets
+# sha256 over the paths and bytes of every file the generator wrote before the subset files and the test and
+# pretrain splits (commit 6721195), synthetic.json with only the settings it recorded then: today's data sets
 # stay reproducible.
 _GOLDEN = "a1c6fa9200ecd53a2ed5e014ea80010c55b435afe0358b1e72ebaccafa265d53"
 _OLD_SETTINGS = (
@@ -355,19 +362,23 @@ _SPLITS = {"num_videos": 4, "num_frames": 12, "image_size": (96, 80), "num_val_v
 
 @pytest.fixture(scope="module")
 def all_splits(tmp_path_factory):
-    """Train, val (dev) and test: 2 + 2 + 2 clips, val and test 7-frame windows of 12-frame clips."""
-    return generate_dataset(tmp_path_factory.mktemp("splits"), **_SPLITS, seed=5, num_test_videos=2, eval_frames=7)
+    """Train, val (dev), test and pretrain: 2 + 2 + 2 clips, val and test 7-frame windows of 12-frame clips."""
+    return generate_dataset(
+        tmp_path_factory.mktemp("splits"), **_SPLITS, seed=5, num_test_videos=2, eval_frames=7, num_pretrain_frames=6
+    )
 
 
 def test_new_splits_leave_train_and_val_byte_identical(all_splits, tmp_path):
     plain = _files(generate_dataset(tmp_path, **{**_SPLITS, "seed": 5, "eval_frames": 7}))
     full = _files(all_splits)
     assert all(full[path] == data for path, data in plain.items() if path.name != "synthetic.json")
-    assert {path.parts[1] for path in full if path.parts[0] == "annotations"} == {"train", "val", "test"}
+    assert {path.parts[1] for path in full if path.parts[0] == "annotations"} == {"train", "val", "test", "pretrain"}
 
 
 def test_same_seed_gives_identical_files_with_every_split(all_splits, tmp_path):
-    again = generate_dataset(tmp_path, **_SPLITS, seed=5, num_test_videos=2, eval_frames=7, overwrite=True)
+    again = generate_dataset(
+        tmp_path, **_SPLITS, seed=5, num_test_videos=2, eval_frames=7, num_pretrain_frames=6, overwrite=True
+    )
     assert _files(again) == _files(all_splits)
 
 
@@ -408,3 +419,30 @@ def test_eval_clips_are_windows_labelled_where_both_neighbours_exist(all_splits,
         clip = [full[video, t] for t in range(12)]
         starts = [s for s in range(6) if all(np.array_equal(window[video, t], clip[s + t]) for t in range(7))]
         assert len(starts) == 1
+
+
+def test_pretrain_split_is_single_crowded_frames_that_load(all_splits, tmp_path):
+    files = sorted((all_splits / "annotations" / "pretrain").glob("*.json"))
+    assert [f.stem for f in files] == [f"{seq:06d}_mpii_pretrain" for seq in range(7, 13)]
+    for file in files:
+        content = json.loads(file.read_text())
+        assert [(im["nframes"], im["is_labeled"]) for im in content["images"]] == [(1, True)]
+        assert 4 <= len(content["annotations"]) <= 10
+    rows = load_posetrack(all_splits, split="pretrain", cache_dir=tmp_path)
+    assert len(rows) == sum(len(json.loads(f.read_text())["annotations"]) for f in files)
+    assert all(paths == [name] * 3 for paths, name in zip(rows["frame_paths"], rows["file_name"], strict=True))
+    batch = rows.with_transform(TopDownTransform(train=True, root=all_splits, seed=0))[:4]
+    assert batch["pixel_values"].shape == (4, 3, 3, 256, 192)
+    assert np.array_equal(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
+    assert check_root(all_splits, progress=False) == []
+
+
+def test_pretrain_frames_come_from_their_own_stream(all_splits, tmp_path):
+    # More clips shift the pretraining videos' names, not their pixels.
+    other = generate_dataset(tmp_path, **{**_SPLITS, "num_videos": 8}, seed=5, num_pretrain_frames=2)
+    for k in range(2):
+        ours = all_splits / "images" / "pretrain" / f"{7 + k:06d}_mpii_pretrain" / "000000.jpg"
+        theirs = other / "images" / "pretrain" / f"{9 + k:06d}_mpii_pretrain" / "000000.jpg"
+        assert ours.read_bytes() == theirs.read_bytes()
+    clip_frames = {p.read_bytes() for p in (all_splits / "images").rglob("*.jpg") if "pretrain" not in p.parts}
+    assert not any(p.read_bytes() in clip_frames for p in (all_splits / "images" / "pretrain").rglob("*.jpg"))

@@ -25,12 +25,12 @@ _KWARGS = {
     "jpeg_quality": 95,
     "progress": False,
 }
-_SPLITS = ("train", "val", "test")
+_SPLITS = ("train", "val", "test", "pretrain")
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return generate_dataset(tmp_path_factory.mktemp("conditions"), **_KWARGS)
+    return generate_dataset(tmp_path_factory.mktemp("conditions"), **_KWARGS, num_pretrain_frames=4)
 
 
 def _annotations(root, split):
@@ -114,6 +114,13 @@ def test_background_motion_is_a_moving_shape_inside_the_crop(root, tmp_path):
             inside.append((ann["id"] in members, change))
     assert 3 <= len(members) < len(inside)
     assert all((change > 30) == member for member, change in inside), inside
+
+
+def test_pretraining_frames_stand_still_and_are_crowded(root):
+    subsets = _subsets(root, "pretrain")
+    assert subsets["background_motion"] == []
+    people = sum(len(video["annotations"]) for video in _annotations(root, "pretrain").values())
+    assert len(subsets["crossing"]) > people / 2
 
 
 def test_crop_box_is_the_region_the_top_down_transform_crops(root, tmp_path):

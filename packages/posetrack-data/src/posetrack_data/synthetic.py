@@ -1,4 +1,4 @@
-"""Synthetic PoseTrack18-format datasets: stick-figure clips and their per-person conditions.
+"""Synthetic PoseTrack18-format datasets: stick-figure clips, their per-person conditions, pretraining frames.
 
 By default the figures walk across each other (so other people enter the target's crop), over a
 background with moving distractors, and single frames are corrupted by an occluder, motion blur or
@@ -24,7 +24,7 @@ from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
 from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text
 from posetrack_data.synthetic_conditions import CONDITIONS, condition_names, crossing, shows_mask
 from posetrack_data.synthetic_effects import frame_corruptions
-from posetrack_data.synthetic_scene import Scene, clip_scene
+from posetrack_data.synthetic_scene import Scene, clip_scene, crowd_scene
 
 __all__ = ["generate_dataset"]
 
@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 _SOURCE_MPII = 1  # poseval frame id `T SSSSSS FFFF`: source 1 = mpii
 # Its sequence and frame digits bound the videos and frames; annotation ids append two digits of track id.
 _MAX_SEQUENCES, _MAX_FRAMES, _MAX_PEOPLE = 999_999, 10_000, 100
-# Random streams per clip besides the main one ([seed, video]), so that each option changes only its own part.
-_CROSSING_STREAM, _BACKGROUND_STREAM, _CORRUPTION_STREAM, _WINDOW_STREAM = 1, 2, 3, 4
+# Random streams per clip besides the main one ([seed, video]), so that each option changes only its own
+# part; pretraining frames draw from [seed, frame, _PRETRAIN_STREAM], apart from every clip.
+_CROSSING_STREAM, _BACKGROUND_STREAM, _CORRUPTION_STREAM, _WINDOW_STREAM, _PRETRAIN_STREAM = 1, 2, 3, 4, 5
 
 
 def generate_dataset(
@@ -48,6 +49,9 @@ def generate_dataset(
     num_val_videos: int | None = None,
     num_test_videos: int = 0,
     eval_frames: int | None = None,
+    num_pretrain_frames: int = 0,
+    pretrain_people: tuple[int, int] = (4, 10),
+    pretrain_person_height: tuple[float, float] = (0.25, 0.85),
     max_people: int = 3,
     person_height: tuple[float, float] = (0.45, 0.85),
     crossing: bool = True,
@@ -64,17 +68,20 @@ def generate_dataset(
 
     Writes ``images/<split>/<video>/%06d.jpg``, ``annotations/<split>/<video>.json`` (PT18 per-video
     files listing every frame, with ``nframes``, ``is_labeled``, ``bbox``, ``bbox_head``; train videos
-    ``000001_mpii_train``..., val and test videos ending ``_test`` as in the real data),
-    ``person_detections/<split>.json`` for val and test (COCO results: jittered GT boxes with scores, a
-    few misses and low-score false positives), ``subsets/<split>.json`` for every split and
-    ``synthetic.json``. Every train frame is labeled; val and test frames every
+    ``000001_mpii_train``..., val and test videos ending ``_test`` as in the real data, pretraining
+    frames ``_pretrain``), ``person_detections/<split>.json`` for val and test (COCO results: jittered
+    GT boxes with scores, a few misses and low-score false positives), ``subsets/<split>.json`` for
+    every split and ``synthetic.json``. Every train frame is labeled; val and test frames every
     `val_label_every`. All joints lie inside the image. Ears are unannotated, as in PoseTrack. Occluded
     joints (under an occluder or another figure) keep their true position and ``v = 1``, as PoseTrack18
     labels every annotated joint.
 
     Splits: ``train`` and ``val`` share `num_videos`; ``val`` is the split for choosing (a dev split).
-    ``test`` (`num_test_videos`, labelled like val) is for reporting. Each video draws from its own
-    streams, so adding test videos leaves the train and val files byte-identical.
+    ``test`` (`num_test_videos`, labelled like val) is for reporting. ``pretrain``
+    (`num_pretrain_frames`) holds single frames of `pretrain_people` figures each, one frame per video
+    (so `load_posetrack` gives the key frame as its own neighbours), from a random stream apart from
+    every clip's: the COCO stand-in a backbone is trained on. Each video draws from its own streams, so
+    adding test videos or pretraining frames leaves the train and val files byte-identical.
 
     ``subsets/<split>.json`` maps each condition of `synthetic_conditions.CONDITIONS` (``occluded``,
     ``motion_blur``, ``defocus``, ``crossing``, ``background_motion``, ``clean``) to the sorted ids of
@@ -100,18 +107,23 @@ def generate_dataset(
             consecutive frames of a `num_frames` clip (so the motion is the train clips'), labelled at
             frames 1, 1 + `val_label_every`, ... up to the second-last, so every labelled frame has both
             neighbours.
+        num_pretrain_frames: Frames of the pretraining split (0: none).
+        pretrain_people: Figures per pretraining frame, (fewest, most).
+        pretrain_person_height: Their height range as a fraction of the frame height (wider than the
+            clips' by default: more scales, as in COCO).
         max_people: Up to this many figures per clip.
         person_height: Figure height range as a fraction of the frame height.
         crossing: Figures walk across the whole frame and past each other (at least two per video when
             `max_people` allows; the larger drawn in front), so other people enter the target's
             enlarged box; False keeps each figure in its own horizontal lane.
-        background_motion: Shapes (blobs and limb-like bars) drift and spin over the background.
+        background_motion: Shapes (blobs and limb-like bars) drift and spin over the clips' background
+            (pretraining frames always have them, standing still).
         occlusion_prob: Per-figure probability that a frame hides some joints under an occluder.
         blur_prob: Per-frame probability of motion blur over the whole frame (a single frame).
         defocus_prob: Per-frame probability of defocus over the whole frame (a single frame).
         val_label_every: Label every n-th val and test frame (PoseTrack labels every 4th val frame).
         jpeg_quality: JPEG quality of the frames.
-        progress: Show a progress bar.
+        progress: Show progress bars.
         overwrite: Replace files already at the paths this writes; without it an existing file there is
             an error, raised before anything is written.
 
@@ -140,6 +152,9 @@ def generate_dataset(
         "num_val_videos": num_val_videos,
         "num_test_videos": num_test_videos,
         "eval_frames": eval_frames,
+        "num_pretrain_frames": num_pretrain_frames,
+        "pretrain_people": list(pretrain_people),
+        "pretrain_person_height": list(pretrain_person_height),
     }
     _check_settings(settings)
     root = Path(root)
@@ -148,6 +163,7 @@ def generate_dataset(
     clips = ["train"] * (num_videos - num_val_videos) + ["val"] * num_val_videos + ["test"] * num_test_videos
     eval_length = num_frames if eval_frames is None else eval_frames
     videos = [(split, num_frames if split == "train" else eval_length) for split in clips]
+    videos += [("pretrain", 1)] * num_pretrain_frames
     eval_splits = [split for split in ("val", "test") if split in clips]
     splits = [*dict.fromkeys(split for split, _ in videos)]
     _claim_outputs(root, videos, eval_splits, splits, overwrite)
@@ -186,6 +202,16 @@ def generate_dataset(
             _write_video(root, video, None, subsets[split], jpeg_quality)
         else:  # detector boxes drawn from the main stream, between frames
             detections[split] += _write_video(root, video, rng, subsets[split], jpeg_quality)
+    pretrain_bar = tqdm(
+        range(num_pretrain_frames), desc="Synthesising pretraining frames", unit="frame", disable=not progress
+    )
+    for frame in pretrain_bar:
+        rng = np.random.default_rng([seed, frame, _PRETRAIN_STREAM])
+        corruptions = frame_corruptions(rng, 1, blur_prob, defocus_prob)
+        scene = crowd_scene(rng, image_size, pretrain_people, pretrain_person_height, occlusion_prob, corruptions)
+        video = _Video("pretrain", len(clips) + frame + 1, scene, 0, 1, frozenset({0}))
+        corrupted_frames[video.name] = scene.corrupted_frames(0, 1)
+        _write_video(root, video, None, subsets["pretrain"], jpeg_quality)
     for split in eval_splits:
         _write_json(root / "person_detections" / f"{split}.json", detections[split])
     for split in splits:
@@ -210,19 +236,24 @@ def _check_settings(args: dict) -> None:
     num_val = args["num_val_videos"]
     if num_val is not None and not 1 <= num_val < num_videos:
         raise ValueError(f"num_val_videos must be in [1, num_videos - 1 = {num_videos - 1}], got {num_val}")
-    if args["num_test_videos"] < 0:
-        raise ValueError(f"num_test_videos must be >= 0, got {args['num_test_videos']}")
-    sequences = num_videos + args["num_test_videos"]
+    for name in ("num_test_videos", "num_pretrain_frames"):
+        if args[name] < 0:
+            raise ValueError(f"{name} must be >= 0, got {args[name]}")
+    sequences = num_videos + args["num_test_videos"] + args["num_pretrain_frames"]
     if sequences > _MAX_SEQUENCES:
         raise ValueError(
-            f"num_videos + num_test_videos must be <= {_MAX_SEQUENCES} "
+            f"num_videos + num_test_videos + num_pretrain_frames must be <= {_MAX_SEQUENCES} "
             f"(the sequence digits of a PoseTrack frame id), got {sequences}"
         )
     eval_frames = args["eval_frames"]
     if eval_frames is not None and not 3 <= eval_frames <= num_frames:
         raise ValueError(f"eval_frames must be in [3, num_frames = {num_frames}], got {eval_frames}")
-    if not 0.1 <= args["person_height"][0] <= args["person_height"][1] <= 0.9:
-        raise ValueError(f"person_height must be (low, high) within [0.1, 0.9], got {tuple(args['person_height'])!r}")
+    low, high = args["pretrain_people"]
+    if not 1 <= low <= high <= _MAX_PEOPLE:
+        raise ValueError(f"pretrain_people must be (fewest, most) within [1, {_MAX_PEOPLE}], got {(low, high)!r}")
+    for name in ("person_height", "pretrain_person_height"):
+        if not 0.1 <= args[name][0] <= args[name][1] <= 0.9:
+            raise ValueError(f"{name} must be (low, high) within [0.1, 0.9], got {tuple(args[name])!r}")
     if not 1 <= args["max_people"] <= _MAX_PEOPLE:
         raise ValueError(f"max_people must be in [1, {_MAX_PEOPLE}], got {args['max_people']}")
     for name in ("occlusion_prob", "blur_prob", "defocus_prob"):

@@ -1,6 +1,7 @@
 """The synthetic scenes: stick figures posed and moved frame by frame over a textured background.
 
-A `Scene` is a clip (`clip_scene`: 1-3 figures that walk in lanes or across each other). The figures
+A `Scene` is a clip (`clip_scene`: 1-3 figures that walk in lanes or across each other) or a single
+crowded frame (`crowd_scene`: many figures anywhere, the pretraining stand-in for COCO). The figures
 face the camera (their left side on the image's right, which a horizontal flip with left/right swap
 preserves), with thick coloured limbs, joint discs and a round head.
 """
@@ -21,7 +22,7 @@ from posetrack_data.synthetic_effects import (
     make_distractors,
 )
 
-__all__ = ["Scene", "clip_scene"]
+__all__ = ["Scene", "clip_scene", "crowd_scene"]
 
 # Figure proportions as fractions of the figure's height L (pelvis at the origin, y down).
 _TORSO, _NECK, _HEAD = 0.30, 0.05, 0.14
@@ -213,6 +214,33 @@ def clip_scene(
         pan=pan,
         distractors=distractors,
     )
+
+
+def crowd_scene(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    people: tuple[int, int],
+    person_height: tuple[float, float],
+    occlusion_prob: float,
+    corruptions: dict[int, tuple[str, float, float]],
+) -> Scene:
+    """A single frame of `people[0]` to `people[1]` figures anywhere, the nearer (larger) in front.
+
+    The clips' distractor shapes stand still in the background; occluders as in the clips; `corruptions`
+    blurs or defocuses frame 0 or not.
+    """
+    width, height = size
+    texture = _texture(rng, width, height)
+    draw_distractors(texture, make_distractors(rng, width, height), 0)  # clutter: part of the background
+    figures = []
+    for _ in range(int(rng.integers(people[0], people[1] + 1))):
+        figure_size = rng.uniform(*person_height) * height
+        x = rng.uniform(0.3, width / figure_size - 0.3) * figure_size  # arms reach ~0.3 L to each side
+        figure = _random_figure(rng, (0.0, float(width)), x, figure_size, size, 1, occlusion_prob)
+        figure.y = rng.uniform(0.5, height / figure_size - 0.45) * figure_size  # head ~0.5 L up, feet ~0.45 L down
+        figures.append(figure)
+    draw_order = sorted(range(len(figures)), key=lambda k: figures[k].size)
+    return Scene(rng, figures, draw_order, size=size, background=texture, corruptions=corruptions)
 
 
 def _random_figure(
