@@ -66,3 +66,31 @@ def test_synth_options_reach_the_generator(tmp_path, capsys):
     expected = "posetrack-data synth: error: blur_prob + defocus_prob must be <= 1, got 0.7 + 0.6"
     assert capsys.readouterr().err.strip() == expected
     assert not (tmp_path / "bad").exists()
+
+
+def test_synth_split_options_reach_the_generator_within_caps(tmp_path, capsys):
+    root = tmp_path / "splits"
+    args = ["synth", str(root), "--videos", "3", "--frames", "5", "--size", "96x80", "--val-videos", "2"]
+    args += ["--test-videos", "1", "--eval-frames", "3", "--pretrain-frames", "2", "--pretrain-people", "2", "3"]
+    assert main(args) == 0
+    settings = json.loads((root / "synthetic.json").read_text())["settings"]
+    assert {k: settings[k] for k in ("num_val_videos", "num_test_videos", "eval_frames", "num_pretrain_frames")} == {
+        "num_val_videos": 2,
+        "num_test_videos": 1,
+        "eval_frames": 3,
+        "num_pretrain_frames": 2,
+    }
+    assert settings["pretrain_people"] == [2, 3]
+    assert sorted(p.name for p in (root / "subsets").iterdir()) == [
+        "pretrain.json",
+        "test.json",
+        "train.json",
+        "val.json",
+    ]
+    capsys.readouterr()
+    for option, value, cap in (("--pretrain-frames", "200001", 200_000), ("--test-videos", "10001", 10_000)):
+        assert main(["synth", str(tmp_path / "big"), option, value]) == 2
+        assert capsys.readouterr().err.strip() == f"posetrack-data synth: error: {option} must be <= {cap}, got {value}"
+    assert main(["synth", str(tmp_path / "big"), "--size", "5000x300"]) == 2
+    assert "--size must be at most 4096 px a side" in capsys.readouterr().err
+    assert not (tmp_path / "big").exists()

@@ -1,4 +1,6 @@
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,11 @@ from posetrack_data import TopDownTransform, check_root
 from posetrack_data.dataset import load_posetrack
 from posetrack_data.geometry import PIXEL_STD, box_to_center_scale
 from posetrack_data.joints import SLOT17_NAMES
-from posetrack_data.synthetic import SEPARATE_LANES, generate_dataset
+from posetrack_data.synthetic import generate_dataset
+from posetrack_data.synthetic_scene import _occlusion_frames, clip_scene
+
+# The figures in separate lanes over a panning background with static clutter, occluders only.
+LANES = {"crossing": False, "background_motion": False, "blur_prob": 0.0, "defocus_prob": 0.0}
 
 
 def _files(root):
@@ -80,8 +86,6 @@ def test_same_seed_gives_identical_files_other_seed_differs(tmp_path):
 
 def test_occluded_frames_are_never_adjacent(synthetic_root):
     # Occluders change pixels near a limb end for one frame only: the per-figure occlusion schedule.
-    from posetrack_data.synthetic import _occlusion_frames
-
     frames = _occlusion_frames(np.random.default_rng(0), 500, 0.5)
     assert len(frames) > 100
     assert not any(t + 1 in frames for t in frames)
@@ -115,11 +119,25 @@ def test_round_trips_through_load_posetrack(synthetic_root, tmp_path):
         ({"num_videos": 2, "num_frames": 5, "occlusion_prob": 1.5}, "occlusion_prob must be in"),
         ({"num_videos": 2, "num_frames": 5, "defocus_prob": -0.1}, "defocus_prob must be in"),
         ({"num_videos": 2, "num_frames": 5, "blur_prob": 0.6, "defocus_prob": 0.5}, "blur_prob \\+ defocus_prob"),
+        ({"num_videos": 2, "num_frames": 10_001}, "num_frames must be in \\[3, 10000\\]"),
+        (
+            {"num_videos": 3, "num_frames": 5, "num_val_videos": 3},
+            "num_val_videos must be in \\[1, num_videos - 1 = 2\\]",
+        ),
+        ({"num_videos": 2, "num_frames": 5, "num_test_videos": -1}, "num_test_videos must be >= 0"),
+        ({"num_videos": 2, "num_frames": 5, "eval_frames": 6}, "eval_frames must be in \\[3, num_frames = 5\\]"),
+        ({"num_videos": 2, "num_frames": 5, "eval_frames": 2}, "eval_frames"),
+        ({"num_videos": 2, "num_frames": 5, "num_pretrain_frames": 999_998}, "must be <= 999999"),
+        ({"num_videos": 2, "num_frames": 5, "pretrain_people": (5, 4)}, "pretrain_people"),
+        ({"num_videos": 2, "num_frames": 5, "pretrain_person_height": (0.05, 0.5)}, "pretrain_person_height"),
+        ({"num_videos": 2, "num_frames": 5, "max_people": 101}, "max_people"),
+        ({"num_videos": 2, "num_frames": 5, "val_label_every": 0}, "val_label_every"),
     ],
 )
 def test_rejects_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        generate_dataset(tmp_path, progress=False, **kwargs)
+        generate_dataset(tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
 
 
 def _people_per_frame(root):
@@ -165,7 +183,7 @@ def _order_swaps(root):
 
 def test_crossing_puts_other_people_inside_the_crop_box_and_lanes_do_not(synthetic_root, tmp_path):
     lanes = generate_dataset(
-        tmp_path, num_videos=4, num_frames=9, image_size=(160, 128), seed=0, progress=False, **SEPARATE_LANES
+        tmp_path, num_videos=4, num_frames=9, image_size=(160, 128), seed=0, progress=False, **LANES
     )
     # Most of another body (8 of its 15 joints) inside the target's crop: common with crossing, rare in lanes.
     assert _crowded_fraction(synthetic_root, 8) > 0.3
@@ -200,21 +218,20 @@ def test_blur_and_defocus_change_only_the_listed_single_frames(tmp_path):
 
 
 def test_occluders_change_only_single_frames_near_the_hidden_joints():
-    from posetrack_data.synthetic import _Video
-
-    def video(rng_seed):
-        return _Video(
-            np.random.default_rng(rng_seed), 30, 128, 96, 2, (0.45, 0.85), 0.3,
+    def scene(rng_seed):
+        return clip_scene(
+            np.random.default_rng(rng_seed), 30, (128, 96), 2, (0.45, 0.85), 0.3,
             crossing=None, background=None, corruptions={},
         )  # fmt: skip
 
-    occluded, clean = video(2), video(2)
+    occluded, clean = scene(2), scene(2)
     for figure in clean.figures:
         figure.occluded = frozenset()
     schedule = {t for figure in occluded.figures for t in figure.occluded}
     assert len(schedule) >= 5
     for t in range(30):
-        (with_occluder, people), (without, _) = occluded.render(t), clean.render(t)
+        people, clean_people = occluded.pose_at(t), clean.pose_at(t)
+        with_occluder, without = occluded.draw(t, people), clean.draw(t, clean_people)
         assert (not np.array_equal(with_occluder, without)) == (t in schedule)
         # Every changed pixel lies within an occluder's reach (12% of the height, + antialiasing) of a
         # limb end (elbow, wrist, knee, ankle) of a figure occluded in this frame.
@@ -251,10 +268,10 @@ def test_every_corrupted_frame_has_clean_neighbours_and_keeps_its_joints(synthet
 
 def test_lanes_setting_is_deterministic_and_options_are_independent(tmp_path):
     kwargs = {"num_videos": 2, "num_frames": 4, "image_size": (96, 80), "seed": 1, "progress": False}
-    lanes = _files(generate_dataset(tmp_path / "a", **kwargs, **SEPARATE_LANES))
-    assert lanes == _files(generate_dataset(tmp_path / "b", **kwargs, **SEPARATE_LANES))
+    lanes = _files(generate_dataset(tmp_path / "a", **kwargs, **LANES))
+    assert lanes == _files(generate_dataset(tmp_path / "b", **kwargs, **LANES))
     # Distractors come from their own random stream: the people and their annotations stay the same.
-    moving = _files(generate_dataset(tmp_path / "c", **kwargs, **{**SEPARATE_LANES, "background_motion": True}))
+    moving = _files(generate_dataset(tmp_path / "c", **kwargs, **{**LANES, "background_motion": True}))
     annotations = [name for name in lanes if name.parts[0] == "annotations"]
     assert all(lanes[name] == moving[name] for name in annotations)
     assert any(lanes[name] != moving[name] for name in lanes if name.suffix == ".jpg")
@@ -267,14 +284,22 @@ def test_lanes_setting_is_deterministic_and_options_are_independent(tmp_path):
     background_motion=st.booleans(),
     probs=st.tuples(st.floats(0, 1), st.floats(0, 0.5), st.floats(0, 0.5)),
     max_people=st.integers(1, 4),
+    eval_frames=st.none() | st.integers(3, 5),
+    extra=st.tuples(st.integers(0, 1), st.integers(0, 2)),
 )
-def test_any_setting_gives_a_valid_dataset(tmp_path_factory, seed, crossing, background_motion, probs, max_people):
+def test_any_setting_gives_a_valid_dataset(
+    tmp_path_factory, seed, crossing, background_motion, probs, max_people, eval_frames, extra
+):
     root = generate_dataset(
         tmp_path_factory.mktemp("any"),
         num_videos=2,
         num_frames=5,
         image_size=(80, 64),
         seed=seed,
+        eval_frames=eval_frames,
+        num_test_videos=extra[0],
+        num_pretrain_frames=extra[1],
+        pretrain_people=(1, 3),
         max_people=max_people,
         crossing=crossing,
         background_motion=background_motion,
@@ -285,11 +310,139 @@ def test_any_setting_gives_a_valid_dataset(tmp_path_factory, seed, crossing, bac
     )
     assert check_root(root, progress=False) == []
     people = _people_per_frame(root)
-    assert all(1 <= len(p) <= max_people for p in people.values())
+    clips = {key: p for key, p in people.items() if not key[0].endswith("_pretrain")}
+    assert all(1 <= len(p) <= max_people for p in clips.values())
+    assert all(1 <= len(p) <= 3 for key, p in people.items() if key not in clips)
+    assert len(people) - len(clips) == extra[1]
     if crossing and max_people >= 2:
-        assert all(len(p) >= 2 for p in people.values())
+        assert all(len(p) >= 2 for p in clips.values())
     listed = json.loads((root / "synthetic.json").read_text())["corrupted_frames"]
     for c in listed.values():
         frame_level = c["blur"] + c["defocus"]
         assert len(set(frame_level)) == len(frame_level)
         assert not any(t + 1 in frame_level for t in frame_level)
+    ids = {
+        ann["id"] for f in (root / "annotations").rglob("*.json") for ann in json.loads(f.read_text())["annotations"]
+    }
+    subsets = [json.loads(f.read_text()) for f in (root / "subsets").glob("*.json")]
+    key_frame = ("clean", "occluded", "motion_blur", "defocus", "crossing")  # clean or one of the others
+    assert {i for s in subsets for name in key_frame for i in s[name]} == ids
+
+
+# sha256 over the paths and bytes of every file the generator wrote before the subset files and the test and
+# pretrain splits (commit 6721195), synthetic.json with only the settings it recorded then: today's data sets
+# stay reproducible.
+_GOLDEN = "a1c6fa9200ecd53a2ed5e014ea80010c55b435afe0358b1e72ebaccafa265d53"
+_OLD_SETTINGS = (
+    "num_videos", "num_frames", "image_size", "seed", "val_fraction", "max_people", "person_height", "crossing",
+    "background_motion", "occlusion_prob", "blur_prob", "defocus_prob", "val_label_every", "jpeg_quality",
+)  # fmt: skip
+
+
+def test_files_of_the_earlier_generator_are_byte_identical(tmp_path):
+    root = generate_dataset(
+        tmp_path, num_videos=3, num_frames=6, image_size=(96, 80), seed=11, occlusion_prob=0.4, blur_prob=0.25,
+        defocus_prob=0.25, progress=False,
+    )  # fmt: skip
+    digest = hashlib.sha256()
+    for path, data in _files(root).items():
+        if path.parts[0] == "subsets":
+            continue
+        if path.name == "synthetic.json":
+            content = json.loads(data)
+            content["settings"] = {key: content["settings"][key] for key in _OLD_SETTINGS}
+            data = json.dumps(content).encode()
+        digest.update(str(path).encode())
+        digest.update(data)
+    assert digest.hexdigest() == _GOLDEN
+
+
+_SPLITS = {"num_videos": 4, "num_frames": 12, "image_size": (96, 80), "num_val_videos": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def all_splits(tmp_path_factory):
+    """Train, val (dev), test and pretrain: 2 + 2 + 2 clips, val and test 7-frame windows of 12-frame clips."""
+    return generate_dataset(
+        tmp_path_factory.mktemp("splits"), **_SPLITS, seed=5, num_test_videos=2, eval_frames=7, num_pretrain_frames=6
+    )
+
+
+def test_new_splits_leave_train_and_val_byte_identical(all_splits, tmp_path):
+    plain = _files(generate_dataset(tmp_path, **{**_SPLITS, "seed": 5, "eval_frames": 7}))
+    full = _files(all_splits)
+    assert all(full[path] == data for path, data in plain.items() if path.name != "synthetic.json")
+    assert {path.parts[1] for path in full if path.parts[0] == "annotations"} == {"train", "val", "test", "pretrain"}
+
+
+def test_same_seed_gives_identical_files_with_every_split(all_splits, tmp_path):
+    again = generate_dataset(
+        tmp_path, **_SPLITS, seed=5, num_test_videos=2, eval_frames=7, num_pretrain_frames=6, overwrite=True
+    )
+    assert _files(again) == _files(all_splits)
+
+
+def test_test_split_is_disjoint_from_train_and_val_and_labelled_like_val(all_splits, tmp_path):
+    names, image_ids = {}, {}
+    for split in ("train", "val", "test"):
+        videos = [json.loads(f.read_text()) for f in sorted((all_splits / "annotations" / split).glob("*.json"))]
+        names[split] = {Path(im["file_name"]).parent.name for video in videos for im in video["images"]}
+        image_ids[split] = {im["id"] for video in videos for im in video["images"]}
+        assert all((all_splits / im["file_name"]).is_file() for video in videos for im in video["images"])
+    assert names["test"] == {"000005_mpii_test", "000006_mpii_test"}
+    for other in ("train", "val"):
+        assert not names["test"] & names[other]
+        assert not image_ids["test"] & image_ids[other]
+    detections = json.loads((all_splits / "person_detections" / "test.json").read_text())
+    assert {d["image_id"] for d in detections} == image_ids["test"]  # a box or a false positive on every frame
+    test = load_posetrack(
+        all_splits, split="test", detections=all_splits / "person_detections" / "test.json", cache_dir=tmp_path
+    )
+    assert len(test) > 0
+    assert (all_splits / "subsets" / "test.json").is_file()
+
+
+def test_eval_clips_are_windows_labelled_where_both_neighbours_exist(all_splits, tmp_path):
+    for split in ("val", "test"):
+        for file in (all_splits / "annotations" / split).glob("*.json"):
+            images = json.loads(file.read_text())["images"]
+            assert [im["nframes"] for im in images] == [7] * 7
+            assert [t for t, im in enumerate(images) if im["is_labeled"]] == [1, 5]
+    rows = load_posetrack(all_splits, split="val", cache_dir=tmp_path)
+    assert all(len(set(paths)) == 3 for paths in rows["frame_paths"])
+    # Without occluders (drawn from the main stream only in frames written), a window shows exactly the
+    # frames of the full clip: the figures move as in 12-frame clips.
+    kwargs = {**_SPLITS, "seed": 5, "occlusion_prob": 0.0}
+    full = _frames(generate_dataset(tmp_path / "full", **kwargs))
+    window = _frames(generate_dataset(tmp_path / "window", **kwargs, eval_frames=7))
+    for video in ("000003_mpii_test", "000004_mpii_test"):
+        clip = [full[video, t] for t in range(12)]
+        starts = [s for s in range(6) if all(np.array_equal(window[video, t], clip[s + t]) for t in range(7))]
+        assert len(starts) == 1
+
+
+def test_pretrain_split_is_single_crowded_frames_that_load(all_splits, tmp_path):
+    files = sorted((all_splits / "annotations" / "pretrain").glob("*.json"))
+    assert [f.stem for f in files] == [f"{seq:06d}_mpii_pretrain" for seq in range(7, 13)]
+    for file in files:
+        content = json.loads(file.read_text())
+        assert [(im["nframes"], im["is_labeled"]) for im in content["images"]] == [(1, True)]
+        assert 4 <= len(content["annotations"]) <= 10
+    rows = load_posetrack(all_splits, split="pretrain", cache_dir=tmp_path)
+    assert len(rows) == sum(len(json.loads(f.read_text())["annotations"]) for f in files)
+    assert all(paths == [name] * 3 for paths, name in zip(rows["frame_paths"], rows["file_name"], strict=True))
+    batch = rows.with_transform(TopDownTransform(train=True, root=all_splits, seed=0))[:4]
+    assert batch["pixel_values"].shape == (4, 3, 3, 256, 192)
+    assert np.array_equal(batch["pixel_values"][:, 0], batch["pixel_values"][:, 1])
+    assert check_root(all_splits, progress=False) == []
+
+
+def test_pretrain_frames_come_from_their_own_stream(all_splits, tmp_path):
+    # More clips shift the pretraining videos' names, not their pixels.
+    other = generate_dataset(tmp_path, **{**_SPLITS, "num_videos": 8}, seed=5, num_pretrain_frames=2)
+    for k in range(2):
+        ours = all_splits / "images" / "pretrain" / f"{7 + k:06d}_mpii_pretrain" / "000000.jpg"
+        theirs = other / "images" / "pretrain" / f"{9 + k:06d}_mpii_pretrain" / "000000.jpg"
+        assert ours.read_bytes() == theirs.read_bytes()
+    clip_frames = {p.read_bytes() for p in (all_splits / "images").rglob("*.jpg") if "pretrain" not in p.parts}
+    assert not any(p.read_bytes() in clip_frames for p in (all_splits / "images" / "pretrain").rglob("*.jpg"))

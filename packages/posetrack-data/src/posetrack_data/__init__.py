@@ -11,13 +11,12 @@ from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import FLIP_PAIRS, NUM_JOINTS, SKELETON, SLOT17_NAMES
 from posetrack_data.predictions import PersonPose, PredictionWriter, joint_scores, sequence_document
 from posetrack_data.sampling import FrameGroupedOrder
-from posetrack_data.synthetic import SEPARATE_LANES, generate_dataset
+from posetrack_data.synthetic import generate_dataset
 from posetrack_data.transforms import TopDownTransform
 
 __all__ = [
     "FLIP_PAIRS",
     "NUM_JOINTS",
-    "SEPARATE_LANES",
     "SKELETON",
     "SLOT17_NAMES",
     "Detection",

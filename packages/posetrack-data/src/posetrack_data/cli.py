@@ -9,6 +9,18 @@ from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.outputs import run_guarded
 from posetrack_data.synthetic import generate_dataset
 
+# Caps of `synth` options against a typo that would run for days; the generator's own limits are wider.
+_SYNTH_CAPS = {
+    "videos": 10_000,
+    "frames": 10_000,
+    "val_videos": 10_000,
+    "test_videos": 10_000,
+    "eval_frames": 10_000,
+    "pretrain_frames": 200_000,
+    "max_people": 20,
+}
+_MAX_SIDE = 4096
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 problems found, 2 usage or input error)."""
@@ -22,6 +34,26 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--size", default="384x288", help="frame size WxH (default 384x288)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--val-fraction", type=float, default=0.2)
+    synth.add_argument("--val-videos", type=int, default=None, help="val videos of --videos (default: --val-fraction)")
+    synth.add_argument("--test-videos", type=int, default=0, help="test videos, besides --videos (default 0)")
+    synth.add_argument(
+        "--eval-frames",
+        type=int,
+        default=None,
+        help="frames per val/test video, cut from a --frames clip, labelled frames with both neighbours "
+        "(default: --frames, labelled from frame 0)",
+    )
+    synth.add_argument(
+        "--pretrain-frames", type=int, default=0, help="single crowded frames to pretrain on (default 0)"
+    )
+    synth.add_argument(
+        "--pretrain-people",
+        type=int,
+        nargs=2,
+        default=(4, 10),
+        metavar=("MIN", "MAX"),
+        help="figures per pretraining frame (default 4 10)",
+    )
     synth.add_argument("--max-people", type=int, default=3)
     synth.add_argument(
         "--crossing",
@@ -54,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "synth":
         width, height = _parse_size(args.size)
+        for option, cap in _SYNTH_CAPS.items():
+            value = getattr(args, option)
+            if value is not None and value > cap:
+                raise ValueError(f"--{option.replace('_', '-')} must be <= {cap}, got {value}")
         root = generate_dataset(
             args.root,
             num_videos=args.videos,
@@ -61,6 +97,11 @@ def _run(args: argparse.Namespace) -> int:
             image_size=(width, height),
             seed=args.seed,
             val_fraction=args.val_fraction,
+            num_val_videos=args.val_videos,
+            num_test_videos=args.test_videos,
+            eval_frames=args.eval_frames,
+            num_pretrain_frames=args.pretrain_frames,
+            pretrain_people=tuple(args.pretrain_people),
             max_people=args.max_people,
             crossing=args.crossing,
             background_motion=args.background_motion,
@@ -83,6 +124,8 @@ def _parse_size(text: str) -> tuple[int, int]:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise ValueError(f"--size must be WxH, e.g. 384x288, got {text!r}") from None
+    if max(width, height) > _MAX_SIDE:
+        raise ValueError(f"--size must be at most {_MAX_SIDE} px a side, got {text!r}")
     return width, height
 
 

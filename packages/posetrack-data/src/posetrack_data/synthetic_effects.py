@@ -10,7 +10,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Distractor", "blur_frame", "draw_distractors", "frame_corruptions", "make_distractors"]
+__all__ = [
+    "Distractor",
+    "blur_frame",
+    "distractor_mask",
+    "draw_distractors",
+    "frame_corruptions",
+    "make_distractors",
+]
 
 
 @dataclass
@@ -58,23 +65,39 @@ def make_distractors(rng: np.random.Generator, width: int, height: int) -> list[
 
 def draw_distractors(canvas: npt.NDArray[np.uint8], shapes: list[Distractor], t: int) -> None:
     """Draw the distractors at frame `t` (positions wrap around the frame edges)."""
+    for shape in shapes:
+        _draw_distractor(canvas, shape, t, shape.colour, shape.end_colour)
+
+
+def distractor_mask(shapes: list[Distractor], t: int, width: int, height: int) -> npt.NDArray[np.bool_]:
+    """The pixels `draw_distractors` covers at frame `t` (drawn with the same calls, in one colour).
+
+    Shapes:
+        returns: (H, W) bool.
+    """
+    mask = np.zeros((height, width), np.uint8)
+    for shape in shapes:
+        _draw_distractor(mask, shape, t, 255, 255)
+    return mask > 0
+
+
+def _draw_distractor(canvas: npt.NDArray[np.uint8], s: Distractor, t: int, colour, end_colour) -> None:
     height, width = canvas.shape[:2]
-    for s in shapes:
-        reach = s.length / 2 + s.thickness
-        x = (s.x + s.vx * t + reach) % (width + 2 * reach) - reach
-        y = (s.y + s.vy * t + reach) % (height + 2 * reach) - reach
-        angle = s.angle + s.spin * t
-        if s.limb_like:
-            half = s.length / 2 * np.array([np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))])
-            a, b = (tuple(int(v) for v in np.round(p)) for p in (np.array([x, y]) - half, np.array([x, y]) + half))
-            cv2.line(canvas, a, b, s.colour, max(2, round(s.thickness)), cv2.LINE_AA)
-            for end in (a, b):
-                cv2.circle(canvas, end, max(2, round(s.thickness * 0.6)), s.end_colour, -1, cv2.LINE_AA)
-        else:
-            axes = (max(2, round(s.length / 2)), max(2, round(s.thickness / 2)))
-            cv2.ellipse(canvas, (round(x), round(y)), axes, angle, 0, 360, s.colour, -1, cv2.LINE_AA)
-            inner = (max(1, axes[0] // 2), max(1, axes[1] // 2))
-            cv2.ellipse(canvas, (round(x), round(y)), inner, angle, 0, 360, s.end_colour, -1, cv2.LINE_AA)
+    reach = s.length / 2 + s.thickness
+    x = (s.x + s.vx * t + reach) % (width + 2 * reach) - reach
+    y = (s.y + s.vy * t + reach) % (height + 2 * reach) - reach
+    angle = s.angle + s.spin * t
+    if s.limb_like:
+        half = s.length / 2 * np.array([np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))])
+        a, b = (tuple(int(v) for v in np.round(p)) for p in (np.array([x, y]) - half, np.array([x, y]) + half))
+        cv2.line(canvas, a, b, colour, max(2, round(s.thickness)), cv2.LINE_AA)
+        for end in (a, b):
+            cv2.circle(canvas, end, max(2, round(s.thickness * 0.6)), end_colour, -1, cv2.LINE_AA)
+    else:
+        axes = (max(2, round(s.length / 2)), max(2, round(s.thickness / 2)))
+        cv2.ellipse(canvas, (round(x), round(y)), axes, angle, 0, 360, colour, -1, cv2.LINE_AA)
+        inner = (max(1, axes[0] // 2), max(1, axes[1] // 2))
+        cv2.ellipse(canvas, (round(x), round(y)), inner, angle, 0, 360, end_colour, -1, cv2.LINE_AA)
 
 
 def frame_corruptions(
