@@ -11,9 +11,60 @@ import torch
 import torch.nn.functional as F
 
 
+def randomize(module, seed=0, std=0.5):
+    """Give every parameter random values, so no sub-layer starts as an identity (LayerNorm) or zero (bias)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype) * std)
+    return module
+
+
+def layer_norm(x, norm):
+    """LayerNorm over the last axis with the affine parameters of ``norm``: x (..., C) -> (..., C)."""
+    centred = x - x.mean(dim=-1, keepdim=True)
+    variance = centred.square().mean(dim=-1, keepdim=True)
+    return centred / torch.sqrt(variance + norm.eps) * norm.weight + norm.bias
+
+
 def linear(x, layer):
     """``x W^T + b`` with the weights of an ``nn.Linear``."""
     return x @ layer.weight.T + (0 if layer.bias is None else layer.bias)
+
+
+def mlp(x, module):
+    """fc2(GELU(fc1(x))), the two-layer perceptron of the transformer blocks: x (..., C) -> (..., C_out)."""
+    return linear(F.gelu(linear(x, module.fc1)), module.fc2)
+
+
+def attention(layer, x, context):
+    """Multi-head attention from queries ``x`` (B, N, D) to ``context`` (B, M, D), one head at a time -> (B, N, D).
+
+    Per head h: ``softmax(q_h k_h^T / sqrt(d)) v_h`` with ``q = W_q x``, ``[k, v] = W_kv context``; heads
+    concatenated, then ``W_o``.
+    """
+    D = x.shape[-1]
+    heads = layer.num_heads
+    d = D // heads
+    q = linear(x, layer.q)
+    keys_values = linear(context, layer.kv)
+    keys, values = keys_values[..., :D], keys_values[..., D:]
+    head_outputs = []
+    for head in range(heads):
+        channels = slice(head * d, (head + 1) * d)
+        logits = q[..., channels] @ keys[..., channels].transpose(-2, -1) / math.sqrt(d)
+        head_outputs.append(logits.softmax(dim=-1) @ values[..., channels])
+    return linear(torch.cat(head_outputs, dim=-1), layer.proj)
+
+
+def transformer_block(block, x, context=None):
+    """Pre-norm block: ``x + attn(LN1 x, LN1 context)`` then ``x + mlp(LN2 x)``; x (B, N, D) -> (B, N, D).
+
+    Without ``context`` the attention is self attention (context = x).
+    """
+    normed = layer_norm(x, block.norm1)
+    x = x + attention(block.attn, normed, normed if context is None else layer_norm(context, block.norm1))
+    return x + mlp(layer_norm(x, block.norm2), block.mlp)
 
 
 def bilinear(image, locations):
