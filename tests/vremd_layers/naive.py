@@ -121,3 +121,28 @@ def dca(layer, x, z, grid_size):
         weights = torch.stack(logits, dim=-1).softmax(dim=-1)
         head_outputs.append(sum(weights[..., p : p + 1] * values[p] for p in range(points)))
     return linear(torch.cat(head_outputs, dim=-1), layer.proj)
+
+
+def adc_stream(stream, motion, features, grid_size):
+    """One direction of an ADC block (paper "Adaptive Deformable Cross block"), with DCA as its operator.
+
+    ``m' = m + W_merge [DCA(x=LN m, z=LN F) (+) CrossAttn(query LN m, context LN F)]``, then
+    ``m' + MLP(LN m')``. motion, features (B, N, D) -> (B, N, D).
+    """
+    normed, guide = layer_norm(motion, stream.norm_motion), layer_norm(features, stream.norm_features)
+    branches = torch.cat([dca(stream.deformable, normed, guide, grid_size), attention(stream.cross, normed, guide)], -1)
+    motion = motion + linear(branches, stream.merge)
+    return motion + mlp(layer_norm(motion, stream.norm_mlp), stream.mlp)
+
+
+def motion_fusion(fusion, motion):
+    """The fusion layer: per token, the S streams' vectors concatenated in stream order, LN, MLP.
+
+    motion (B, S, N, D) -> (B, N, D).
+    """
+    S, N = motion.shape[1], motion.shape[2]
+    tokens = []
+    for n in range(N):
+        joined = torch.cat([motion[:, s, n] for s in range(S)], dim=-1)  # (B, S*D): stream 0's D first
+        tokens.append(mlp(layer_norm(joined, fusion.norm), fusion.mlp))
+    return torch.stack(tokens, dim=1)
