@@ -146,3 +146,24 @@ def motion_fusion(fusion, motion):
         joined = torch.cat([motion[:, s, n] for s in range(S)], dim=-1)  # (B, S*D): stream 0's D first
         tokens.append(mlp(layer_norm(joined, fusion.norm), fusion.mlp))
     return torch.stack(tokens, dim=1)
+
+
+def spatio_temporal_aggregation(layer, features):
+    """Spatio-temporal aggregation (Sec. "Human-Keypoint Mask ..."), computed frame by frame and token by token.
+
+    Spatial blocks over each frame's N tokens; the frame embedding added to each token's T copies, temporal
+    blocks over those copies; the copies concatenated in frame order, LN, MLP to D. features (B, T, N, D) ->
+    (B, N, D).
+    """
+    T, N = features.shape[1], features.shape[2]
+    frames = [features[:, t] for t in range(T)]
+    for block in layer.spatial_blocks:
+        frames = [transformer_block(block, frame) for frame in frames]
+    tokens = []
+    for n in range(N):
+        copies = torch.stack([frames[t][:, n] + layer.frame_embed[t] for t in range(T)], dim=1)  # (B, T, D)
+        for block in layer.temporal_blocks:
+            copies = transformer_block(block, copies)
+        joined = torch.cat([copies[:, t] for t in range(T)], dim=-1)  # (B, T*D): frame 0's D first
+        tokens.append(mlp(layer_norm(joined, layer.norm), layer.fold))
+    return torch.stack(tokens, dim=1)
