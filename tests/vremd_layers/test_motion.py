@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -130,6 +132,15 @@ def test_adc_with_zeroed_output_projections_passes_motion_through(bidirectional)
                 projection.bias.zero_()
     motion, features = inputs(2, block.num_streams, 3, 4, 8)
     torch.testing.assert_close(block(motion, features, (3, 4)), motion, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("layer_cls", [DeformableCrossAttention, DeformableConvBlock])
+def test_motion_layer_may_be_a_partial_that_fixes_more_keywords(layer_cls):
+    motion_layer = functools.partial(layer_cls, offset_kernel_size=5)
+    block = AdaptiveDeformableCrossBlock(8, num_heads=2, num_points=4, motion_layer=motion_layer)
+    assert [stream.deformable.offset_conv.kernel_size for stream in block.streams] == [(5, 5)] * 2
+    motion, features = inputs(1, 2, 3, 4, 8, torch.float32)
+    assert block(motion, features, (3, 4)).shape == (1, 2, 12, 8)
 
 
 @pytest.mark.parametrize(("bidirectional", "streams"), [(True, 1), (True, 3), (False, 2)])
