@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import batch_sizes, heads_and_widths, token_grids
+from tests.vremd_layers import naive
 from vremd_layers import SpatioTemporalAggregation
 
 
@@ -35,12 +36,42 @@ def test_shape_and_dtype(B, T, grid, heads_dim, dtype):
     assert torch.isfinite(out).all()
 
 
-def test_without_blocks_the_fold_is_per_token():
+@settings(max_examples=8, deadline=None)
+@given(
+    B=batch_sizes(2),
+    T=st.integers(1, 3),
+    N=st.integers(1, 5),
+    spatial=st.integers(0, 2),
+    temporal=st.integers(0, 2),
+    seed=st.integers(0, 99),
+)
+def test_matches_naive_reference(B, T, N, spatial, temporal, seed):
+    layer = naive.randomize(make(T=T, spatial=spatial, temporal=temporal).double(), seed)
+    features = torch.randn(B, T, N, 8, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    torch.testing.assert_close(layer(features), naive.spatio_temporal_aggregation(layer, features))
+
+
+@settings(max_examples=8, deadline=None)
+@given(permutation=st.permutations(range(6)))
+def test_permuting_the_tokens_of_every_frame_alike_permutes_the_output(permutation):
+    # No token position enters the layer: spatial attention, per-token temporal blocks and fold are all
+    # indifferent to where a token sits in the sequence.
     torch.manual_seed(0)
-    layer = make(spatial=0, temporal=0).double()
-    features = features_of(2, 3, 5, 8)
-    folded = torch.cat([features[:, t] + layer.frame_embed[t] for t in range(3)], dim=-1)  # (B, N, T*D)
-    torch.testing.assert_close(layer(features), layer.fold(layer.norm(folded)))
+    layer = make(spatial=2, temporal=1).double()
+    features = features_of(2, 3, 6, 8)
+    torch.testing.assert_close(layer(features[:, :, permutation]), layer(features)[:, permutation])
+
+
+@pytest.mark.parametrize("blocks", [0, 1])
+def test_every_frame_reaches_every_output_token(blocks):
+    torch.manual_seed(0)
+    layer = make(spatial=blocks, temporal=blocks).double()
+    features = features_of(2, 3, 6, 8)
+    out = layer(features)
+    for t in range(3):
+        changed = features.clone()
+        changed[:, t] += torch.randn_like(changed[:, t])  # not a constant: LayerNorm removes shifts
+        assert ((layer(changed) - out).abs().amax(dim=-1) > 1e-6).all(), f"frame {t} does not reach every token"
 
 
 def test_temporal_blocks_do_not_mix_tokens_but_spatial_blocks_do():

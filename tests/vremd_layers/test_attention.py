@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import attention_shapes, batch_sizes, heads_and_widths
+from tests.vremd_layers import naive
 from vremd_layers import Attention, DropPath, TransformerBlock, resolve_backend
 
 HAS_XFORMERS = importlib.util.find_spec("xformers") is not None
@@ -164,21 +165,26 @@ def test_drop_path_rejects_probability_one():
         DropPath(1.0)
 
 
-def test_transformer_block_is_pre_norm_residual():
+@pytest.mark.parametrize("cross", [False, True])
+def test_transformer_block_matches_naive_reference(cross):
     torch.manual_seed(0)
-    block = TransformerBlock(8, num_heads=2, mlp_ratio=2.0).double()
-    x = torch.randn(2, 5, 8, dtype=torch.float64)
-    after_attn = x + block.attn(block.norm1(x))
-    torch.testing.assert_close(block(x), after_attn + block.mlp(block.norm2(after_attn)))
+    block = naive.randomize(TransformerBlock(8, num_heads=2, mlp_ratio=2.0, drop_path=0.5).double()).eval()
     assert block.mlp.fc1.out_features == 16
-
-
-def test_transformer_block_cross_form_and_drop_path_in_eval():
-    torch.manual_seed(0)
-    block = TransformerBlock(8, num_heads=2, drop_path=0.5).double().eval()
     x, context = torch.randn(2, 5, 8, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64)
-    after_attn = x + block.attn(block.norm1(x), block.norm1(context))
-    torch.testing.assert_close(block(x, context), after_attn + block.mlp(block.norm2(after_attn)))
+    context = context if cross else None
+    torch.testing.assert_close(block(x, context), naive.transformer_block(block, x, context))
+
+
+@settings(max_examples=10, deadline=None)
+@given(shape=attention_shapes(), cross=st.booleans(), seed=st.integers(0, 99))
+def test_attention_matches_naive_reference(shape, cross, seed):
+    B, N, M, heads, D = shape
+    layer = naive.randomize(Attention(D, num_heads=heads, backend="math").double(), seed)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, N, D, generator=generator, dtype=torch.float64)
+    context = torch.randn(B, M, D, generator=generator, dtype=torch.float64) if cross else None
+    expected = naive.attention(layer, x, x if context is None else context)
+    torch.testing.assert_close(layer(x, context), expected)
 
 
 def test_transformer_block_gradients_reach_every_parameter():

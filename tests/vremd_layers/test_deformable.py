@@ -7,63 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import batch_sizes, heads_and_widths, token_grids
+from tests.vremd_layers.naive import bilinear, dca, grid_image, reference_points
 from vremd_layers import DeformableAttention, DeformableConvBlock, DeformableCrossAttention
 
 MOTION_LAYERS = [DeformableCrossAttention, DeformableAttention, DeformableConvBlock]
-
-
-def bilinear(image, locations):
-    """Naive zero-padded bilinear read: image (B, C, H, W), locations (B, Q, 2) as (x, y) -> (B, Q, C)."""
-    B, C, H, W = image.shape
-    x, y = locations[..., 0], locations[..., 1]
-    x0, y0 = x.floor().detach(), y.floor().detach()
-    out = torch.zeros(B, locations.shape[1], C, dtype=image.dtype)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            xi, yi = x0 + dx, y0 + dy
-            weight = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
-            inside = (xi >= 0) & (xi <= W - 1) & (yi >= 0) & (yi <= H - 1)
-            index = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).long()
-            corner = torch.gather(image.flatten(2), 2, index[:, None, :].expand(B, C, -1)).transpose(1, 2)
-            out = out + corner * (weight * inside)[..., None]
-    return out
-
-
-def grid_image(tokens, H, W):
-    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], H, W)
-
-
-def reference_points(H, W, dtype):
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=dtype), torch.arange(W, dtype=dtype), indexing="ij")
-    return torch.stack([xs.flatten(), ys.flatten()], dim=-1)
-
-
-def naive_dca(layer, x, z, grid_size):
-    """Eqs. 3-4 read literally: loop over heads and points, sample x itself, then apply W_k and W_v."""
-    H, W = grid_size
-    B, N, D = x.shape
-    heads, points = layer.num_heads, layer.num_points
-    d = D // heads
-    q = F.linear(x, layer.q.weight, layer.q.bias)
-    guide = torch.cat([q, F.linear(z, layer.z.weight, layer.z.bias)], dim=-1)
-    conv = layer.offset_conv
-    guide = F.conv2d(grid_image(guide, H, W), conv.weight, conv.bias, padding=conv.padding, groups=conv.groups)
-    guide = F.gelu(guide).flatten(2).transpose(1, 2)
-    offsets = F.linear(guide, layer.offset_proj.weight, layer.offset_proj.bias).reshape(B, N, heads, points, 2)
-    image = grid_image(x, H, W)
-    w_key, w_value = layer.kv.weight[:D], layer.kv.weight[D:]
-    head_outputs = []
-    for head in range(heads):
-        channels = slice(head * d, (head + 1) * d)
-        logits, values = [], []
-        for point in range(points):
-            sample = bilinear(image, reference_points(H, W, x.dtype) + offsets[:, :, head, point])
-            key = sample @ w_key[channels].T
-            values.append(sample @ w_value[channels].T)
-            logits.append((q[..., channels] * key).sum(-1) / math.sqrt(d))
-        weights = torch.stack(logits, dim=-1).softmax(dim=-1)
-        head_outputs.append(sum(weights[..., p : p + 1] * values[p] for p in range(points)))
-    return F.linear(torch.cat(head_outputs, dim=-1), layer.proj.weight, layer.proj.bias)
 
 
 def set_offsets(layer, offsets):
@@ -196,7 +143,7 @@ def test_dca_matches_naive_reference_forward_and_backward(grid, heads_dim, point
 
     fast = layer(x, z, (H, W))
     fast_grads = torch.autograd.grad((fast * upstream).sum(), [x, z, *layer.parameters()])
-    slow = naive_dca(layer, x, z, (H, W))
+    slow = dca(layer, x, z, (H, W))
     slow_grads = torch.autograd.grad((slow * upstream).sum(), [x, z, *layer.parameters()])
 
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)

@@ -1,9 +1,12 @@
+import functools
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import batch_sizes, token_grids
+from tests.vremd_layers import naive
 from vremd_layers import (
     AdaptiveDeformableCrossBlock,
     DeformableAttention,
@@ -77,15 +80,67 @@ def test_shared_direction_weights_treat_both_streams_alike():
     assert sum(p.numel() for p in separate.parameters()) == 2 * shared_params
 
 
-def test_adc_is_two_residual_steps_over_both_branches():
-    torch.manual_seed(0)
-    block = AdaptiveDeformableCrossBlock(8, num_heads=2, num_points=2, bidirectional=False).double()
-    motion, features = inputs(2, 1, 3, 4, 8)
-    branch = block.streams[0]
-    m, f = branch.norm_motion(motion[:, 0]), branch.norm_features(features)
-    merged = motion[:, 0] + branch.merge(torch.cat([branch.deformable(m, f, (3, 4)), branch.cross(m, f)], dim=-1))
-    expected = merged + branch.mlp(branch.norm_mlp(merged))
-    torch.testing.assert_close(block(motion, features, (3, 4))[:, 0], expected)
+@settings(max_examples=6, deadline=None)
+@given(
+    B=batch_sizes(2),
+    grid=token_grids(4, 4),
+    directions=st.sampled_from([(True, False), (True, True), (False, False)]),
+    seed=st.integers(0, 99),
+)
+def test_adc_matches_naive_reference(B, grid, directions, seed):
+    bidirectional, shared = directions
+    H, W = grid
+    block = AdaptiveDeformableCrossBlock(
+        8, num_heads=2, num_points=3, mlp_ratio=2.0, bidirectional=bidirectional, share_direction_weights=shared
+    ).double()
+    naive.randomize(block, seed)
+    motion, features = inputs(B, block.num_streams, H, W, 8, seed=seed)
+    out = block(motion, features, (H, W))
+    for s in range(block.num_streams):
+        stream = block.streams[0 if shared else s]
+        expected = naive.adc_stream(stream, motion[:, s], features, (H, W))
+        torch.testing.assert_close(out[:, s], expected, msg=lambda m, s=s: f"stream {s}: {m}")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_each_direction_equals_a_one_stream_block_with_its_weights(shared):
+    block = AdaptiveDeformableCrossBlock(8, num_heads=2, num_points=2, share_direction_weights=shared).double()
+    naive.randomize(block)
+    motion, features = inputs(3, 2, 3, 4, 8)
+    out, locations = block(motion, features, (3, 4), return_sampling_locations=True)
+    for s in range(2):
+        weights = f"streams.{0 if shared else s}."
+        one_stream = AdaptiveDeformableCrossBlock(8, num_heads=2, num_points=2, bidirectional=False).double()
+        one_stream.load_state_dict(
+            {"streams.0." + k.removeprefix(weights): v for k, v in block.state_dict().items() if k.startswith(weights)}
+        )
+        expected, expected_locations = one_stream(
+            motion[:, s : s + 1], features, (3, 4), return_sampling_locations=True
+        )
+        torch.testing.assert_close(out[:, s], expected[:, 0])
+        torch.testing.assert_close(locations[:, s], expected_locations[:, 0])
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_adc_with_zeroed_output_projections_passes_motion_through(bidirectional):
+    block = AdaptiveDeformableCrossBlock(8, num_heads=2, num_points=2, bidirectional=bidirectional).double()
+    naive.randomize(block)
+    with torch.no_grad():  # both residual branches end in these projections: only the skip paths remain
+        for stream in block.streams:
+            for projection in (stream.merge, stream.mlp.fc2):
+                projection.weight.zero_()
+                projection.bias.zero_()
+    motion, features = inputs(2, block.num_streams, 3, 4, 8)
+    torch.testing.assert_close(block(motion, features, (3, 4)), motion, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("layer_cls", [DeformableCrossAttention, DeformableConvBlock])
+def test_motion_layer_may_be_a_partial_that_fixes_more_keywords(layer_cls):
+    motion_layer = functools.partial(layer_cls, offset_kernel_size=5)
+    block = AdaptiveDeformableCrossBlock(8, num_heads=2, num_points=4, motion_layer=motion_layer)
+    assert [stream.deformable.offset_conv.kernel_size for stream in block.streams] == [(5, 5)] * 2
+    motion, features = inputs(1, 2, 3, 4, 8, torch.float32)
+    assert block(motion, features, (3, 4)).shape == (1, 2, 12, 8)
 
 
 @pytest.mark.parametrize(("bidirectional", "streams"), [(True, 1), (True, 3), (False, 2)])
@@ -152,14 +207,12 @@ def test_adc_torch_compile_matches_eager():
 
 
 @pytest.mark.parametrize("streams", [1, 2, 3])
-def test_motion_fusion_concatenates_channels_then_mlp(streams):
-    torch.manual_seed(0)
-    fusion = MotionFusion(8, num_streams=streams).double()
+def test_motion_fusion_matches_naive_reference(streams):
+    fusion = naive.randomize(MotionFusion(8, num_streams=streams).double())
     motion, _ = inputs(2, streams, 3, 4, 8)
     out = fusion(motion)
     assert out.shape == (2, 12, 8)
-    concatenated = torch.cat(list(motion.unbind(dim=1)), dim=-1)
-    torch.testing.assert_close(out, fusion.mlp(fusion.norm(concatenated)))
+    torch.testing.assert_close(out, naive.motion_fusion(fusion, motion))
 
 
 def test_motion_fusion_uses_every_stream_and_parameter():

@@ -5,6 +5,8 @@ enhanced features F: per stream, a deformable branch (DCA by default) and a cros
 side by side, their outputs are concatenated and merged, then an MLP follows, each step with a residual.
 """
 
+from collections.abc import Callable
+
 import torch
 from einops import rearrange, repeat
 from torch import nn
@@ -25,7 +27,7 @@ class _DualBranch(nn.Module):
         num_heads: int,
         num_points: int,
         mlp_ratio: float,
-        motion_layer: type[nn.Module],
+        motion_layer: Callable[..., nn.Module],
         drop_path: float,
         backend: AttentionBackend,
     ) -> None:
@@ -65,9 +67,10 @@ class AdaptiveDeformableCrossBlock(nn.Module):
         mlp_ratio: MLP hidden width as a multiple of ``dim``.
         bidirectional: Two separately processed streams (True) or one joint stream (False).
         share_direction_weights: With ``bidirectional``, use one set of weights for both directions.
-        motion_layer: Deformable operator class, called as ``motion_layer(dim, num_heads=..., num_points=...)``:
+        motion_layer: Deformable operator constructor, called as ``motion_layer(dim, num_heads=..., num_points=...)``:
             :class:`~vremd_layers.DeformableCrossAttention` (DCA), :class:`~vremd_layers.DeformableAttention`
-            (DA) or :class:`~vremd_layers.DeformableConvBlock` (DC).
+            (DA) or :class:`~vremd_layers.DeformableConvBlock` (DC), or a ``functools.partial`` of one that
+            fixes further keywords such as ``offset_kernel_size``.
         drop_path: Stochastic-depth rate of both residual branches.
         backend: Attention backend of the cross-attention branch.
 
@@ -87,7 +90,7 @@ class AdaptiveDeformableCrossBlock(nn.Module):
         mlp_ratio: float = 4.0,
         bidirectional: bool = True,
         share_direction_weights: bool = False,
-        motion_layer: type[nn.Module] = DeformableCrossAttention,
+        motion_layer: Callable[..., nn.Module] = DeformableCrossAttention,
         drop_path: float = 0.0,
         backend: AttentionBackend = "auto",
     ) -> None:
