@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from posetrack_data import Version
 from vremd_models import VREMDConfig
 from vremd_models.decoding import Refine
 from vremd_models.schema import describe_type, matches_type
@@ -80,7 +81,7 @@ class DataConfig:
     """
 
     root: str | None = None
-    version: Literal["2017", "2018", "2021"] | None = None
+    version: Version | None = None
     train_split: str = "train"
     val_split: str = "val"
     val_detections: str | None = None

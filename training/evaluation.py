@@ -10,7 +10,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from posetrack_data import PersonPose, PredictionWriter, joint_scores, read_video, sequence_document
+from posetrack_data import PersonPose, PredictionWriter, annotation_folder, joint_scores, read_video, sequence_document
+from posetrack_data.annotations import detect_version
 from posetrack_data.outputs import atomic_write_text
 from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate, format_table
 from training.config import Config, EvalConfig
@@ -149,8 +150,7 @@ def gt_folder(cfg: Config, root: Path) -> Path:
     """Ground-truth annotation folder of the validation split."""
     if cfg.eval.gt is not None:
         return Path(cfg.eval.gt)
-    pt21 = cfg.data.version == "2021" or (cfg.data.version is None and (root / "posetrack_data").is_dir())
-    return root / ("posetrack_data" if pt21 else "annotations") / cfg.data.val_split
+    return annotation_folder(root, cfg.data.version or detect_version(root), cfg.data.val_split)
 
 
 def summary_table(history: list[dict[str, Any]]) -> str:
