@@ -1,7 +1,5 @@
 """Data wiring: the synthetic dataset cache, ``load_posetrack`` rows through ``TopDownTransform``, loaders."""
 
-import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -13,8 +11,7 @@ import torch
 from accelerate import Accelerator
 
 from posetrack_data import FrameGroupedOrder, TopDownTransform, generate_dataset, load_posetrack
-from training.config import Config, ConfigError, DataConfig
-from vremd_models import VREMDConfig
+from training.config import Config, ConfigError, DataConfig, config_hash
 
 __all__ = ["Examples", "build_datasets", "build_loaders", "prepare_data_root", "synthetic_options", "synthetic_root"]
 
@@ -59,9 +56,8 @@ def synthetic_options(cfg: DataConfig) -> dict[str, Any]:
 def synthetic_root(cfg: DataConfig) -> Path:
     """The cache folder of the synthetic dataset that ``cfg`` describes (one folder per setting)."""
     width, height = cfg.synthetic_image_size
-    options = hashlib.sha256(json.dumps(synthetic_options(cfg), sort_keys=True).encode()).hexdigest()[:8]
     name = f"synthetic-{cfg.synthetic_videos}v{cfg.synthetic_frames}f-{width}x{height}-seed{cfg.synthetic_seed}"
-    return Path(cfg.cache_dir) / f"{name}-{options}"
+    return Path(cfg.cache_dir) / f"{name}-{config_hash(synthetic_options(cfg))}"
 
 
 class Examples(torch.utils.data.Dataset):
@@ -102,9 +98,12 @@ class Examples(torch.utils.data.Dataset):
         return {key: value[0] for key, value in self.__getitems__([index]).items()}
 
 
-def build_datasets(cfg: Config, root: Path, model_config: VREMDConfig, accelerator: Accelerator):
-    """Train and validation ``Examples``; validation rows are detector boxes or ground-truth persons."""
-    data = cfg.data
+def build_datasets(cfg: Config, root: Path, accelerator: Accelerator) -> tuple[Examples, Examples]:
+    """Train and validation ``Examples``; validation rows are detector boxes or ground-truth persons.
+
+    Crops and targets have the sizes of ``cfg.model.resolved``.
+    """
+    data, model_config = cfg.data, cfg.model.resolved
     detections = None
     if cfg.eval.boxes == "detector":
         detections = (
