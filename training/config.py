@@ -83,6 +83,9 @@ class DataConfig:
         batch_size: Training examples per process and step.
         val_batch_size: Validation examples per process and step.
         num_workers: DataLoader worker processes.
+        decode_device: Torch device that decodes the JPEG frames and crops them (``"cuda"``: nvJPEG, the
+            crops warped on the GPU; ``TopDownTransform(torch_decode_device=...)``); ``None`` decodes on the CPU
+            (libjpeg-turbo, at reduced resolution where the crop allows). Needs ``num_workers: 0``.
         order: Training row order per epoch: ``shuffle`` (every row in a random order) or ``frame_grouped``
             (``posetrack_data.FrameGroupedOrder``: key frames in a random order, the persons of each adjacent,
             so a batch decodes a frame once for all of its persons: docs/benchmarks.md has its speed, docs/results.md
@@ -113,6 +116,7 @@ class DataConfig:
     batch_size: int = 16
     val_batch_size: int = 32
     num_workers: int = 0
+    decode_device: str | None = None
     order: Literal["shuffle", "frame_grouped"] = "shuffle"
     sigma: float = 2.0
     rotation: float = 15.0
@@ -134,6 +138,13 @@ class DataConfig:
         check_types(self)
         _counts(self, 1, "batch_size", "val_batch_size")
         _counts(self, 0, "num_workers")
+        # the transform decodes on the device in the process that calls it; forked workers cannot share CUDA
+        require(
+            self.decode_device is None or self.num_workers == 0,
+            "decode_device",
+            self.decode_device,
+            f"null when num_workers > 0 (num_workers={self.num_workers})",
+        )
         for name in ("min_detection_score", "half_body_prob", "flip_prob"):
             require(0 <= getattr(self, name) <= 1, name, getattr(self, name), "in [0, 1]")
         require(_positive(self.sigma), "sigma", self.sigma, "a finite number > 0")

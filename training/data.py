@@ -11,6 +11,7 @@ import torch
 from accelerate import Accelerator
 
 from posetrack_data import FrameGroupedOrder, TopDownTransform, generate_dataset, load_posetrack
+from posetrack_data.torch_decode import check_device
 from training.config import Config, ConfigError, DataConfig, config_hash
 
 __all__ = ["Examples", "build_datasets", "build_loaders", "prepare_data_root", "synthetic_options", "synthetic_root"]
@@ -91,19 +92,29 @@ class Examples(torch.utils.data.Dataset):
             seed = np.random.SeedSequence([self.seed, self.epoch, *indices]).generate_state(1)[0]
             transform = TopDownTransform(**self.transform_kwargs, seed=int(seed))
         batch = transform(self.rows[indices])
-        examples = {key: torch.from_numpy(np.ascontiguousarray(batch[key])) for key in self.KEYS}
+        examples = {key: _as_tensor(batch[key]) for key in self.KEYS}
         return examples | {"index": torch.tensor(indices)}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {key: value[0] for key, value in self.__getitems__([index]).items()}
 
 
+def _as_tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
+    # with data.decode_device the transform returns tensors (pixel_values already on that device)
+    return value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+
+
 def build_datasets(cfg: Config, root: Path, accelerator: Accelerator) -> tuple[Examples, Examples]:
     """Train and validation ``Examples``; validation rows are detector boxes or ground-truth persons.
 
-    Crops and targets have the sizes of ``cfg.model.resolved``.
+    Crops and targets have the sizes of ``cfg.model.resolved``; frames are decoded on ``data.decode_device``.
     """
     data, model_config = cfg.data, cfg.model.resolved
+    if data.decode_device is not None:
+        try:
+            check_device(data.decode_device)
+        except ValueError as error:
+            raise ConfigError(f"data.decode_device: {error}") from None
     detections = None
     if cfg.eval.boxes == "detector":
         detections = (
@@ -124,6 +135,8 @@ def build_datasets(cfg: Config, root: Path, accelerator: Accelerator) -> tuple[E
         "heatmap_size": model_config.heatmap_size,
         "sigma": data.sigma,
         "flip_pairs": model_config.flip_pairs,
+        "torch_decode_device": data.decode_device,
+        "return_tensors": "np" if data.decode_device is None else "pt",  # the device path returns tensors
     }
     augment = {
         "max_rotation": data.rotation,

@@ -200,6 +200,12 @@ def test_non_finite_numbers_are_refused(value):
             load_config(None, [f"{key}={value}"])
 
 
+def test_decode_device_needs_the_main_process():
+    assert load_config(None, ["data.decode_device=cuda"]).data.decode_device == "cuda"
+    with pytest.raises(ConfigError, match=r"^--set: data.decode_device: must be null when num_workers > 0"):
+        load_config(None, ["data.decode_device=cuda", "data.num_workers=2"])
+
+
 def test_error_names_the_base_file_the_key_came_from(tmp_path):
     _write(tmp_path, "run:\n  seed: zero\nmodel:\n  overrides:\n    hidden_dim: 0\n", "base.yaml")
     child = _write(tmp_path, "base: base.yaml\nrun:\n  keep_checkpoints: 1\n")

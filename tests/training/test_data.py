@@ -1,4 +1,4 @@
-"""Data wiring: the synthetic cache folder, rows through the transform, loaders.
+"""Data wiring: the synthetic cache folder, rows through the transform (on the CPU or a torch device), loaders.
 
 The training row order (``data.order``) goes through accelerate's loader as in a run: reproducible, resumable,
 grouped, and sharded across processes.
@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from accelerate import PartialState, skip_first_batches
 from accelerate.data_loader import prepare_data_loader
 
-from posetrack_data import generate_dataset
-from training.config import config_hash, load_config
+from posetrack_data import TopDownTransform, generate_dataset
+from training.config import ConfigError, config_hash, load_config
 from training.data import build_datasets, build_loaders, synthetic_options, synthetic_root
 
 TINY_MODEL = "model.overrides={image_size: [32, 32], heatmap_size: [8, 8]}"
@@ -59,6 +60,33 @@ def test_examples_carry_the_resolved_model_sizes(root):
     assert batch["target_heatmaps"].shape == (2, 17, 16, 16)
     assert batch["index"].tolist() == [0, 1]
     assert len(train) > len(val) > 0
+
+
+def test_decode_device_reaches_the_transform(root):
+    rows = [0, 1, 2]
+    _, val = _datasets(root, "data.decode_device=cpu")  # torchvision's decoder and grid_sample, on the CPU
+    decoded = val.__getitems__(rows)["pixel_values"]
+    direct = TopDownTransform(train=False, root=root, image_size=(32, 32), heatmap_size=(8, 8),
+                              torch_decode_device="cpu", return_tensors="pt")(val.rows[rows])  # fmt: skip
+    assert torch.equal(decoded, direct["pixel_values"])
+    default = _datasets(root)[1].__getitems__(rows)["pixel_values"]  # libjpeg-turbo and cv2 warps
+    assert not torch.equal(decoded, default)
+    torch.testing.assert_close(decoded, default, atol=0.5, rtol=0)  # the same crops (normalised units)
+
+
+def test_an_unusable_decode_device_is_a_config_error(root):
+    with pytest.raises(ConfigError, match=r"^data\.decode_device: torch_decode_device must name a torch device"):
+        _datasets(root, "data.decode_device=abacus")
+
+
+@pytest.mark.gpu
+def test_decode_device_cuda_decodes_on_the_gpu(root):
+    rows = [0, 1, 2]
+    batch = _datasets(root, "data.decode_device=cuda")[1].__getitems__(rows)
+    assert batch["pixel_values"].device.type == "cuda"
+    assert batch["target_heatmaps"].device.type == "cpu"
+    default = _datasets(root)[1].__getitems__(rows)["pixel_values"]
+    torch.testing.assert_close(batch["pixel_values"].cpu(), default, atol=0.5, rtol=0)
 
 
 @pytest.mark.parametrize("order", ["shuffle", "frame_grouped"])
