@@ -15,8 +15,6 @@ is printed and written to ``<out>/results.md``.
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -28,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from posetrack_data.outputs import atomic_write_text
-from training.config import ConfigError, config_to_dict, load_config, resolve_model_config
+from training.config import DEFAULT_CONFIG, ConfigError, load_config, run_key
+from training.evaluation import final_scores
 
 REPO_DIR = Path(__file__).resolve().parent
 ABLATIONS = REPO_DIR / "configs" / "ablations"
@@ -37,7 +36,7 @@ PAPER_MAP = re.compile(r"^# (Table \d)[, ]+(.*?) \(([\d.]+) mAP\)")
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One ablation file: its name, the paper's table, row label and mAP, and its run key (config hash)."""
+    """One ablation file: its name, the paper's table, row label and mAP, and its ``run_key``."""
 
     name: str
     table: str
@@ -53,12 +52,8 @@ def load_rows(base: Path, overrides: list[str]) -> list[Row]:
         match = PAPER_MAP.match(path.read_text().splitlines()[0])
         if match is None:
             raise ConfigError(f"{path}: first line must read '# Table N (x) (NN.N mAP): ...'")
-        cfg = load_config(path, overrides, base=base)
-        resolved = config_to_dict(cfg)
-        del resolved["run"]["output_dir"]
-        resolved["model"]["overrides"] = resolve_model_config(cfg.model).to_dict()  # equal models, equal keys
-        digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:10]
-        rows.append(Row(path.stem, match[1], match[2], float(match[3]), digest))
+        key = run_key(load_config(path, overrides, base=base))  # equal resolved configs, equal keys
+        rows.append(Row(path.stem, match[1], match[2], float(match[3]), key))
     return rows
 
 
@@ -78,14 +73,6 @@ def run_dir(out: Path, rows: list[Row], row: Row, seed: int) -> Path:
     """
     first = min(r.name for r in rows if r.key == row.key)
     return out / first / f"seed{seed}"
-
-
-def finished(directory: Path) -> dict | None:
-    """The ``final`` APs of a completed run, else None."""
-    try:
-        return json.loads((directory / "results.json").read_text())["final"]
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def train(row: Row, seed: int, directory: Path, args: argparse.Namespace) -> None:
@@ -117,7 +104,7 @@ def table(rows: list[Row], every: list[Row], seeds: list[int], out: Path) -> str
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        results = [r for s in seeds if (r := finished(run_dir(out, every, row, s))) is not None]
+        results = [r for s in seeds if (r := final_scores(run_dir(out, every, row, s))) is not None]
         heads = [spread([r[h] for r in results if h in r]) for h in ("H", "H_m", "H_k")]
         lines.append(
             f"| {row.table} | {row.label} | `{row.name}` | {row.paper:.1f} | {' | '.join(heads)} | {len(results)} |"
@@ -136,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", nargs="+", default=["table"], help="ablation file names or their prefixes")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="row-seeds trained at once")
-    parser.add_argument("--base", type=Path, default=REPO_DIR / "configs" / "default.yaml")
+    parser.add_argument("--base", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--out", type=Path, default=Path("runs/ablate"))
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="train.py overrides, every row")
     args = parser.parse_args(argv)
@@ -157,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         for seed in args.seeds:
             directory = run_dir(args.out, every, row, seed)
-            if finished(directory) is None and directory not in todo:
+            if final_scores(directory) is None and directory not in todo:
                 todo[directory] = (row, seed)
     _say(f"{len(todo)} row-seed(s) to train, {args.jobs} at a time")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -166,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, every, args.seeds, args.out)
     atomic_write_text(args.out / "results.md", text)
     _say(f"\n{text}\nwritten to {args.out / 'results.md'}")
-    complete = all(finished(run_dir(args.out, every, r, s)) is not None for r in rows for s in args.seeds)
+    complete = all(final_scores(run_dir(args.out, every, r, s)) is not None for r in rows for s in args.seeds)
     return 0 if complete else 1
 
 

@@ -11,8 +11,11 @@ for COCO pretraining), stage 2 trains VREMD on its frozen backbone. ``--base`` r
 config file, e.g. to run a paper ablation's flags on the synthetic default. Every run directory holds the
 resolved ``config.yaml``, ``log.jsonl``, atomic checkpoints (``checkpoints/step_*``, the last
 ``run.keep_checkpoints`` kept), per-sequence prediction files, ``results.json`` and the final model
-(``model/``, written with ``save_pretrained``). This file reads top to bottom: build, loop, validate, main;
-the pieces it shares with ``ablate.py`` live in ``training/``.
+(``model/``, written with ``save_pretrained``).
+
+This file reads in the order it runs: ``main`` (config, stage 1 if needed, stage 2), then one run
+(``train_run``: build, baselines, loop, save) and its parts. What it shares with ``ablate.py`` lives in
+``training/``.
 """
 
 import argparse
@@ -29,44 +32,93 @@ import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, parse_flag_from_env, set_seed
 from tqdm.auto import tqdm
 
 from posetrack_data import PoseTrackFormatError
 from posetrack_data.outputs import OutputError, atomic_write_text
-from posetrack_eval import EvalInputError
+from posetrack_eval import EvalInputError, format_table
 from training.card import save_model
 from training.checkpoints import TrainState, load_checkpoint, load_run_config, save_checkpoint
-from training.config import Config, ConfigError, config_to_dict, flat_config, resolve_model_config
+from training.config import Config, ConfigError, config_to_dict, flat_config
 from training.data import build_datasets, build_loaders, prepare_data_root
 from training.evaluation import (
+    Scorer,
+    Validation,
+    gt_folder,
     mean_pose_baseline,
     predict_keypoints,
-    score_heads,
-    score_predictions,
     summary_table,
     write_results,
 )
 from training.model import build_model, build_optimizer, build_scheduler
-from training.pretrain import ensure_stage1, needs_stage1, stage2_config
+from training.pretrain import clear_partial, commit_stage1, needs_stage1, stage1_of, stage2_config
 from training.trackers import build_trackers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the config; train stage 1 unless cached; train stage 2. A mistake is one stderr line and exit 2."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        cfg, checkpoint = load_run_config(args.config, args.overrides, base=args.base, resume=args.resume)
+        # PartialState, unlike Accelerator, ignores ACCELERATE_USE_CPU: without it CPU processes would not join.
+        processes = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+        if needs_stage1(cfg):
+            stage1 = stage1_of(cfg)
+            if stage1.is_cached():
+                processes.print(f"stage 1: reusing the single-frame baseline in {stage1.folder}")
+            else:
+                processes.print(
+                    f"stage 1: training the single-frame baseline into {stage1.folder} (once; later runs reuse it)"
+                )
+                clear_partial(stage1, processes)
+                train_run(stage1.config)
+                commit_stage1(stage1, processes)
+            processes.print("stage 2: the backbone is frozen; it and H_m's decoder start from stage 1")
+            cfg = stage2_config(cfg, stage1)
+        if not args.pretrain_only:
+            train_run(cfg, checkpoint)
+        processes.destroy_process_group()
+    except (ConfigError, PoseTrackFormatError, EvalInputError, OutputError) as error:
+        sys.stderr.write(f"train.py: error: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("train.py: interrupted; --resume continues from the last checkpoint\n")
+        return 130
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``--config``, ``--base``, ``--set``, ``--resume`` and ``--pretrain-only``."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, help="YAML run config (default: configs/default.yaml)")
+    parser.add_argument("--base", type=Path, help="use this file instead of the config's own base:")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--resume", type=Path, help="run directory (or checkpoint folder) to continue exactly")
+    parser.add_argument("--pretrain-only", action="store_true", help="only make sure stage 1 (the cache) exists")
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------------------------- one run
 
 
 @dataclasses.dataclass(kw_only=True)
 class Run:
-    """Everything the loop touches, built once by ``main``."""
+    """Everything the loop touches, built once by ``build_run``."""
 
     cfg: Config
     accelerator: Accelerator
     run_dir: Path
-    root: Path
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: Any
     val_loader: Any
-    val_rows: dict[str, list]
-    train_rows: dict[str, list]
+    train_rows: dict[str, list]  # keypoints and boxes, for the mean-pose baseline
+    scorer: Scorer
 
     @property
     def trainables(self) -> dict[str, Any]:
@@ -74,12 +126,26 @@ class Run:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
 
 
-# ---------------------------------------------------------------------------------------------- build
+def train_run(cfg: Config, checkpoint: Path | None = None) -> None:
+    """One whole run into ``cfg.run.output_dir``: build, baselines (or resume), the loop, ``model/``, results."""
+    run = build_run(cfg)
+    accelerator, state = run.accelerator, TrainState()
+    if checkpoint is not None:
+        state = load_checkpoint(accelerator, checkpoint, **run.trainables)
+        accelerator.print(f"resumed from {checkpoint} (epoch {state.epoch}, step {state.step})")
+    elif cfg.eval.baselines:
+        run_baselines(run, state)
+    train(run, state)
+    if accelerator.is_main_process:
+        out = save_model(accelerator.unwrap_model(run.model), cfg, state)
+        write_results(run.run_dir, state.step, state.history)
+        accelerator.print(f"\n{summary_table(state.history)}\n\nsaved {out}")
+    for tracker in accelerator.trackers:  # not end_training(): stage 2 still needs the process group
+        tracker.finish()
 
 
 def build_run(cfg: Config) -> Run:
-    """Accelerator, run directory, data, model, optimizer and schedule of one run."""
-    model_config = resolve_model_config(cfg.model)
+    """Accelerator, run directory, data, model, optimizer, schedule and scorer of one run."""
     run_dir = Path(cfg.run.output_dir)
     accelerator = Accelerator(
         mixed_precision=cfg.run.mixed_precision,
@@ -105,32 +171,64 @@ def build_run(cfg: Config) -> Run:
     set_seed(cfg.run.seed)
 
     root = prepare_data_root(cfg.data, accelerator)
-    train_set, val_set = build_datasets(cfg, root, model_config, accelerator)
+    train_set, val_set = build_datasets(cfg, root, accelerator)
     train_loader, val_loader = build_loaders(cfg, train_set, val_set)
-    model = build_model(cfg.model, model_config)
+    model = build_model(cfg.model)
     optimizer = build_optimizer(model, cfg.optimizer)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.run.gradient_accumulation_steps)
     # Stepped by the loop once per optimizer step, on every process alike; accelerate's scheduler wrapper
     # would step it num_processes times per call, so it stays unwrapped (checkpoints save it as JSON).
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch)
-    run = Run(
+    val_rows = val_set.rows.select_columns(["video", "image_id", "file_name", "box_score", "bbox"]).to_dict()
+    return Run(
         cfg=cfg,
         accelerator=accelerator,
         run_dir=run_dir,
-        root=root,
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
         train_loader=train_loader,
         val_loader=val_loader,
-        val_rows=val_set.rows.select_columns(["video", "image_id", "file_name", "box_score", "bbox"]).to_dict(),
         train_rows=train_set.rows.select_columns(["keypoints", "bbox"]).to_dict(),
+        scorer=Scorer(val_rows, gt_folder(cfg, root), cfg.eval.protocol),
     )
-    return run
 
 
-# ---------------------------------------------------------------------------------------------- loop
+def run_baselines(run: Run, state: TrainState) -> None:
+    """Score the "mean pose in the box" baseline (main process) and the untrained model (all processes)."""
+    accelerator = run.accelerator
+    if accelerator.is_main_process:
+        coords, scores = mean_pose_baseline(run.train_rows, run.scorer.val_rows)
+        result = run.scorer.score(run.run_dir / "predictions" / "mean_pose", np.arange(len(coords)), coords, scores)
+        baseline = Validation.of("mean pose in the box", 0, 0, len(coords), {"H": result})
+        accelerator.print(f"\nmean pose in the box: {format_table(result)}")
+        accelerator.log({f"baseline_mean_pose/{k}": v for k, v in baseline.ap.items()}, step=0)
+        state.history.append(baseline)
+    validate(run, state, "untrained")
+
+
+def validate(run: Run, state: TrainState, name: str) -> None:
+    """Predict every validation row, write the files, score H and each head alone, print and log the AP."""
+    accelerator = run.accelerator
+    model = accelerator.unwrap_model(run.model)
+    index, heads = predict_keypoints(model, run.val_loader, accelerator, run.cfg.eval, desc=f"eval {name}")
+    state.evaluated_step = state.step
+    if accelerator.is_main_process:
+        results = run.scorer.score_heads(run.run_dir / "predictions", index, heads)
+        scored = Validation.of(name, state.step, state.epoch, len(index), results)
+        alone = "".join(f", {head} alone {ap:.1f}" for head, ap in scored.head_ap.items())
+        table = format_table(results["H"])
+        accelerator.print(f"\n{name} (step {state.step}): {table}\nmAP: H {scored.ap['Total']:.1f}{alone}")
+        accelerator.log(
+            {f"val/{k}": v for k, v in scored.ap.items()}
+            | {f"val/{head}/Total": ap for head, ap in scored.head_ap.items()}
+            | {"val/num_samples": scored.num_samples},
+            step=state.step,
+        )
+        state.history.append(scored)
+    accelerator.wait_for_everyone()
+    model.train()
 
 
 def train(run: Run, state: TrainState) -> None:
@@ -192,107 +290,6 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
             run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
     return output.loss.detach() if accelerator.sync_gradients else None
-
-
-# ---------------------------------------------------------------------------------------------- validate
-
-
-def validate(run: Run, state: TrainState, name: str) -> dict[str, Any]:
-    """Predict every validation row, write the files, score them, print and log the AP table."""
-    accelerator = run.accelerator
-    model = accelerator.unwrap_model(run.model)
-    index, heads = predict_keypoints(model, run.val_loader, accelerator, run.cfg.eval, desc=f"eval {name}")
-    entry: dict[str, Any] = {"name": name, "step": state.step, "epoch": state.epoch}
-    state.evaluated_step = state.step
-    if accelerator.is_main_process:
-        total = len(run.val_rows["video"])
-        if len(np.unique(index)) != len(index) or len(index) != total:
-            raise RuntimeError(f"validation predicted {len(index)} rows, {len(np.unique(index))} distinct, of {total}")
-        entry |= score_heads(run.cfg, run.root, run.run_dir / "predictions", run.val_rows, index, heads)
-        alone = "".join(f", {h} alone {ap:.1f}" for h, ap in entry["head_ap"].items())
-        accelerator.print(f"\n{name} (step {state.step}): {entry['table']}\nmAP: H {entry['ap']['Total']:.1f}{alone}")
-        accelerator.log(
-            {f"val/{k}": v for k, v in entry["ap"].items()}
-            | {f"val/{h}/Total": ap for h, ap in entry["head_ap"].items()}
-            | {"val/num_samples": len(index)},
-            step=state.step,
-        )
-        state.history.append({k: v for k, v in entry.items() if k != "table"})
-    accelerator.wait_for_everyone()
-    model.train()
-    return entry
-
-
-def run_baselines(run: Run, state: TrainState) -> None:
-    """Score the "mean pose in the box" baseline (main process) and the untrained model (all processes)."""
-    accelerator = run.accelerator
-    if accelerator.is_main_process:
-        coords, scores = mean_pose_baseline(run.train_rows, run.val_rows)
-        entry = {"name": "mean pose in the box", "step": 0, "epoch": 0}
-        entry |= _score(run, "mean_pose", np.arange(len(coords)), coords, scores)
-        accelerator.print(f"\nmean pose in the box: {entry['table']}")
-        accelerator.log({f"baseline_mean_pose/{k}": v for k, v in entry["ap"].items()}, step=0)
-        state.history.append({k: v for k, v in entry.items() if k != "table"})
-    validate(run, state, "untrained")
-
-
-def _score(run: Run, tag: str, index, coords, scores) -> dict[str, Any]:
-    return score_predictions(run.cfg, run.root, run.run_dir / "predictions" / tag, run.val_rows, index, coords, scores)
-
-
-# ---------------------------------------------------------------------------------------------- main
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``--config``, ``--base``, ``--set`` and ``--resume``."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", type=Path, help="YAML run config (default: configs/default.yaml)")
-    parser.add_argument("--base", type=Path, help="use this file instead of the config's own base:")
-    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--resume", type=Path, help="run directory (or checkpoint folder) to continue exactly")
-    parser.add_argument("--pretrain-only", action="store_true", help="only make sure stage 1 (the cache) exists")
-    return parser.parse_args(argv)
-
-
-def train_run(cfg: Config, checkpoint: Path | None = None) -> TrainState:
-    """One whole run into ``cfg.run.output_dir``: baselines, the loop, ``model/`` and ``results.json``."""
-    run = build_run(cfg)
-    accelerator, state = run.accelerator, TrainState()
-    if checkpoint is not None:
-        state = load_checkpoint(accelerator, checkpoint, **run.trainables)
-        accelerator.print(f"resumed from {checkpoint} (epoch {state.epoch}, step {state.step})")
-    elif run.cfg.eval.baselines:
-        run_baselines(run, state)
-    train(run, state)
-    if accelerator.is_main_process:
-        out = save_model(accelerator.unwrap_model(run.model), run.cfg, state)
-        write_results(run.run_dir, state.step, state.history)
-        accelerator.print(f"\n{summary_table(state.history)}\n\nsaved {out}")
-    for tracker in accelerator.trackers:  # not end_training(): stage 2 still needs the process group
-        tracker.finish()
-    return state
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``train.py``; a config or data mistake prints one line to stderr and returns 2."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    try:
-        cfg, checkpoint = load_run_config(args.config, args.overrides, base=args.base, resume=args.resume)
-        if needs_stage1(cfg):
-            cfg = stage2_config(cfg, ensure_stage1(cfg, train_run))
-        if not args.pretrain_only:
-            train_run(cfg, checkpoint)
-        PartialState().destroy_process_group()
-    except (ConfigError, PoseTrackFormatError, EvalInputError, OutputError) as error:
-        sys.stderr.write(f"train.py: error: {error}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("train.py: interrupted; --resume continues from the last checkpoint\n")
-        return 130
-    return 0
 
 
 if __name__ == "__main__":

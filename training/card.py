@@ -21,7 +21,7 @@ def save_model(model: VREMD, cfg: Config, state: TrainState) -> Path:
     run_dir = Path(cfg.run.output_dir)
     out, partial = run_dir / "model", run_dir / ".partial-model"
     shutil.rmtree(partial, ignore_errors=True)
-    final_ap = state.history[-1]["ap"]
+    final_ap = state.history[-1].ap
     # The model's own card (config, ablation flags, metrics, model-index) first, then how this run trained.
     card = {"metrics": {f"{c} AP": f"{final_ap[c]:.1f}" for c in TABLE_COLUMNS}, "dataset": card_dataset(cfg)}
     model.save_pretrained(partial, model_card_kwargs=card)
@@ -50,7 +50,7 @@ def training_section(cfg: Config, state: TrainState) -> str:
         f"## Training ({cfg.model.preset})\n\n"
         f"Trained with `train.py` for {state.step} steps ({state.epoch} epochs). Measured on {dataset} "
         f"({boxes}, flip test {'on' if cfg.eval.flip_test else 'off'}, posetrack-eval `{cfg.eval.protocol}`): "
-        f"**mAP {final['ap']['Total']:.1f}**.\n\n"
+        f"**mAP {final.ap['Total']:.1f}**.\n\n"
         f"```\n{summary_table(state.history)}\n```\n\n"
         "Reproduce: `accelerate launch train.py --config train_config.yaml` (the resolved run config, in this "
         "folder).\n"

@@ -17,7 +17,9 @@ from accelerate import Accelerator
 from safetensors import SafetensorError
 
 from posetrack_data.outputs import atomic_write_text, file_sha256
-from training.config import Config, ConfigError, load_config, resolve_model_config
+from training.config import Config, ConfigError, load_config
+from training.evaluation import Validation
+from vremd_models.schema import build
 
 __all__ = [
     "MANIFEST",
@@ -38,14 +40,14 @@ class TrainState:
 
     ``batch_in_epoch`` counts batches of the current epoch already trained (per process): the data position
     that ``--resume`` skips to. ``evaluated_step`` is the step of the last validation (every process keeps it,
-    so all of them agree on whether to validate); ``history`` holds every evaluation's AP (main process).
+    so all of them agree on whether to validate); ``history`` holds every evaluation's score (main process).
     """
 
     epoch: int = 0
     batch_in_epoch: int = 0
     step: int = 0
     evaluated_step: int | None = None
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    history: list[Validation] = dataclasses.field(default_factory=list)
 
 
 # Everything a checkpoint holds; a folder with any other file is refused (it may be a planted pickle).
@@ -108,7 +110,7 @@ def load_checkpoint(
         ConfigError: a file is missing or does not parse (names it).
     """
     try:
-        state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text()))
+        state = build(TrainState, json.loads((checkpoint / "trainer_state.json").read_text()))
         missing = safetensors.torch.load_model(accelerator.unwrap_model(model), str(checkpoint / "model.safetensors"))
         del missing  # strict=True already raised on a mismatch
         tensors = safetensors.torch.load_file(checkpoint / "optimizer.safetensors")
@@ -243,6 +245,5 @@ def load_run_config(
     if path is None and resume is not None:
         path = find_checkpoint(resume, say=lambda _: None).parent.parent / "config.yaml"
     cfg = load_config(path, overrides, base=base)
-    resolve_model_config(cfg.model)  # a bad model config fails before any work
     run_dir, checkpoint = resolve_run_dir(cfg, resume)
     return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(run_dir))), checkpoint

@@ -1,24 +1,25 @@
 """The run config of ``train.py`` and ``ablate.py``: typed dataclasses, read from YAML with ``base:`` chains.
 
 ``Config()`` is the default run (``configs/default.yaml``). ``load_config`` merges a file with its ``base:``
-chain and ``--set`` overrides, then checks every key and type with the same type rules as ``VREMDConfig``
-(``vremd_models.schema.matches_type``); a mistake is one ``ConfigError`` naming the file and the key.
+chain and ``--set`` overrides and builds the dataclasses with ``vremd_models.schema`` (the type rules of
+``VREMDConfig``); each dataclass checks its own ranges in ``__post_init__``, and ``ModelConfig`` resolves its
+``VREMDConfig`` there, once. A mistake is one ``ConfigError`` naming the file (or ``--set``) and the dotted key.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
-import types
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
 
-from vremd_models import VREMDConfig
+from posetrack_data import Version
+from vremd_models import PRESETS, VREMDConfig
 from vremd_models.decoding import Refine
-from vremd_models.schema import describe_type, matches_type
+from vremd_models.schema import FieldError, build, check_types, require
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -32,17 +33,41 @@ __all__ = [
     "PretrainConfig",
     "RunConfig",
     "ScheduleConfig",
+    "config_hash",
     "config_to_dict",
     "flat_config",
     "load_config",
-    "resolve_model_config",
+    "run_key",
 ]
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_DIR / "configs" / "default.yaml"
 
 
-@dataclasses.dataclass(kw_only=True)
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _non_negative(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _counts(section: Any, minimum: int, *names: str) -> None:
+    for name in names:
+        require(getattr(section, name) >= minimum, name, getattr(section, name), f"at least {minimum}")
+
+
+def _optional_counts(section: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        require(value is None or value >= 1, name, value, "null or at least 1")
+
+
+def _milestones(section: Any, name: str) -> None:
+    require(all(m >= 1 for m in getattr(section, name)), name, getattr(section, name), "epochs of at least 1")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DataConfig:
     """Where the clips come from and how they become model inputs.
 
@@ -58,6 +83,9 @@ class DataConfig:
         batch_size: Training examples per process and step.
         val_batch_size: Validation examples per process and step.
         num_workers: DataLoader worker processes.
+        decode_device: Torch device that decodes the JPEG frames and crops them (``"cuda"``: nvJPEG, the
+            crops warped on the GPU; ``TopDownTransform(torch_decode_device=...)``); ``None`` decodes on the CPU
+            (libjpeg-turbo, at reduced resolution where the crop allows). Needs ``num_workers: 0``.
         order: Training row order per epoch: ``shuffle`` (every row in a random order) or ``frame_grouped``
             (``posetrack_data.FrameGroupedOrder``: key frames in a random order, the persons of each adjacent,
             so a batch decodes a frame once for all of its persons: docs/benchmarks.md has its speed, docs/results.md
@@ -67,7 +95,7 @@ class DataConfig:
         scale: Random scale range (the paper's 0.65-1.35).
         half_body_prob: Probability of the half-body crop.
         flip_prob: Probability of a horizontal flip in training.
-        synthetic_videos: Synthetic videos per split.
+        synthetic_videos: Synthetic videos, train and val together.
         synthetic_frames: Frames per synthetic video.
         synthetic_image_size: Synthetic frame size (W, H).
         synthetic_seed: Seed of the synthetic generator.
@@ -80,7 +108,7 @@ class DataConfig:
     """
 
     root: str | None = None
-    version: Literal["2017", "2018", "2021"] | None = None
+    version: Version | None = None
     train_split: str = "train"
     val_split: str = "val"
     val_detections: str | None = None
@@ -88,6 +116,7 @@ class DataConfig:
     batch_size: int = 16
     val_batch_size: int = 32
     num_workers: int = 0
+    decode_device: str | None = None
     order: Literal["shuffle", "frame_grouped"] = "shuffle"
     sigma: float = 2.0
     rotation: float = 15.0
@@ -105,14 +134,42 @@ class DataConfig:
     synthetic_defocus_prob: float = 0.1
     cache_dir: str = "data"
 
+    def __post_init__(self) -> None:
+        check_types(self)
+        _counts(self, 1, "batch_size", "val_batch_size")
+        _counts(self, 0, "num_workers")
+        # the transform decodes on the device in the process that calls it; forked workers cannot share CUDA
+        require(
+            self.decode_device is None or self.num_workers == 0,
+            "decode_device",
+            self.decode_device,
+            f"null when num_workers > 0 (num_workers={self.num_workers})",
+        )
+        for name in ("min_detection_score", "half_body_prob", "flip_prob"):
+            require(0 <= getattr(self, name) <= 1, name, getattr(self, name), "in [0, 1]")
+        require(_positive(self.sigma), "sigma", self.sigma, "a finite number > 0")
+        require(_non_negative(self.rotation), "rotation", self.rotation, "a finite number >= 0")
+        low, high = self.scale
+        require(
+            _positive(low) and _positive(high) and low <= high, "scale", self.scale, "(low, high) with 0 < low <= high"
+        )
+        require(
+            self.synthetic_videos >= 2, "synthetic_videos", self.synthetic_videos, "at least 2 (one train, one val)"
+        )
+        require(self.synthetic_frames >= 3, "synthetic_frames", self.synthetic_frames, "at least 3")
 
-@dataclasses.dataclass(kw_only=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """Which VREMD to build.
+    """Which VREMD to build; ``resolved`` is its ``VREMDConfig``, resolved and validated once, on construction.
+
+    ``dataclasses.replace`` builds a new ``ModelConfig``, so ``resolved`` always matches ``preset`` and
+    ``overrides``; everything downstream reads ``resolved`` and never resolves the preset again.
 
     Args:
         preset: A ``VREMDConfig`` preset name (``vremd-tiny``, ``vremd-vitb``, ``vremd-vitl``, ``vremd-vith``).
-        overrides: ``VREMDConfig`` fields replaced on top of the preset (ablation flags, sizes).
+        overrides: ``VREMDConfig`` fields replaced on top of the preset (ablation flags, sizes); kept as plain
+            JSON values (lists, not tuples), as a YAML file spells them.
         init_backbone: Where the backbone starts: a ``vremd-convert-vitpose`` folder, a ``save_pretrained``
             folder or its ``model.safetensors`` (only ``backbone.*`` is read); ``None`` keeps the random
             initialisation.
@@ -133,9 +190,21 @@ class ModelConfig:
     )
     init_backbone: str | None = None
     init_head: str | None = None
+    resolved: VREMDConfig = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        require(self.preset in PRESETS, "preset", self.preset, f"one of {', '.join(PRESETS)}")
+        # Plain JSON values, so that a config equals what its own config.yaml loads back to.
+        object.__setattr__(self, "overrides", json.loads(json.dumps(self.overrides)))
+        try:
+            resolved = VREMDConfig.from_preset(self.preset, **self.overrides)
+        except FieldError as error:
+            raise error.under("overrides.") from None
+        object.__setattr__(self, "resolved", resolved)
+        check_types(self)
 
 
-@dataclasses.dataclass(kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class OptimizerConfig:
     """AdamW over the trainable parameters; norms, biases and other 1-d parameters get no weight decay.
 
@@ -151,8 +220,16 @@ class OptimizerConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = 1.0
 
+    def __post_init__(self) -> None:
+        check_types(self)
+        require(_positive(self.lr), "lr", self.lr, "a finite number > 0")
+        require(_non_negative(self.weight_decay), "weight_decay", self.weight_decay, "a finite number >= 0")
+        require(all(0 <= beta < 1 for beta in self.betas), "betas", self.betas, "two numbers in [0, 1)")
+        grad_clip = self.grad_clip
+        require(grad_clip is None or _positive(grad_clip), "grad_clip", grad_clip, "null or a finite number > 0")
 
-@dataclasses.dataclass(kw_only=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ScheduleConfig:
     """How long to train and how the learning rate moves: linear warm-up, then step decay at epochs.
 
@@ -171,8 +248,16 @@ class ScheduleConfig:
     warmup_steps: int = 50
     max_steps: int | None = None
 
+    def __post_init__(self) -> None:
+        check_types(self)
+        _counts(self, 1, "epochs")
+        _milestones(self, "lr_milestones")
+        require(_positive(self.lr_gamma), "lr_gamma", self.lr_gamma, "a finite number > 0")
+        _counts(self, 0, "warmup_steps")
+        _optional_counts(self, "max_steps")
 
-@dataclasses.dataclass(kw_only=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """Where the run writes, and how it checkpoints.
 
@@ -195,8 +280,13 @@ class RunConfig:
     keep_checkpoints: int = 2
     log_every_steps: int = 10
 
+    def __post_init__(self) -> None:
+        check_types(self)
+        _counts(self, 1, "gradient_accumulation_steps", "keep_checkpoints", "log_every_steps")
+        _optional_counts(self, "checkpoint_every_steps")
 
-@dataclasses.dataclass(kw_only=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     """Validation: decode, map to image pixels, write poseval files, score with ``posetrack_eval``.
 
@@ -206,8 +296,8 @@ class EvalConfig:
         flip_test: Average the heatmaps of the image and its mirror image.
         refine: Sub-pixel refinement of the heatmap argmax: ``"dark"``, ``"quarter"`` or ``"none"``.
         protocol: Scoring protocol: ``"poseval"`` (PoseTrack17/18) or ``"pt21"``.
-        gt: Ground-truth annotation folder; ``None`` uses ``<root>/annotations/<val_split>``
-            (``<root>/posetrack_data/<val_split>`` for PoseTrack21).
+        gt: Ground-truth annotation folder; ``None`` uses the validation split's annotation folder in the data
+            root (``posetrack_data.annotation_folder``).
         baselines: Before training, also score the untrained model and the "mean pose in the box" baseline.
     """
 
@@ -219,8 +309,12 @@ class EvalConfig:
     gt: str | None = None
     baselines: bool = True
 
+    def __post_init__(self) -> None:
+        check_types(self)
+        _counts(self, 1, "every_epochs")
 
-@dataclasses.dataclass(kw_only=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     """Trackers besides the always-on ``log.jsonl``.
 
@@ -233,8 +327,11 @@ class LoggingConfig:
     trackers: list[str] = dataclasses.field(default_factory=list)
     project: str = "vremd"
 
+    def __post_init__(self) -> None:
+        check_types(self)
 
-@dataclasses.dataclass(kw_only=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PretrainConfig:
     """Stage 1 of the miniature protocol (``training/pretrain.py``), the stand-in for COCO pretraining.
 
@@ -257,8 +354,15 @@ class PretrainConfig:
     stage1_max_steps: int | None = None
     stage1_seed: int = 0
 
+    def __post_init__(self) -> None:
+        # stage 1 runs with these as schedule.epochs, lr_milestones and max_steps: the same ranges
+        check_types(self)
+        _counts(self, 1, "stage1_epochs")
+        _milestones(self, "stage1_lr_milestones")
+        _optional_counts(self, "stage1_max_steps")
 
-@dataclasses.dataclass(kw_only=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """One training run; ``Config()`` is the default run of ``configs/default.yaml`` (CPU, synthetic clips).
 
@@ -274,9 +378,12 @@ class Config:
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
 
+    def __post_init__(self) -> None:
+        check_types(self)
+
 
 class ConfigError(ValueError):
-    """A run config that does not fit the schema; the message names the source file and the key."""
+    """A run config that does not fit the schema; the message names the source file (or ``--set``) and the key."""
 
 
 def load_config(
@@ -291,60 +398,29 @@ def load_config(
         base: Replaces the ``base:`` named in ``path`` itself (the rest of the chain then follows ``base``).
 
     Raises:
-        ConfigError: unreadable file, unknown key, or wrong type; the message names the file and the key.
+        ConfigError: unreadable file, unknown key, wrong type or impossible value (a bad ``model.overrides``
+            value included); the message names the file the key came from (or ``--set``) and the key.
     """
+    top = Path(path) if path is not None else DEFAULT_CONFIG
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for file in _config_chain(Path(path) if path is not None else DEFAULT_CONFIG, base):
+    for file in _config_chain(top, base):
         _merge(merged, _read_yaml(file), sources, str(file))
     for item in overrides:
         _apply_override(merged, sources, item)
-    cfg = _build(Config, merged, "", sources)
-    _check_ranges(cfg, sources)
-    return cfg
+    try:
+        return build(Config, merged)
+    except FieldError as error:
+        raise ConfigError(f"{_source(sources, error.key, top)}: {error}") from None
 
 
-def _finite(v: float) -> bool:
-    return math.isfinite(v)
-
-
-# key -> (holds, what it must be): checked before any work, so a nonsensical value never "trains"
-_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "data.batch_size": (lambda v: v >= 1, "at least 1"),
-    "data.val_batch_size": (lambda v: v >= 1, "at least 1"),
-    "data.num_workers": (lambda v: v >= 0, "at least 0"),
-    "data.min_detection_score": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "data.sigma": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
-    "data.rotation": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
-    "data.scale": (lambda v: all(map(_finite, v)) and 0 < v[0] <= v[1], "(low, high) with 0 < low <= high"),
-    "data.half_body_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "data.flip_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "data.synthetic_videos": (lambda v: v >= 2, "at least 2 (one train, one val)"),
-    "data.synthetic_frames": (lambda v: v >= 3, "at least 3"),
-    "optimizer.lr": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
-    "optimizer.weight_decay": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
-    "optimizer.betas": (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
-    "optimizer.grad_clip": (lambda v: v is None or (_finite(v) and v > 0), "null or a finite number > 0"),
-    "schedule.epochs": (lambda v: v >= 1, "at least 1"),
-    "schedule.lr_milestones": (lambda v: all(m >= 1 for m in v), "epochs of at least 1"),
-    "schedule.lr_gamma": (lambda v: _finite(v) and v > 0, "a finite number > 0"),
-    "schedule.warmup_steps": (lambda v: v >= 0, "at least 0"),
-    "schedule.max_steps": (lambda v: v is None or v >= 1, "null or at least 1"),
-    "run.gradient_accumulation_steps": (lambda v: v >= 1, "at least 1"),
-    "run.checkpoint_every_steps": (lambda v: v is None or v >= 1, "null or at least 1"),
-    "run.keep_checkpoints": (lambda v: v >= 1, "at least 1"),
-    "run.log_every_steps": (lambda v: v >= 1, "at least 1"),
-    "eval.every_epochs": (lambda v: v >= 1, "at least 1"),
-}
-
-
-def _check_ranges(cfg: Config, sources: dict[str, str]) -> None:
-    """Refuse values of the right type that make no sense (negative epochs, NaN learning rate, ...)."""
-    for key, (holds, what) in _RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if not holds(value):
-            raise ConfigError(f"{sources.get(key, 'config')}: {key}: must be {what}, got {value!r}")
+def _source(sources: dict[str, str], key: str, top: Path) -> str:
+    """Where ``key`` (or, for a value it did not set itself, its nearest set parent) came from."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        if (source := sources.get(".".join(parts[:end]))) is not None:
+            return source
+    return str(top)
 
 
 def _config_chain(path: Path, base: str | Path | None) -> list[Path]:
@@ -404,7 +480,7 @@ def _apply_override(merged: dict[str, Any], sources: dict[str, str], item: str) 
     if not sep or not key:
         raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. optimizer.lr=1e-3")
     if "." not in key:
-        owners = [f.name for f in dataclasses.fields(Config) if key in {g.name for g in dataclasses.fields(f.type)}]
+        owners = [section.name for section in dataclasses.fields(Config) if key in _init_names(section.type)]
         if len(owners) != 1:
             where = f"is in several sections: {owners}" if owners else "is not a key of any section"
             raise ConfigError(f"--set {item}: {key!r} {where}; write section.{key}")
@@ -419,67 +495,41 @@ def _apply_override(merged: dict[str, Any], sources: dict[str, str], item: str) 
     sources[key] = "--set"
 
 
-def _build(cls: type, data: Any, prefix: str, sources: dict[str, str]) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, checking every key and type."""
-    where = prefix.rstrip(".") or "config"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{sources.get(where, 'config')}: {where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            raise ConfigError(
-                f"{sources.get(f'{prefix}{key}', 'config')}: unknown key {prefix}{key!s} (valid: {', '.join(names)})"
-            )
-    values = {key: _convert(value, hints[key], f"{prefix}{key}", sources) for key, value in data.items()}
-    return cls(**values)
-
-
-def _convert(value: Any, expected: Any, key: str, sources: dict[str, str]) -> Any:
-    """``value`` as type ``expected`` (lists become tuples where the schema says tuple), or a ConfigError."""
-    origin, args = get_origin(expected), get_args(expected)
-    if dataclasses.is_dataclass(expected):
-        return _build(expected, value, f"{key}.", sources)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(value, arg, key, sources)
-            except ConfigError:
-                continue
-    elif origin is Literal:
-        if value in args:
-            return value
-    elif origin in (list, tuple) and isinstance(value, list | tuple):
-        item_types = [args[0]] * len(value) if origin is list or args[-1] is Ellipsis else list(args)
-        if len(item_types) == len(value):
-            items = [_convert(v, t, key, sources) for v, t in zip(value, item_types, strict=True)]
-            return items if origin is list else tuple(items)
-    elif origin is dict and isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return dict(value)
-    elif origin is None and expected is not float and matches_type(value, expected):
-        return value
-    elif expected is float and not isinstance(value, bool):
-        # PyYAML reads "2e-3" (no dot) as a string, so numeric strings are accepted for float fields.
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            pass
-    raise ConfigError(f"{sources.get(key, 'config')}: {key}: expected {describe_type(expected)}, got {value!r}")
+def _init_names(cls: type) -> set[str]:
+    return {field.name for field in dataclasses.fields(cls) if field.init}
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
-    """The config as plain YAML/JSON-safe data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    """The config as plain YAML/JSON data, as a config file spells it (``load_config`` reads it back equal).
+
+    Tuples become lists; ``ModelConfig.resolved`` is left out (it follows from the preset and the overrides).
+    """
+    return json.loads(json.dumps(_init_fields(cfg)))
 
 
-def resolve_model_config(cfg: ModelConfig) -> VREMDConfig:
-    """The ``VREMDConfig`` of ``cfg``: its preset with the overrides applied; errors name ``model.overrides``."""
-    try:
-        return VREMDConfig.from_preset(cfg.preset, **cfg.overrides)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"model: {error}") from None
+def _init_fields(instance: Any) -> dict[str, Any]:
+    values = {field.name: getattr(instance, field.name) for field in dataclasses.fields(instance) if field.init}
+    return {name: _init_fields(v) if dataclasses.is_dataclass(v) else v for name, v in values.items()}
+
+
+def config_hash(data: Any) -> str:
+    """The one hash of configuration data (JSON with sorted keys): the first 12 hex digits of its SHA-256.
+
+    Names the cache folders (synthetic data, stage 1) and keys ``ablate.py``'s runs.
+    """
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_key(cfg: Config, **extra: Any) -> str:
+    """``config_hash`` of what a run's weights and scores depend on, plus ``extra``.
+
+    Leaves out where the run writes (``run.output_dir``) and what it logs to (``logging``), and takes the model
+    as resolved, so two spellings of one model (a preset default repeated in the overrides) share a key.
+    """
+    keyed = config_to_dict(cfg)
+    del keyed["run"]["output_dir"], keyed["logging"]
+    keyed["model"]["overrides"] = json.loads(cfg.model.resolved.to_json_string())
+    return config_hash(keyed | extra)
 
 
 def flat_config(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

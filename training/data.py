@@ -1,7 +1,5 @@
 """Data wiring: the synthetic dataset cache, ``load_posetrack`` rows through ``TopDownTransform``, loaders."""
 
-import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -13,8 +11,8 @@ import torch
 from accelerate import Accelerator
 
 from posetrack_data import FrameGroupedOrder, TopDownTransform, generate_dataset, load_posetrack
-from training.config import Config, ConfigError, DataConfig
-from vremd_models import VREMDConfig
+from posetrack_data.torch_decode import check_device
+from training.config import Config, ConfigError, DataConfig, config_hash
 
 __all__ = ["Examples", "build_datasets", "build_loaders", "prepare_data_root", "synthetic_options", "synthetic_root"]
 
@@ -59,9 +57,8 @@ def synthetic_options(cfg: DataConfig) -> dict[str, Any]:
 def synthetic_root(cfg: DataConfig) -> Path:
     """The cache folder of the synthetic dataset that ``cfg`` describes (one folder per setting)."""
     width, height = cfg.synthetic_image_size
-    options = hashlib.sha256(json.dumps(synthetic_options(cfg), sort_keys=True).encode()).hexdigest()[:8]
     name = f"synthetic-{cfg.synthetic_videos}v{cfg.synthetic_frames}f-{width}x{height}-seed{cfg.synthetic_seed}"
-    return Path(cfg.cache_dir) / f"{name}-{options}"
+    return Path(cfg.cache_dir) / f"{name}-{config_hash(synthetic_options(cfg))}"
 
 
 class Examples(torch.utils.data.Dataset):
@@ -95,16 +92,29 @@ class Examples(torch.utils.data.Dataset):
             seed = np.random.SeedSequence([self.seed, self.epoch, *indices]).generate_state(1)[0]
             transform = TopDownTransform(**self.transform_kwargs, seed=int(seed))
         batch = transform(self.rows[indices])
-        examples = {key: torch.from_numpy(np.ascontiguousarray(batch[key])) for key in self.KEYS}
+        examples = {key: _as_tensor(batch[key]) for key in self.KEYS}
         return examples | {"index": torch.tensor(indices)}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {key: value[0] for key, value in self.__getitems__([index]).items()}
 
 
-def build_datasets(cfg: Config, root: Path, model_config: VREMDConfig, accelerator: Accelerator):
-    """Train and validation ``Examples``; validation rows are detector boxes or ground-truth persons."""
-    data = cfg.data
+def _as_tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
+    # with data.decode_device the transform returns tensors (pixel_values already on that device)
+    return value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+
+
+def build_datasets(cfg: Config, root: Path, accelerator: Accelerator) -> tuple[Examples, Examples]:
+    """Train and validation ``Examples``; validation rows are detector boxes or ground-truth persons.
+
+    Crops and targets have the sizes of ``cfg.model.resolved``; frames are decoded on ``data.decode_device``.
+    """
+    data, model_config = cfg.data, cfg.model.resolved
+    if data.decode_device is not None:
+        try:
+            check_device(data.decode_device)
+        except ValueError as error:
+            raise ConfigError(f"data.decode_device: {error}") from None
     detections = None
     if cfg.eval.boxes == "detector":
         detections = (
@@ -125,6 +135,8 @@ def build_datasets(cfg: Config, root: Path, model_config: VREMDConfig, accelerat
         "heatmap_size": model_config.heatmap_size,
         "sigma": data.sigma,
         "flip_pairs": model_config.flip_pairs,
+        "torch_decode_device": data.decode_device,
+        "return_tensors": "np" if data.decode_device is None else "pt",  # the device path returns tensors
     }
     augment = {
         "max_rotation": data.rotation,

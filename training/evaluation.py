@@ -1,18 +1,25 @@
-"""Validation: keypoints for every row, the poseval files, their score, and the baselines' predictions."""
+"""Validation: keypoints for every row, the poseval files, their typed score, and the baselines' predictions.
 
+Every evaluation ends as one :class:`Validation` (the AP per joint group of H and of each head alone): the
+history of ``trainer_state.json``, the rows of the summary table and ``results.json``, which ``ablate.py``
+reads back with :func:`final_scores`.
+"""
+
+import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from posetrack_data import PersonPose, PredictionWriter, joint_scores, read_video, sequence_document
+from posetrack_data import PersonPose, PredictionWriter, annotation_folder, joint_scores, read_video, sequence_document
+from posetrack_data.annotations import detect_version
 from posetrack_data.outputs import atomic_write_text
-from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate, format_table
+from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate
 from training.config import Config, EvalConfig
 from vremd_models import VREMD
 from vremd_models.decoding import decode_heatmaps
@@ -21,11 +28,12 @@ from vremd_models.inference import heatmap_to_image, predict_head_heatmaps
 __all__ = [
     "ALONE",
     "HEAD_NAMES",
+    "Scorer",
+    "Validation",
+    "final_scores",
     "gt_folder",
     "mean_pose_baseline",
     "predict_keypoints",
-    "score_heads",
-    "score_predictions",
     "summary_table",
     "write_predictions",
     "write_results",
@@ -35,6 +43,41 @@ __all__ = [
 # Output field -> the name the logs and tables use; ALONE: the heads scored on their own beside H.
 HEAD_NAMES = {"heatmaps": "H", "motion_heatmaps": "H_m", "keypoint_heatmaps": "H_k"}
 ALONE = ("H_m", "H_k")
+RESULTS = "results.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Validation:
+    """The score of one evaluation, as the log, the checkpoints' history and ``results.json`` keep it.
+
+    Args:
+        name: ``"mean pose in the box"``, ``"untrained"``, ``"epoch 2"``, ``"step 20"``, ...
+        step: Optimizer steps trained when it was measured.
+        epoch: Epochs completed when it was measured.
+        ap: AP of H per column of poseval's table (``TABLE_COLUMNS``: the joint groups and ``Total``).
+        num_samples: Validation rows predicted.
+        head_ap: Total AP of each head scored alone (``"H_m"``, ``"H_k"``: those the model has; none for the
+            mean-pose baseline).
+    """
+
+    name: str
+    step: int
+    epoch: int
+    ap: dict[str, float]
+    num_samples: int
+    head_ap: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, step: int, epoch: int, num_samples: int, results: dict[str, EvalResult]) -> "Validation":
+        """From the results of :meth:`Scorer.score_heads` (or ``{"H": ...}`` alone, for a baseline)."""
+        return cls(
+            name=name,
+            step=step,
+            epoch=epoch,
+            ap={column: float(results["H"].ap[column]) for column in TABLE_COLUMNS},
+            num_samples=num_samples,
+            head_ap={head: float(results[head].ap["Total"]) for head in ALONE if head in results},
+        )
 
 
 @torch.no_grad()
@@ -113,65 +156,81 @@ def write_predictions(out_dir: Path, val_rows: dict[str, list], index, coords, s
     return len(index)
 
 
-def score_predictions(
-    cfg: Config, root: Path, out_dir: Path, val_rows: dict[str, list], index, coords, scores
-) -> dict[str, Any]:
-    """Write the predictions into ``out_dir`` (replacing it), score them, and save ``<out_dir>.ap.json``.
+@dataclasses.dataclass(frozen=True)
+class Scorer:
+    """Writes validation predictions as poseval files and scores them against the ground truth.
 
-    Returns ``ap`` (the table's columns), ``num_samples`` and ``table`` (poseval's console table).
+    Args:
+        val_rows: The validation rows' ``video``, ``image_id``, ``file_name``, ``box_score`` and ``bbox``.
+        gt_dir: Ground-truth annotation folder of the validation split (``gt_folder``).
+        protocol: posetrack-eval's scoring protocol (``eval.protocol``).
     """
-    gt_dir = gt_folder(cfg, root)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    count = write_predictions(out_dir, val_rows, index, coords, scores, gt_dir)
-    result: EvalResult = evaluate(gt_dir, out_dir, protocol=cfg.eval.protocol)
-    atomic_write_text(out_dir.with_name(f"{out_dir.name}.ap.json"), json.dumps(result.to_dict(), indent=1))
-    return {"ap": {k: float(result.ap[k]) for k in TABLE_COLUMNS}, "num_samples": count, "table": format_table(result)}
 
+    val_rows: dict[str, list]
+    gt_dir: Path
+    protocol: Literal["poseval", "pt21"]
 
-def score_heads(
-    cfg: Config, root: Path, out_dir: Path, val_rows: dict[str, list], index, heads: dict[str, tuple]
-) -> dict[str, Any]:
-    """Score H into ``out_dir/latest`` (``ap``, ``num_samples``, ``table``) and each head alone (``head_ap``).
+    def score(self, out_dir: Path, index, coords, scores) -> EvalResult:
+        """Write the predictions into ``out_dir`` (replacing it), score them, and save ``<out_dir>.ap.json``.
 
-    Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H): ``head_ap`` maps ``"H_m"``
-    and ``"H_k"`` (when present) to their total AP, from ``out_dir/latest_H_m`` and ``out_dir/latest_H_k``.
-    """
-    entry = score_predictions(cfg, root, out_dir / "latest", val_rows, index, *heads["H"])
-    entry["head_ap"] = {
-        head: score_predictions(cfg, root, out_dir / f"latest_{head}", val_rows, index, *heads[head])["ap"]["Total"]
-        for head in ALONE
-        if head in heads
-    }
-    return entry
+        Shapes:
+            index: Int[R] validation rows; coords: Float[R, J, 2] image pixels; scores: Float[R, J].
+        """
+        shutil.rmtree(out_dir, ignore_errors=True)
+        write_predictions(out_dir, self.val_rows, index, coords, scores, self.gt_dir)
+        result = evaluate(self.gt_dir, out_dir, protocol=self.protocol)
+        atomic_write_text(out_dir.with_name(f"{out_dir.name}.ap.json"), json.dumps(result.to_dict(), indent=1))
+        return result
+
+    def score_heads(self, out_dir: Path, index, heads: dict[str, tuple]) -> dict[str, EvalResult]:
+        """Score H into ``out_dir/latest`` and each head alone into ``out_dir/latest_H_m``, ``latest_H_k``.
+
+        Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H). ``index`` and ``heads``
+        are :func:`predict_keypoints`'s; every validation row must be predicted exactly once.
+        """
+        total = len(self.val_rows["video"])
+        if len(np.unique(index)) != len(index) or len(index) != total:
+            raise RuntimeError(f"validation predicted {len(index)} rows, {len(np.unique(index))} distinct, of {total}")
+        folders = {"H": "latest"} | {head: f"latest_{head}" for head in ALONE}
+        return {head: self.score(out_dir / folders[head], index, *heads[head]) for head in heads}
 
 
 def gt_folder(cfg: Config, root: Path) -> Path:
-    """Ground-truth annotation folder of the validation split."""
+    """Ground-truth annotation folder of the validation split: ``eval.gt``, else the one in the data root."""
     if cfg.eval.gt is not None:
         return Path(cfg.eval.gt)
-    pt21 = cfg.data.version == "2021" or (cfg.data.version is None and (root / "posetrack_data").is_dir())
-    return root / ("posetrack_data" if pt21 else "annotations") / cfg.data.val_split
+    return annotation_folder(root, cfg.data.version or detect_version(root), cfg.data.val_split)
 
 
-def summary_table(history: list[dict[str, Any]]) -> str:
+def summary_table(history: list[Validation]) -> str:
     """The AP rows of every evaluation so far, one line each.
 
     Columns: the name, the poseval columns of H, then the total AP of H_m and H_k scored alone ("-" where the
     model has no such head).
     """
-    width = max(len(entry["name"]) for entry in history)
+    width = max(len(entry.name) for entry in history)
     lines = [f"{'':<{width}}  " + " ".join(f"{c:>6}" for c in (*TABLE_COLUMNS, *ALONE))]
     for entry in history:
-        heads = entry.get("head_ap", {})
-        columns = [f"{entry['ap'][c]:6.1f}" for c in TABLE_COLUMNS]
-        columns += [f"{heads[h]:6.1f}" if h in heads else f"{'-':>6}" for h in ALONE]
-        lines.append(f"{entry['name']:<{width}}  " + " ".join(columns))
+        columns = [f"{entry.ap[c]:6.1f}" for c in TABLE_COLUMNS]
+        columns += [f"{entry.head_ap[h]:6.1f}" if h in entry.head_ap else f"{'-':>6}" for h in ALONE]
+        lines.append(f"{entry.name:<{width}}  " + " ".join(columns))
     return "\n".join(lines)
 
 
-def write_results(run_dir: Path, steps: int, history: list[dict[str, Any]]) -> None:
+def write_results(run_dir: Path, steps: int, history: list[Validation]) -> None:
     """``results.json``: the final AP of H and of each head alone, and every evaluation (``ablate.py`` reads it)."""
     final = history[-1]
-    results = {"steps": steps, "final": {"H": final["ap"]["Total"], **final.get("head_ap", {})}}
-    results |= {"ap": final["ap"], "history": history}
-    atomic_write_text(run_dir / "results.json", json.dumps(results, indent=1))
+    results = {"steps": steps, "final": {"H": final.ap["Total"], **final.head_ap}, "ap": final.ap}
+    results["history"] = [dataclasses.asdict(entry) for entry in history]
+    atomic_write_text(run_dir / RESULTS, json.dumps(results, indent=1))
+
+
+def final_scores(run_dir: Path) -> dict[str, float] | None:
+    """The final total AP of H and of each head alone (``"H"``, ``"H_m"``, ``"H_k"``) of a finished run, else None.
+
+    A run has finished when its ``results.json``, written last and atomically, is there.
+    """
+    try:
+        return json.loads((run_dir / RESULTS).read_text())["final"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

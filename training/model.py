@@ -3,14 +3,14 @@
 import torch
 
 from training.config import ConfigError, ModelConfig, OptimizerConfig, ScheduleConfig
-from vremd_models import VREMD, InitialisationError, VREMDConfig, init_backbone, init_head
+from vremd_models import VREMD, InitialisationError, init_backbone, init_head
 
 __all__ = ["build_model", "build_optimizer", "build_scheduler"]
 
 
-def build_model(cfg: ModelConfig, model_config: VREMDConfig) -> VREMD:
-    """VREMD from its config, its backbone and H_m decoder initialised from the given checkpoints."""
-    model = VREMD(model_config)
+def build_model(cfg: ModelConfig) -> VREMD:
+    """VREMD of the resolved config, its backbone and H_m decoder initialised from the given checkpoints."""
+    model = VREMD(cfg.resolved)
     for field, initialise in (("init_backbone", init_backbone), ("init_head", init_head)):
         source = getattr(cfg, field)
         if source is not None:

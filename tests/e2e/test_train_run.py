@@ -1,6 +1,7 @@
 """train.py end to end on a tiny synthetic dataset: short run, exact resume, two gloo processes, bad frames.
 
-Each test runs train.py in a subprocess (as users do) at a tiny width and 64x48 input, so a run takes seconds.
+Each test runs train.py in a subprocess (as users do) at a tiny width and 64x48 input, so a run takes seconds;
+the one that counts how often the model config is resolved runs it in this process.
 """
 
 import collections
@@ -11,13 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
+import train
 from posetrack_data import generate_dataset, load_posetrack
-from training.config import load_config
+from training.config import config_to_dict, load_config
 from training.data import synthetic_options, synthetic_root
-from vremd_models import VREMD
+from vremd_models import VREMD, VREMDConfig
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +105,8 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     assert any("baseline_mean_pose/Total" in r for r in records)
 
     resolved = load_config(run_dir / "config.yaml")
+    assert config_to_dict(resolved) == yaml.safe_load((run_dir / "config.yaml").read_text())  # round trip
+    assert resolved.model.resolved == model.config
     assert resolved.schedule.max_steps == 2
     assert resolved.run.output_dir == str(run_dir)
     state = json.loads((run_dir / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
@@ -123,6 +128,23 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
         "eval.baselines=false", "pretrain.stage1_max_steps=2", f"run.output_dir={tmp_path / 'again'}",
     )  # fmt: skip
     assert f"stage 1: reusing the single-frame baseline in {stage1}" in again.stdout
+
+
+def test_a_run_resolves_each_model_config_once(tmp_path, cache_dir, monkeypatch):
+    resolve = VREMDConfig.from_preset.__func__
+    calls = []
+
+    def counting(cls, name, **overrides):
+        calls.append(json.dumps([name, overrides], sort_keys=True))
+        return resolve(cls, name, **overrides)
+
+    monkeypatch.setattr(VREMDConfig, "from_preset", classmethod(counting))
+    overrides = [TINY_MODEL, *TINY_DATA, f"data.cache_dir={cache_dir}", "data.batch_size=8", "schedule.max_steps=1"]
+    overrides += ["eval.baselines=false", "pretrain.stage1_max_steps=2", f"run.output_dir={tmp_path / 'run'}"]
+    assert train.main(["--set", *overrides]) == 0
+    # the config as loaded, stage 1's and stage 2's (frozen, from stage 1): three model configs, each resolved once
+    assert len(calls) == len(set(calls)) == 3
+    assert VREMD.from_pretrained(tmp_path / "run" / "model").config.freeze_backbone
 
 
 def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, cache_dir):

@@ -4,6 +4,10 @@ import numpy as np
 import pytest
 
 from posetrack_data.annotations import (
+    VERSIONS,
+    annotation_files,
+    annotation_folder,
+    annotation_splits,
     detect_version,
     joint_box,
     neighbour_name,
@@ -81,6 +85,22 @@ def test_reads_pt21_extra_fields_and_box_only_persons(tmp_path):
     assert box_only.person_id == 99
     assert not box_only.has_keypoints
     assert [f.is_labeled for f in video.frames] == [True, False]
+
+
+def test_each_version_is_detected_from_the_folder_its_annotations_live_in(tmp_path, pt17_frame):
+    assert VERSIONS == ("2017", "2018", "2021")
+    pt18 = {"images": [{"id": 1, "file_name": "images/val/000001_mpii_test/000000.jpg"}], "annotations": []}
+    content = {"2017": {"annolist": [pt17_frame]}, "2018": pt18, "2021": pt18}
+    for version in VERSIONS:
+        root = tmp_path / version
+        file = _write(annotation_folder(root, version, "val") / "000001_mpii_test.json", content[version])
+        assert detect_version(root) == version
+        assert annotation_splits(root, version) == ["val"]
+        assert annotation_files(root, version, "val") == [file]
+    # POSETRACK.md's layouts: PoseTrack21 renamed the annotation folder, PoseTrack17 and 18 share one
+    assert annotation_folder(tmp_path, "2021", "val") == tmp_path / "posetrack_data" / "val"
+    assert annotation_folder(tmp_path, "2017", "val") == annotation_folder(tmp_path, "2018", "val")
+    assert annotation_folder(tmp_path, "2018", "val") == tmp_path / "annotations" / "val"
 
 
 def test_maps_joints_by_category_names(tmp_path):

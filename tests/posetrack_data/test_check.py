@@ -54,6 +54,17 @@ def test_reports_each_problem_with_file_and_field(synthetic_root, tmp_path):
         assert found[key].startswith(start), (key, found[key])
 
 
+def test_a_posetrack21_layout_is_checked_under_posetrack_data(synthetic_root, tmp_path):
+    root = _copy(synthetic_root, tmp_path)
+    (root / "annotations").rename(root / "posetrack_data")
+    (root / "posetrack_data" / "val" / "000004_mpii_test.json").write_text("{")
+    problems = check_root(root, progress=False)
+    assert [(p.file, p.field) for p in problems] == [
+        (str(root / "posetrack_data" / "val" / "000004_mpii_test.json"), "json")
+    ]
+    assert check_root(root, version="2021", splits=["train"], progress=False) == []
+
+
 def test_problem_line_names_file_and_field():
     assert (
         str(Problem("a/b.json", "images[0].file_name", "frame not found"))

@@ -29,6 +29,14 @@ def test_check_prints_one_line_per_problem_and_exits_1(synthetic_root, tmp_path,
     )
 
 
+def test_check_takes_every_version_and_refuses_others(synthetic_root, capsys):
+    assert main(["check", str(synthetic_root), "--version", "2018", "--no-decode"]) == 0
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(synthetic_root), "--version", "2019"])
+    assert exit_.value.code == 2
+    assert "invalid choice: '2019' (choose from '2017', '2018', '2021')" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # a fresh interpreter importing datasets, PIL and cv2
 def test_usage_errors_are_one_line_without_traceback(tmp_path, capsys):
     result = subprocess.run(

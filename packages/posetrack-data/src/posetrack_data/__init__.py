@@ -4,7 +4,15 @@ It owns the PoseTrack file formats: ``annotations`` reads annotation and detecti
 writes PoseTrack18 prediction files (for ``train.py`` and ``vremd-predict`` alike).
 """
 
-from posetrack_data.annotations import Detection, Video, read_detections, read_video
+from posetrack_data.annotations import (
+    VERSIONS,
+    Detection,
+    Version,
+    Video,
+    annotation_folder,
+    read_detections,
+    read_video,
+)
 from posetrack_data.check import Problem, check_root
 from posetrack_data.dataset import dataset_features, dataset_info, load_posetrack, resolve_frame_paths
 from posetrack_data.errors import PoseTrackFormatError
@@ -19,6 +27,7 @@ __all__ = [
     "NUM_JOINTS",
     "SKELETON",
     "SLOT17_NAMES",
+    "VERSIONS",
     "Detection",
     "FrameGroupedOrder",
     "PersonPose",
@@ -26,7 +35,9 @@ __all__ = [
     "PredictionWriter",
     "Problem",
     "TopDownTransform",
+    "Version",
     "Video",
+    "annotation_folder",
     "check_root",
     "dataset_features",
     "dataset_info",

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -18,12 +18,15 @@ from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import NUM_JOINTS, PT17_ID_FOR_SLOT, SLOT17_NAMES
 
 __all__ = [
+    "VERSIONS",
     "Detection",
     "Frame",
     "Person",
     "Version",
     "Video",
     "annotation_files",
+    "annotation_folder",
+    "annotation_splits",
     "clip_box",
     "detect_version",
     "joint_box",
@@ -35,6 +38,10 @@ __all__ = [
 ]
 
 Version = Literal["2017", "2018", "2021"]
+# Every PoseTrack release read here, oldest first: the values of `Version` (CLI choices, run-config checks).
+VERSIONS: Final[tuple[Version, ...]] = get_args(Version)
+# The folder holding the per-split annotation folders: PoseTrack21 renamed it.
+_ANNOTATION_DIRS: Final[dict[Version, str]] = {"2017": "annotations", "2018": "annotations", "2021": "posetrack_data"}
 
 # poseval's PT17 name for head_bottom; accepted in a PT18-style `categories[0].keypoints` list.
 _NAME_ALIASES = {"neck": "head_bottom"}
@@ -135,20 +142,32 @@ def detect_version(root: str | Path) -> Version:
     holding ``images`` means PT18.
     """
     root = Path(root)
-    if (root / "posetrack_data").is_dir():
+    if (root / _ANNOTATION_DIRS["2021"]).is_dir():
         return "2021"
-    ann = root / "annotations"
-    for split_dir in sorted(p for p in ann.glob("*") if p.is_dir()):
-        files = sorted(split_dir.glob("*.json"))
+    for split in annotation_splits(root, "2018"):
+        files = sorted(annotation_folder(root, "2018", split).glob("*.json"))
         if files:
             content = read_json(files[0])
             return "2017" if isinstance(content, dict) and "annolist" in content else "2018"
     raise PoseTrackFormatError(root, "layout", "no posetrack_data/ (PT21) or annotations/<split>/*.json (PT17/18)")
 
 
+def annotation_folder(root: str | Path, version: Version, split: str) -> Path:
+    """The folder of one split's per-video annotation files (it may not exist).
+
+    ``<root>/annotations/<split>`` for PoseTrack17 and 18, ``<root>/posetrack_data/<split>`` for PoseTrack21.
+    """
+    return Path(root) / _ANNOTATION_DIRS[version] / split
+
+
+def annotation_splits(root: str | Path, version: Version) -> list[str]:
+    """The names of the split folders under a root's annotation folder, sorted (empty when it has none)."""
+    return sorted(p.name for p in (Path(root) / _ANNOTATION_DIRS[version]).glob("*") if p.is_dir())
+
+
 def annotation_files(root: str | Path, version: Version, split: str) -> list[Path]:
     """The per-video annotation files of one split, sorted by name."""
-    folder = Path(root) / ("posetrack_data" if version == "2021" else "annotations") / split
+    folder = annotation_folder(root, version, split)
     if not folder.is_dir():
         raise PoseTrackFormatError(folder, "split", f"annotation folder for split {split!r} not found")
     files = sorted(folder.glob("*.json"))

@@ -7,7 +7,16 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from posetrack_data.annotations import Frame, Version, Video, detect_version, read_detections, read_video
+from posetrack_data.annotations import (
+    Frame,
+    Version,
+    Video,
+    annotation_folder,
+    annotation_splits,
+    detect_version,
+    read_detections,
+    read_video,
+)
 from posetrack_data.errors import PoseTrackFormatError
 
 __all__ = ["Problem", "check_root"]
@@ -43,7 +52,7 @@ def check_root(
 
     Args:
         root: Dataset root.
-        version: Layout (``"2017"``, ``"2018"``, ``"2021"``); None detects it.
+        version: Layout (one of ``VERSIONS``); None detects it.
         splits: Annotation sub-folders to check; None checks all.
         decode: Decode every listed frame (slow on a full dataset) instead of only checking it exists.
         progress: Show a progress bar over annotation files.
@@ -58,11 +67,10 @@ def check_root(
         version = version or detect_version(root)
     except PoseTrackFormatError as err:
         return [Problem(err.file, err.field, err.problem)]
-    ann_root = root / ("posetrack_data" if version == "2021" else "annotations")
-    split_names = sorted(splits) if splits is not None else sorted(p.name for p in ann_root.glob("*") if p.is_dir())
+    split_names = sorted(splits) if splits is not None else annotation_splits(root, version)
     problems: list[Problem] = []
     for split in split_names:
-        files = sorted((ann_root / split).glob("*.json"))
+        files = sorted(annotation_folder(root, version, split).glob("*.json"))
         ids = _SplitIds()
         for file in tqdm(files, desc=f"Checking {split} annotation files", unit="file", disable=not progress):
             try:

@@ -4,6 +4,7 @@ import argparse
 import logging
 import sys
 
+from posetrack_data.annotations import VERSIONS
 from posetrack_data.check import check_root
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.outputs import run_guarded
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     check = commands.add_parser("check", help="validate a dataset root; one line per problem, exit 1 if any")
     check.add_argument("root", help="dataset root")
-    check.add_argument("--version", choices=["2017", "2018", "2021"], default=None, help="layout (default: detect)")
+    check.add_argument("--version", choices=VERSIONS, default=None, help="layout (default: detect)")
     check.add_argument("--split", action="append", default=None, help="annotation split to check (repeatable)")
     check.add_argument("--no-decode", action="store_true", help="only check that frames exist, do not decode them")
 

@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from posetrack_data.annotations import (
+    VERSIONS,
     Detection,
     Frame,
     Version,
@@ -142,7 +143,7 @@ def load_posetrack(
 
     Args:
         root: Dataset root (holding ``annotations/`` for PT17/18 or ``posetrack_data/`` for PT21).
-        version: ``"2017"``, ``"2018"`` or ``"2021"``; None detects it from the layout.
+        version: One of ``VERSIONS`` (``"2017"``, ``"2018"``, ``"2021"``); None detects it from the layout.
         split: Annotation sub-folder (``"train"``, ``"val"``, ...).
         detections: Person detections for this split: COCO results (``image_id``, ``bbox``,
             ``score``) or DCPose's list (``image_name``, ``bbox``, ``score``).
@@ -158,8 +159,8 @@ def load_posetrack(
     Raises:
         PoseTrackFormatError: A file is missing or malformed (the message names file and field).
     """
-    if version not in (None, "2017", "2018", "2021"):
-        raise ValueError(f"version must be '2017', '2018', '2021' or None, got {version!r}")
+    if version is not None and version not in VERSIONS:
+        raise ValueError(f"version must be one of {', '.join(map(repr, VERSIONS))} or None, got {version!r}")
     offsets = tuple(frame_offsets)
     if not offsets or 0 not in offsets or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets):
         raise ValueError(f"frame_offsets must be integers including 0, got {frame_offsets!r}")

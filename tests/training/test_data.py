@@ -1,15 +1,20 @@
-"""train.py's training row order (``data.order``) through accelerate's loader: reproducible, resumable, grouped."""
+"""Data wiring: the synthetic cache folder, rows through the transform (on the CPU or a torch device), loaders.
+
+The training row order (``data.order``) goes through accelerate's loader as in a run: reproducible, resumable,
+grouped, and sharded across processes.
+"""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from accelerate import PartialState, skip_first_batches
 from accelerate.data_loader import prepare_data_loader
 
-from posetrack_data import generate_dataset
-from training.config import load_config, resolve_model_config
-from training.data import build_datasets, build_loaders
+from posetrack_data import TopDownTransform, generate_dataset
+from training.config import ConfigError, config_hash, load_config
+from training.data import build_datasets, build_loaders, synthetic_options, synthetic_root
 
 TINY_MODEL = "model.overrides={image_size: [32, 32], heatmap_size: [8, 8]}"
 
@@ -20,10 +25,15 @@ def root(tmp_path_factory) -> Path:
                             seed=1, progress=False)  # fmt: skip
 
 
+def _datasets(root: Path, *overrides: str):
+    cfg = load_config(None, [f"data.root={root}", "run.seed=5", TINY_MODEL, *overrides])
+    return build_datasets(cfg, root, PartialState(cpu=True))
+
+
 def _loader(root: Path, order: str, process: tuple[int, int] = (0, 1)):
     """train.py's train loader for ``order``, prepared by accelerate as in a run (process ``i`` of ``n``)."""
     cfg = load_config(None, [f"data.root={root}", f"data.order={order}", "data.batch_size=3", "run.seed=5", TINY_MODEL])
-    train, val = build_datasets(cfg, root, resolve_model_config(cfg.model), PartialState(cpu=True))
+    train, val = build_datasets(cfg, root, PartialState(cpu=True))
     loader, _ = build_loaders(cfg, train, val)
     prepared = prepare_data_loader(loader, put_on_device=False, use_seedable_sampler=True, data_seed=cfg.run.seed,
                                    process_index=process[0], num_processes=process[1])  # fmt: skip
@@ -33,6 +43,50 @@ def _loader(root: Path, order: str, process: tuple[int, int] = (0, 1)):
 def _epoch(loader, epoch: int, skip: int = 0) -> list[list[int]]:
     loader.set_epoch(epoch)  # as train.py does before each epoch
     return [batch["index"].tolist() for batch in (skip_first_batches(loader, skip) if skip else loader)]
+
+
+def test_synthetic_root_is_named_by_its_settings_and_the_config_hash(tmp_path):
+    cfg = load_config(None, [f"data.cache_dir={tmp_path}", "data.synthetic_blur_prob=0.3"])
+    folder = synthetic_root(cfg.data)
+    assert folder == tmp_path / f"synthetic-30v40f-320x240-seed0-{config_hash(synthetic_options(cfg.data))}"
+    assert synthetic_options(cfg.data)["blur_prob"] == 0.3
+    assert synthetic_root(load_config(None, [f"data.cache_dir={tmp_path}"]).data) != folder
+
+
+def test_examples_carry_the_resolved_model_sizes(root):
+    train, val = _datasets(root, "model.overrides.heatmap_size=[16, 16]")
+    batch = val.__getitems__([0, 1])
+    assert batch["pixel_values"].shape == (2, 3, 3, 32, 32)
+    assert batch["target_heatmaps"].shape == (2, 17, 16, 16)
+    assert batch["index"].tolist() == [0, 1]
+    assert len(train) > len(val) > 0
+
+
+def test_decode_device_reaches_the_transform(root):
+    rows = [0, 1, 2]
+    _, val = _datasets(root, "data.decode_device=cpu")  # torchvision's decoder and grid_sample, on the CPU
+    decoded = val.__getitems__(rows)["pixel_values"]
+    direct = TopDownTransform(train=False, root=root, image_size=(32, 32), heatmap_size=(8, 8),
+                              torch_decode_device="cpu", return_tensors="pt")(val.rows[rows])  # fmt: skip
+    assert torch.equal(decoded, direct["pixel_values"])
+    default = _datasets(root)[1].__getitems__(rows)["pixel_values"]  # libjpeg-turbo and cv2 warps
+    assert not torch.equal(decoded, default)
+    torch.testing.assert_close(decoded, default, atol=0.5, rtol=0)  # the same crops (normalised units)
+
+
+def test_an_unusable_decode_device_is_a_config_error(root):
+    with pytest.raises(ConfigError, match=r"^data\.decode_device: torch_decode_device must name a torch device"):
+        _datasets(root, "data.decode_device=abacus")
+
+
+@pytest.mark.gpu
+def test_decode_device_cuda_decodes_on_the_gpu(root):
+    rows = [0, 1, 2]
+    batch = _datasets(root, "data.decode_device=cuda")[1].__getitems__(rows)
+    assert batch["pixel_values"].device.type == "cuda"
+    assert batch["target_heatmaps"].device.type == "cpu"
+    default = _datasets(root)[1].__getitems__(rows)["pixel_values"]
+    torch.testing.assert_close(batch["pixel_values"].cpu(), default, atol=0.5, rtol=0)
 
 
 @pytest.mark.parametrize("order", ["shuffle", "frame_grouped"])
