@@ -27,17 +27,32 @@ def layer_norm(x, norm):
     heads_dim=heads_and_widths(),
     blocks=st.integers(0, 2),
     dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+    activation=st.sampled_from(["none", "sigmoid"]),
 )
-def test_human_mask_shapes_dtype_and_range(B, T, N, heads_dim, blocks, dtype):
+def test_human_mask_shapes_dtype_and_range(B, T, N, heads_dim, blocks, dtype, activation):
     heads, D = heads_dim
     torch.manual_seed(0)
-    layer = HumanMask(D, num_blocks=blocks, num_heads=heads).to(dtype)
+    layer = HumanMask(D, num_blocks=blocks, num_heads=heads, mask_activation=activation).to(dtype)
     refined, mask = layer(features_of(B, T, N, D, dtype))
     assert refined.shape == (B, T, N, D)
     assert mask.shape == (B, T, N)
     assert refined.dtype == mask.dtype == dtype
     assert torch.isfinite(refined).all()
-    assert ((mask >= 0) & (mask <= 1)).all()
+    if activation == "sigmoid":
+        assert ((mask >= 0) & (mask <= 1)).all()
+
+
+def test_human_mask_defaults_to_equation_1_without_activation():
+    torch.manual_seed(0)
+    plain = HumanMask(8, num_blocks=1, num_heads=2).double()
+    assert plain.mask_activation == "none"
+    squashed = HumanMask(8, num_blocks=1, num_heads=2, mask_activation="sigmoid").double()
+    squashed.load_state_dict(plain.state_dict())
+    features = features_of(2, 3, 6, 8)
+    _, raw = plain(features)
+    _, bounded = squashed(features)
+    torch.testing.assert_close(bounded, raw.sigmoid())
+    assert (raw < 0).any()  # eq. 1's product is signed: no squashing hides it
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "none"])

@@ -102,6 +102,12 @@ def test_paper_defaults_one_loss_on_the_equal_sum():
     assert (cfg.keypoint_gate, cfg.head_losses) == (False, "none")
 
 
+def test_paper_defaults_of_the_modules():
+    cfg = VREMDConfig()
+    assert cfg.human_mask_activation == "none"  # eq. 1: Mask_h = F_bar T_h^T, no activation
+    assert all(preset.human_mask_activation == "none" for preset in PRESETS.values())
+
+
 @pytest.mark.parametrize(
     ("setting", "gate", "losses"),
     [

@@ -27,7 +27,8 @@ class HumanMask(nn.Module):
 
     Per frame, a learnable human token is prepended to the N feature tokens and L_h transformer blocks run over
     that frame alone. The output is split into the human token T_h and features F_bar, and
-    ``Mask_h = act(F_bar @ T_h^T / sqrt(D))``, ``F_c = F_bar * Mask_h``.
+    ``Mask_h = act(F_bar @ T_h^T / sqrt(D))``, ``F_c = F_bar * Mask_h``; eq. 1 has no activation (``act`` is the
+    identity by default).
 
     Args:
         dim: Token width D.
@@ -38,8 +39,8 @@ class HumanMask(nn.Module):
         backend: Attention backend, see :func:`vremd_layers.resolve_backend`.
         num_frames: None shares one human token between all frames; an int gives each frame position its own
             token (T_h in R^{T x 1 x D}) and then requires exactly that many frames.
-        mask_activation: ``"sigmoid"`` bounds the mask in (0, 1) (default; see docs/paper-map.md, eq. 1) or
-            ``"none"`` for the raw scaled product.
+        mask_activation: ``"none"`` for the scaled product as eq. 1 writes it (default) or ``"sigmoid"`` to bound
+            the mask in (0, 1) (see docs/paper-map.md, eq. 1).
 
     Shapes:
         features: Float[B, T, N, D]
@@ -56,7 +57,7 @@ class HumanMask(nn.Module):
         drop_path: float = 0.0,
         backend: AttentionBackend = "auto",
         num_frames: int | None = None,
-        mask_activation: Literal["sigmoid", "none"] = "sigmoid",
+        mask_activation: Literal["sigmoid", "none"] = "none",
     ) -> None:
         super().__init__()
         if mask_activation not in ("sigmoid", "none"):

@@ -61,7 +61,7 @@ class VREMDConfig:
         hkme_keypoint_blocks: Transformer blocks L_k of the keypoint mask.
         hkme_spatial_blocks: Spatial (per-frame) blocks of the spatio-temporal aggregation.
         hkme_temporal_blocks: Temporal (per-token) blocks of the spatio-temporal aggregation.
-        human_mask_activation: Squashing of the human mask scores: ``"sigmoid"`` (in (0, 1)) or ``"none"``.
+        human_mask_activation: Squashing of the human mask scores: ``"none"`` (eq. 1) or ``"sigmoid"`` (in (0, 1)).
         use_bmd: Bidirectional Motion Disentanglement module (Table 4).
         motion_op: Motion operator of the ADC blocks: ``"dca"`` (ours), ``"da"`` (plain deformable attention)
             or ``"dc"`` (deformable convolution) (Table 6).
@@ -106,7 +106,7 @@ class VREMDConfig:
     hkme_keypoint_blocks: int = 2
     hkme_spatial_blocks: int = 1
     hkme_temporal_blocks: int = 1
-    human_mask_activation: MaskActivation = "sigmoid"
+    human_mask_activation: MaskActivation = "none"
 
     use_bmd: bool = True
     motion_op: MotionOp = "dca"
