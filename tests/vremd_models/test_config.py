@@ -53,6 +53,7 @@ _overrides = st.fixed_dictionaries(
         "use_bmd": st.booleans(),
         "human_mask": st.booleans(),
         "keypoint_mask": st.booleans(),
+        "bmd_block": st.sampled_from(["adc", "deformable_conv"]),
         "motion_op": st.sampled_from(["dca", "da", "dc"]),
         "bidirectional": st.booleans(),
         "hidden_dim": st.sampled_from([32, 64, 96]),
@@ -180,6 +181,7 @@ def test_from_preset_errors_name_the_problem():
         ({"bmd_offset_kernel_size": 2}, ValueError, "odd"),
         ({"motion_op": "dc", "bmd_num_points": 5}, ValueError, "a square"),
         ({"human_mask_activation": "relu"}, TypeError, "human_mask_activation"),
+        ({"bmd_block": "dcn"}, TypeError, "bmd_block: must be one of 'adc', 'deformable_conv'"),
     ],
 )
 def test_impossible_values_raise_one_clear_error(overrides, error, message):
@@ -191,6 +193,8 @@ def test_sub_switches_of_a_disabled_module_are_accepted():
     # motion_op="dc" needs a square number of points, but not when BMD is off.
     cfg = VREMDConfig(use_bmd=False, motion_op="dc", bmd_num_points=5, num_frames=5)
     assert cfg.num_frames == 5
+    # Nor with the deformable-convolution block, which has no motion_op.
+    assert VREMDConfig(bmd_block="deformable_conv", motion_op="dc", bmd_num_points=5).bmd_num_points == 5
 
 
 def test_config_is_frozen():

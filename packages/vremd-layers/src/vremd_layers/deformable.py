@@ -6,7 +6,8 @@ can swap them from a config field:
 - :class:`DeformableCrossAttention` ("DCA"): offsets from a convolution over the token grid of the query and the
   guidance ``z``; keys and values sampled from ``x``; softmax of ``q . k / sqrt(d)`` over the sampled points.
 - :class:`DeformableAttention` ("DA"): Deformable-DETR single-scale attention; offsets and weights from the query.
-- :class:`DeformableConvBlock` ("DC"): a deformable convolution (``torchvision.ops.deform_conv2d``).
+- :class:`DeformableConvBlock` ("DC"): a deformable convolution (``torchvision.ops.deform_conv2d``); it is also the
+  operator of :class:`~vremd_layers.DeformableConvMotionBlock`, the block that replaces ADC in Table 6 (a).
 
 Coordinate convention, shared by all three: a sampling location is ``(x, y)`` in token-grid units, where token
 ``n = i * W + j`` sits at ``(j, i)``, so the grid spans ``0..W-1`` by ``0..H-1``. Values between tokens are
@@ -239,7 +240,10 @@ class DeformableAttention(nn.Module):
 
 
 class DeformableConvBlock(nn.Module):
-    """Deformable convolution over the token grid, the paper's "DC" ablation (Table 6 (a); Dai et al. [49]).
+    """Deformable convolution over the token grid, the operator of the "DC" ablation (Table 6 (a); Dai et al. [49]).
+
+    :class:`~vremd_layers.DeformableConvMotionBlock` puts it in place of the ADC block (the paper's row); inside
+    the ADC block, in DCA's place, it is a labelled variant of that row.
 
     A k x k deformable convolution of ``x`` (``torchvision.ops.deform_conv2d``) whose offsets come from a
     convolution over ``x (+) z``, with one offset set per channel group (``num_heads`` groups). The kernel has

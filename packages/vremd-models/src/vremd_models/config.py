@@ -22,6 +22,7 @@ __all__ = ["POSETRACK_FLIP_PAIRS", "PRESETS", "VREMDConfig"]
 POSETRACK_FLIP_PAIRS: Final = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 
 MotionOp = Literal["dca", "da", "dc"]
+BMDBlock = Literal["adc", "deformable_conv"]
 MaskActivation = Literal["sigmoid", "none"]
 HeadLosses = Literal["none", "motion", "both"]
 
@@ -63,12 +64,15 @@ class VREMDConfig:
         hkme_temporal_blocks: Temporal (per-token) blocks of the spatio-temporal aggregation.
         human_mask_activation: Squashing of the human mask scores: ``"none"`` (eq. 1) or ``"sigmoid"`` (in (0, 1)).
         use_bmd: Bidirectional Motion Disentanglement module (Table 4).
-        motion_op: Motion operator of the ADC blocks: ``"dca"`` (ours), ``"da"`` (plain deformable attention)
-            or ``"dc"`` (deformable convolution) (Table 6).
+        bmd_block: The L_m blocks of BMD: ``"adc"`` (ours) or ``"deformable_conv"`` (Table 6 (a): a block of one
+            3x3 deformable convolution in place of each ADC block).
+        motion_op: Motion operator of the ADC blocks: ``"dca"`` (ours), ``"da"`` (plain deformable attention,
+            Table 6 (b)) or ``"dc"`` (a deformable convolution in DCA's place, a labelled variant of Table 6 (a)).
         bidirectional: Process forward and backward motion as separate streams (Table 6, "BS").
-        bmd_num_blocks: ADC blocks L_m.
+        bmd_num_blocks: BMD blocks L_m.
         bmd_num_points: Sampling points P per head and query in the deformable operators; with
-            ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3).
+            ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3). The
+            ``"deformable_conv"`` block always has 3x3 taps.
         bmd_offset_kernel_size: Kernel of the convolution psi that predicts the DCA (and DC) offsets (odd).
         bmd_share_direction_weights: One set of ADC weights for both directions (with ``bidirectional``).
         keypoint_head_hidden_dim: Hidden width of H_k's MLP decoder.
@@ -109,6 +113,7 @@ class VREMDConfig:
     human_mask_activation: MaskActivation = "none"
 
     use_bmd: bool = True
+    bmd_block: BMDBlock = "adc"
     motion_op: MotionOp = "dca"
     bidirectional: bool = True
     bmd_num_blocks: int = 2
@@ -234,7 +239,7 @@ class VREMDConfig:
                 f"a divisor of backbone_dim={self.backbone_dim}")  # fmt: skip
         require(self.hidden_dim % self.num_heads == 0, "num_heads", self.num_heads,
                 f"a divisor of hidden_dim={self.hidden_dim}")  # fmt: skip
-        if self.use_bmd and self.motion_op == "dc":
+        if self.use_bmd and self.bmd_block == "adc" and self.motion_op == "dc":
             k = math.isqrt(self.bmd_num_points)
             require(k * k == self.bmd_num_points, "bmd_num_points", self.bmd_num_points,
                     'a square (k x k kernel taps) when motion_op="dc"')  # fmt: skip

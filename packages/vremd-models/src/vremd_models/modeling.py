@@ -17,6 +17,7 @@ from vremd_layers import (
     AdaptiveDeformableCrossBlock,
     DeformableAttention,
     DeformableConvBlock,
+    DeformableConvMotionBlock,
     DeformableCrossAttention,
     HumanMask,
     KeypointMask,
@@ -117,7 +118,7 @@ class _HKME(nn.Module):
 
 
 class _BMD(nn.Module):
-    """Bidirectional Motion Disentanglement: feature differences through L_m ADC blocks, then a fusion layer.
+    """Bidirectional Motion Disentanglement: feature differences through L_m blocks (ADC or DC), then a fusion layer.
 
     Shapes:
         features: Float[B, T, N, D], guidance: Float[B, N, D] -> M Float[B, N, D] and, on request, sampling
@@ -132,18 +133,7 @@ class _BMD(nn.Module):
         # Without bidirectional separation the two directions are joined once, up front (Table 6 (c)).
         self.join = None if config.bidirectional else MotionFusion(config.hidden_dim, num_streams=2)
         self.blocks = nn.ModuleList(
-            AdaptiveDeformableCrossBlock(
-                config.hidden_dim,
-                num_heads=config.num_heads,
-                num_points=config.bmd_num_points,
-                mlp_ratio=config.mlp_ratio,
-                bidirectional=config.bidirectional,
-                share_direction_weights=config.bmd_share_direction_weights,
-                motion_layer=_motion_layer(config),
-                drop_path=rate,
-                backend=config.attention_backend,
-            )
-            for rate in drop_path_rates(config.drop_path, config.bmd_num_blocks)
+            _motion_block(config, drop_path=rate) for rate in drop_path_rates(config.drop_path, config.bmd_num_blocks)
         )
         self.fusion = MotionFusion(config.hidden_dim, num_streams=num_streams)
 
@@ -163,6 +153,31 @@ class _BMD(nn.Module):
             else:
                 motion = block(motion, guidance, self.grid_size)
         return self.fusion(motion), torch.stack(locations, dim=1) if locations else None
+
+
+def _motion_block(config: VREMDConfig, *, drop_path: float) -> nn.Module:
+    """One of BMD's L_m blocks: an ADC block, or the deformable-convolution block of Table 6 (a)."""
+    if config.bmd_block == "deformable_conv":
+        return DeformableConvMotionBlock(
+            config.hidden_dim,
+            offset_groups=config.num_heads,
+            offset_kernel_size=config.bmd_offset_kernel_size,
+            mlp_ratio=config.mlp_ratio,
+            bidirectional=config.bidirectional,
+            share_direction_weights=config.bmd_share_direction_weights,
+            drop_path=drop_path,
+        )
+    return AdaptiveDeformableCrossBlock(
+        config.hidden_dim,
+        num_heads=config.num_heads,
+        num_points=config.bmd_num_points,
+        mlp_ratio=config.mlp_ratio,
+        bidirectional=config.bidirectional,
+        share_direction_weights=config.bmd_share_direction_weights,
+        motion_layer=_motion_layer(config),
+        drop_path=drop_path,
+        backend=config.attention_backend,
+    )
 
 
 def _motion_layer(config: VREMDConfig) -> Any:
