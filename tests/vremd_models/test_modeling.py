@@ -41,6 +41,8 @@ ABLATIONS = {
     "no masks (Table 5 a)": {"human_mask": False, "keypoint_mask": False},
     "human mask only (Table 5 b)": {"keypoint_mask": False},
     "keypoint mask only (Table 5 c)": {"human_mask": False},
+    "no masks, no keypoint tokens (Table 5 a, variant)": {"human_mask": False, "keypoint_tokens": False},
+    "human mask only, no keypoint tokens (Table 5 b, variant)": {"keypoint_tokens": False},
     "dc block (Table 6 a)": {"bmd_block": "deformable_conv", "bidirectional": False},
     "dc block bidirectional": {"bmd_block": "deformable_conv"},
     "dc block, shared direction weights": {"bmd_block": "deformable_conv", "bmd_share_direction_weights": True},

@@ -1,4 +1,6 @@
-"""Table 6 as the paper describes it: what each row builds, and the labelled variants beside them."""
+"""Tables 5 and 6 as the paper describes them: what each row builds, and the labelled variants beside them."""
+
+import json
 
 import pytest
 import torch
@@ -7,6 +9,13 @@ from tests.vremd_models.test_modeling import tiny_config
 from vremd_layers import AdaptiveDeformableCrossBlock, DeformableConvBlock, DeformableConvMotionBlock
 from vremd_models import VREMD, VREMDConfig
 
+# Table 5 ablates the masks; the keypoint tokens, their blocks and H_k stay in every row.
+TABLE5 = {
+    "a": {"human_mask": False, "keypoint_mask": False},
+    "b": {"keypoint_mask": False},
+    "c": {"human_mask": False},
+    "d": {},
+}
 # Table 6: (a)-(c) process the joined directions (no BS); (a) swaps the whole ADC block for a DC block.
 TABLE6 = {
     "a": {"bmd_block": "deformable_conv", "bidirectional": False},
@@ -18,6 +27,87 @@ TABLE6 = {
 
 def _pixels(cfg: VREMDConfig, seed: int = 0) -> torch.Tensor:
     return torch.randn(2, cfg.num_frames, 3, *cfg.image_size, generator=torch.Generator().manual_seed(seed))
+
+
+def _modules(model: VREMD) -> set[str]:
+    return {name for name, _ in model.named_modules()}
+
+
+# ---- Table 5 ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", sorted(TABLE5))
+def test_table5_rows_keep_the_keypoint_tokens_and_h_k(row):
+    torch.manual_seed(0)
+    cfg = tiny_config(**TABLE5[row])
+    model = VREMD(cfg).eval()
+    modules = _modules(model)
+    assert {"hkme.keypoint_mask", "keypoint_head"} <= modules  # T_k, its L_k blocks and H_k in every row
+    assert ("hkme.human_mask" in modules) == cfg.human_mask
+    out = model(_pixels(cfg), output_masks=True)
+    assert out.keypoint_heatmaps is not None
+    torch.testing.assert_close(out.heatmaps, out.motion_heatmaps + out.keypoint_heatmaps)  # H = H_m + H_k
+    assert (out.keypoint_mask is not None) == cfg.keypoint_mask
+    assert (out.human_mask is not None) == cfg.human_mask
+
+
+@pytest.mark.parametrize("human_mask", [False, True])
+def test_without_the_keypoint_mask_the_model_is_the_masked_one_with_mask_k_forced_to_1(human_mask):
+    # Table 5 (a) / (b) against (c) / (d) with the same weights: Map and Mask_k hold no weights, so the two models
+    # share one state dict, and the masked model whose Mask_k is replaced by ones gives the unmasked model's output.
+    torch.manual_seed(0)
+    masked = VREMD(tiny_config(human_mask=human_mask)).double().eval()
+    with torch.no_grad():  # H_m's motion projection starts at zero, which would hide the features' path to H
+        masked.motion_head.motion_proj.weight.normal_(std=0.1)
+    unmasked = VREMD(tiny_config(human_mask=human_mask, keypoint_mask=False)).double().eval()
+    unmasked.load_state_dict(masked.state_dict())  # strict: the same parameters
+
+    def mask_of_ones(module, args, output):
+        refined, keypoint_tokens, mask = output
+        return refined / mask[..., None], keypoint_tokens, torch.ones_like(mask)
+
+    pixels = _pixels(masked.config).double()
+    expected = unmasked(pixels)
+    assert not torch.allclose(masked(pixels).heatmaps, expected.heatmaps)  # the mask does something
+    handle = masked.hkme.keypoint_mask.register_forward_hook(mask_of_ones)
+    forced = masked(pixels)
+    handle.remove()
+    torch.testing.assert_close(forced.heatmaps, expected.heatmaps)
+    torch.testing.assert_close(forced.keypoint_heatmaps, expected.keypoint_heatmaps)
+
+
+@pytest.mark.parametrize(("row", "overrides"), [("a", {"human_mask": False}), ("b", {})])
+def test_table5_variants_without_keypoint_tokens_have_no_h_k(row, overrides):
+    torch.manual_seed(0)
+    cfg = tiny_config(keypoint_tokens=False, **overrides)  # keypoint_mask is then ignored, like any sub-switch
+    assert cfg.keypoint_mask
+    model = VREMD(cfg).eval()
+    assert not {"hkme.keypoint_mask", "keypoint_head"} & _modules(model)
+    paper = VREMD(tiny_config(**TABLE5[row]))
+    missing = set(paper.state_dict()) - set(model.state_dict())
+    assert missing
+    assert all(k.startswith(("hkme.keypoint_mask.", "keypoint_head.")) for k in missing)
+    out = model(_pixels(cfg), output_masks=True)
+    assert out.keypoint_heatmaps is None
+    assert out.keypoint_mask is None
+    assert out.heatmaps is out.motion_heatmaps
+
+
+def test_old_config_json_without_keypoint_tokens_loads_as_it_was_built(tmp_path):
+    # A model saved before keypoint_tokens existed: keypoint_mask=false meant no keypoint tokens. Its config.json
+    # (written here by save_pretrained, less the new field) must still build that model and take its weights.
+    torch.manual_seed(0)
+    old = VREMD(tiny_config(keypoint_tokens=False, keypoint_mask=False)).eval()
+    old.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["keypoint_tokens"], config["bmd_block"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.warns(FutureWarning, match="keypoint_mask false without keypoint_tokens"):
+        loaded = VREMD.from_pretrained(tmp_path)
+    assert not loaded.config.keypoint_tokens
+    assert loaded.keypoint_head is None
+    pixels = _pixels(loaded.config)
+    assert torch.equal(loaded(pixels).heatmaps, old(pixels).heatmaps)
 
 
 # ---- Table 6 ---------------------------------------------------------------------------------------------------

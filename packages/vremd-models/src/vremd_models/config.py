@@ -32,8 +32,9 @@ class VREMDConfig:
     """Configuration of a VREMD model; the defaults are the paper's ViT-L model (preset ``vremd-vitl``).
 
     Validated on construction: an impossible value raises one ``ValueError`` (``TypeError`` for a wrong type)
-    naming the field. Sub-switches of a disabled module (``human_mask`` with ``use_hkme=False``, ``motion_op``
-    with ``use_bmd=False``) are accepted and ignored, so an ablation is a single override.
+    naming the field. Sub-switches of a disabled module (``human_mask`` with ``use_hkme=False``, ``keypoint_mask``
+    with ``keypoint_tokens=False``, ``motion_op`` with ``use_bmd=False`` or ``bmd_block="deformable_conv"``) are
+    accepted and ignored, so an ablation is a single override.
 
     Args:
         image_size: Input crop size (H, W) in pixels.
@@ -56,8 +57,12 @@ class VREMDConfig:
         drop_path: Stochastic depth of VREMD's own blocks.
         attention_backend: Attention kernel of VREMD's own blocks (see ``vremd_layers.resolve_backend``).
         use_hkme: Human-Keypoint Mask Enhanced module (Table 4).
-        human_mask: Human mask inside HKME (eq. 1, Table 5).
-        keypoint_mask: Keypoint mask inside HKME (eq. 2, Table 5).
+        human_mask: Human mask inside HKME (eq. 1, Table 5): the human token, its L_h blocks and Mask_h.
+        keypoint_tokens: Keypoint tokens inside HKME: the J tokens per frame, their L_k blocks over all frames,
+            and H_k from the key frame's tokens. Table 5 keeps them in every row; without them (the rows before
+            they were kept, a labelled variant) there is no keypoint mask and no H_k.
+        keypoint_mask: Keypoint mask inside HKME (eq. 2, Table 5): Map and Mask_k computed from the keypoint
+            tokens and applied to the features; without it the features leave the L_k blocks unmasked.
         hkme_human_blocks: Transformer blocks L_h of the human mask.
         hkme_keypoint_blocks: Transformer blocks L_k of the keypoint mask.
         hkme_spatial_blocks: Spatial (per-frame) blocks of the spatio-temporal aggregation.
@@ -105,6 +110,7 @@ class VREMDConfig:
 
     use_hkme: bool = True
     human_mask: bool = True
+    keypoint_tokens: bool = True
     keypoint_mask: bool = True
     hkme_human_blocks: int = 2
     hkme_keypoint_blocks: int = 2
@@ -169,7 +175,9 @@ class VREMDConfig:
 
         Missing keys take their defaults, so a config written by an older version (fewer fields) still loads; the
         fields older versions wrote and this one replaced are read with one ``FutureWarning`` (``head_training``
-        becomes ``keypoint_gate`` and ``head_losses``; ``keypoint_decoder: mlp`` is the only decoder left).
+        becomes ``keypoint_gate`` and ``head_losses``; ``keypoint_decoder: mlp`` is the only decoder left;
+        ``keypoint_mask: false`` without ``keypoint_tokens`` meant no keypoint tokens and becomes
+        ``keypoint_tokens: false``).
 
         Raises:
             FieldError: a key is not a field, or a value is impossible (a ``ValueError``; ``.key`` names it).
@@ -268,11 +276,21 @@ _HEAD_TRAINING: Final = {
 
 
 def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``data`` with the fields of older versions (``head_training``, ``keypoint_decoder``) rewritten, warning once."""
-    if not isinstance(data, Mapping) or not {"head_training", "keypoint_decoder"} & set(data):
+    """``data`` with what older versions wrote rewritten to this version's fields, warning once."""
+    if not isinstance(data, Mapping):
+        return data
+    # Before keypoint_tokens existed, keypoint_mask=False removed the keypoint tokens (and H_k) with the mask.
+    tokens_with_mask = "keypoint_tokens" not in data and data.get("keypoint_mask") is False
+    if not tokens_with_mask and not {"head_training", "keypoint_decoder"} & set(data):
         return data
     data = dict(data)
     said = []
+    if tokens_with_mask:
+        data["keypoint_tokens"] = False
+        said.append(
+            "keypoint_mask false without keypoint_tokens is read as older versions built it, keypoint_tokens=False "
+            "(no keypoint tokens, no H_k); give keypoint_tokens to choose"
+        )
     if "keypoint_decoder" in data:
         decoder = data.pop("keypoint_decoder")
         if decoder != "mlp":
@@ -288,7 +306,7 @@ def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
         if data.setdefault("keypoint_gate", gate) != gate or data.setdefault("head_losses", losses) != losses:
             raise FieldError("head_training", f"{setting!r} disagrees with keypoint_gate / head_losses given beside it")
         said.append(f"head_training {setting!r} is read as keypoint_gate={gate}, head_losses={losses!r}")
-    warnings.warn(f"VREMDConfig: deprecated field(s): {'; '.join(said)}", FutureWarning, stacklevel=3)
+    warnings.warn(f"VREMDConfig: deprecated field(s) or meaning(s): {'; '.join(said)}", FutureWarning, stacklevel=3)
     return data
 
 

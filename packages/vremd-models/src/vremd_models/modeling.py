@@ -61,6 +61,9 @@ def heatmap_loss(heatmaps: torch.Tensor, targets: torch.Tensor, target_weight: t
 class _HKME(nn.Module):
     """Human-Keypoint Mask Enhanced module: human mask, keypoint mask, spatio-temporal aggregation.
 
+    ``config.keypoint_tokens`` builds the keypoint tokens and their blocks; ``config.keypoint_mask`` decides whether
+    their Mask_k re-weights the features (Table 5 ablates the masks and keeps the tokens).
+
     Shapes:
         features: Float[B, T, N, D] -> enhanced F Float[B, N, D], key-frame keypoint tokens Float[B, J, D] or
         None, human mask Float[B, T, N] or None, keypoint mask Float[B, T, N] or None
@@ -92,9 +95,10 @@ class _HKME(nn.Module):
                 num_keypoints=config.num_joints,
                 num_frames=config.num_frames,
                 num_blocks=config.hkme_keypoint_blocks,
+                apply_mask=config.keypoint_mask,
                 **common,
             )
-            if config.keypoint_mask
+            if config.keypoint_tokens
             else None
         )
         self.aggregation = SpatioTemporalAggregation(
@@ -112,7 +116,7 @@ class _HKME(nn.Module):
         if self.human_mask is not None:
             features, human_mask = self.human_mask(features)  # F_c, eq. 1
         if self.keypoint_mask is not None:
-            features, keypoint_tokens, keypoint_mask = self.keypoint_mask(features)  # F_f, eq. 2
+            features, keypoint_tokens, keypoint_mask = self.keypoint_mask(features)  # F_f (eq. 2) or F_hat
             keypoint_tokens = keypoint_tokens[:, self.key_frame]  # T_t
         return self.aggregation(features), keypoint_tokens, human_mask, keypoint_mask
 
@@ -237,7 +241,7 @@ class VREMD(
         self.feature_proj = nn.Linear(config.backbone_dim, config.hidden_dim) if temporal else None
         self.hkme = _HKME(config) if config.use_hkme else None
         self.bmd = _BMD(config) if config.use_bmd else None
-        has_keypoint_tokens = config.use_hkme and config.keypoint_mask
+        has_keypoint_tokens = config.use_hkme and config.keypoint_tokens
         self.keypoint_head = (
             KeypointTokenHead(
                 config.hidden_dim, hidden_dim=config.keypoint_head_hidden_dim, heatmap_size=config.heatmap_size
