@@ -33,6 +33,10 @@ def _modules(model: VREMD) -> set[str]:
     return {name for name, _ in model.named_modules()}
 
 
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 # ---- Table 5 ---------------------------------------------------------------------------------------------------
 
 
@@ -141,6 +145,28 @@ def test_bmd_block_ignores_motion_op_and_its_square_check():
     assert isinstance(VREMD(cfg).bmd.blocks[0], DeformableConvMotionBlock)
     with pytest.raises(ValueError, match="a square"):
         tiny_config(motion_op="dc", bmd_num_points=5)
+
+
+@pytest.mark.parametrize("bmd_block", ["adc", "deformable_conv"])
+def test_shared_direction_weights_control_for_bidirectional_separation(bmd_block):
+    # Table 6 (d) against (c): separation doubles the block weights. The shared control separates the streams with
+    # (c)'s one set of block weights; it differs from (c) only in the fusion layers: (c) joins the directions up
+    # front (a 2-stream fusion) and ends with a 1-stream fusion, the control ends with one 2-stream fusion, so it has
+    # exactly one D-wide fusion MLP less: LayerNorm(D) + 2 Linear(D, D) = 2 D^2 + 4 D parameters.
+    torch.manual_seed(0)
+    joint = VREMD(tiny_config(bmd_block=bmd_block, bidirectional=False))  # (c)
+    separated = VREMD(tiny_config(bmd_block=bmd_block))  # (d)
+    shared = VREMD(tiny_config(bmd_block=bmd_block, bmd_share_direction_weights=True))
+    D = joint.config.hidden_dim
+    assert _count(joint.bmd.blocks) == _count(shared.bmd.blocks)
+    assert _count(joint.bmd) - _count(shared.bmd) == 2 * D * D + 4 * D
+    assert _count(joint.bmd.fusion) == 2 * D * D + 4 * D
+    assert _count(separated.bmd) - _count(shared.bmd) == _count(shared.bmd.blocks)  # one more set per block
+    # Outside BMD the three models are the same.
+    outside = [{k: v.shape for k, v in m.state_dict().items() if not k.startswith("bmd.")} for m in (joint, shared)]
+    assert outside[0] == outside[1]
+    pixels = _pixels(shared.config)
+    assert shared.eval()(pixels, output_sampling_locations=True).sampling_locations.shape[2] == 2
 
 
 @pytest.mark.parametrize("row", sorted(TABLE6))

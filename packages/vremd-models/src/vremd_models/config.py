@@ -79,7 +79,8 @@ class VREMDConfig:
             ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3). The
             ``"deformable_conv"`` block always has 3x3 taps.
         bmd_offset_kernel_size: Kernel of the convolution psi that predicts the DCA (and DC) offsets (odd).
-        bmd_share_direction_weights: One set of ADC weights for both directions (with ``bidirectional``).
+        bmd_share_direction_weights: One set of block weights for both directions (with ``bidirectional``): the
+            capacity control of Table 6 (d) against (c).
         keypoint_head_hidden_dim: Hidden width of H_k's MLP decoder.
         keypoint_gate: H = H_m + g H_k with a learned scalar g starting at 0, instead of the paper's equal weights
             (only matters with keypoint tokens).
