@@ -167,15 +167,3 @@ def test_shared_direction_weights_control_for_bidirectional_separation(bmd_block
     assert outside[0] == outside[1]
     pixels = _pixels(shared.config)
     assert shared.eval()(pixels, output_sampling_locations=True).sampling_locations.shape[2] == 2
-
-
-@pytest.mark.parametrize("row", sorted(TABLE6))
-def test_table6_rows_train(row):
-    torch.manual_seed(0)
-    cfg = tiny_config(**TABLE6[row])
-    model = VREMD(cfg).train()
-    pixels = _pixels(cfg)
-    out = model(pixels, torch.rand(2, cfg.num_joints, *cfg.heatmap_size))
-    out.loss.backward()
-    assert torch.isfinite(out.loss)
-    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []

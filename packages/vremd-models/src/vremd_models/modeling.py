@@ -161,26 +161,26 @@ class _BMD(nn.Module):
 
 def _motion_block(config: VREMDConfig, *, drop_path: float) -> nn.Module:
     """One of BMD's L_m blocks: an ADC block, or the deformable-convolution block of Table 6 (a)."""
+    streams = {
+        "mlp_ratio": config.mlp_ratio,
+        "bidirectional": config.bidirectional,
+        "share_direction_weights": config.bmd_share_direction_weights,
+        "drop_path": drop_path,
+    }
     if config.bmd_block == "deformable_conv":
         return DeformableConvMotionBlock(
             config.hidden_dim,
             offset_groups=config.num_heads,
             offset_kernel_size=config.bmd_offset_kernel_size,
-            mlp_ratio=config.mlp_ratio,
-            bidirectional=config.bidirectional,
-            share_direction_weights=config.bmd_share_direction_weights,
-            drop_path=drop_path,
+            **streams,
         )
     return AdaptiveDeformableCrossBlock(
         config.hidden_dim,
         num_heads=config.num_heads,
         num_points=config.bmd_num_points,
-        mlp_ratio=config.mlp_ratio,
-        bidirectional=config.bidirectional,
-        share_direction_weights=config.bmd_share_direction_weights,
         motion_layer=_motion_layer(config),
-        drop_path=drop_path,
         backend=config.attention_backend,
+        **streams,
     )
 
 
