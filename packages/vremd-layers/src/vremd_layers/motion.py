@@ -128,10 +128,11 @@ class AdaptiveDeformableCrossBlock(_MotionStreams):
         mlp_ratio: MLP hidden width as a multiple of ``dim``.
         bidirectional: Two separately processed streams (True) or one joint stream (False).
         share_direction_weights: With ``bidirectional``, use one set of weights for both directions.
-        motion_layer: Deformable operator, called as ``motion_layer(dim, num_heads=..., num_points=...)``:
+        motion_layer: Deformable operator constructor, called as ``motion_layer(dim, num_heads=..., num_points=...)``:
             :class:`~vremd_layers.DeformableCrossAttention` (DCA), :class:`~vremd_layers.DeformableAttention`
             (DA) or :class:`~vremd_layers.DeformableConvBlock` (DC inside the ADC block, a labelled variant of
-            Table 6 (a); the paper's row is :class:`DeformableConvMotionBlock`).
+            Table 6 (a); the paper's row is :class:`DeformableConvMotionBlock`), or a ``functools.partial`` of one
+            that fixes further keywords such as ``offset_kernel_size``.
         drop_path: Stochastic-depth rate of both residual branches.
         backend: Attention backend of the cross-attention branch.
 
