@@ -71,8 +71,14 @@ NAMES = [
 ]  # fmt: skip
 
 
-def generate(root: Path, *, videos: int, frames: int, persons: int, seed: int) -> tuple[Path, Path, int]:
-    """Write ``root/gt`` and ``root/pred``; return them and the number of GT poses."""
+def generate(
+    root: Path, *, videos: int, frames: int, persons: int, seed: int, false_positives: int = 0
+) -> tuple[Path, Path, int]:
+    """Write ``root/gt`` and ``root/pred``; return them and the number of GT poses.
+
+    ``false_positives`` adds that many random predictions to every labeled frame (without changing the rest of
+    the data drawn for a seed).
+    """
     rng = np.random.default_rng(seed)
     gt_dir, pred_dir = root / "gt", root / "pred"
     gt_dir.mkdir(parents=True)
@@ -112,6 +118,13 @@ def generate(root: Path, *, videos: int, frames: int, persons: int, seed: int) -
                 pred_anns.append({"image_id": image_id, "track_id": i, "category_id": 1,
                                   "keypoints": pred[i].ravel().tolist(),
                                   "scores": rng.random(17).round(4).tolist()})  # fmt: skip
+            for k in range(false_positives):
+                centre = rng.uniform([100, 100], [1820, 980])
+                spread = rng.normal(0, 1, size=(17, 2)) * rng.uniform(30, 120) * 2
+                kpts_fp = np.concatenate([centre + spread, np.ones((17, 1))], axis=1).round(2)
+                pred_anns.append({"image_id": image_id, "track_id": 1000 + k, "category_id": 1,
+                                  "keypoints": kpts_fp.ravel().tolist(),
+                                  "scores": (rng.random(17) * 0.5).round(4).tolist()})  # fmt: skip
             num_poses += n
         (gt_dir / f"{name}.json").write_text(
             json.dumps({"images": images, "annotations": gt_anns, "categories": category})

@@ -41,12 +41,15 @@ def _tie_groups(scores: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], 
     ordered = scores[order]
     new = np.ones(len(scores), dtype=bool)
     new[1:] = ~((ordered[1:] == ordered[:-1]) | (np.isnan(ordered[1:]) & np.isnan(ordered[:-1])))
-    return order, np.cumsum(new) - 1
+    del ordered  # the AP ranks every sample of a joint of the data set: temporaries are freed early
+    group = np.cumsum(new)
+    group -= 1
+    return order, group
 
 
 def _mixed(labels: npt.NDArray[np.bool_], order: npt.NDArray[np.intp], group: npt.NDArray[np.int64]):
     counts = np.bincount(group)
-    positives = np.bincount(group, weights=labels[order].astype(np.float64), minlength=len(counts))
+    positives = np.bincount(group[labels[order]], minlength=len(counts))
     mixed = np.empty(len(labels), dtype=bool)
     mixed[order] = ((positives > 0) & (positives < counts))[group]
     return mixed
