@@ -72,12 +72,14 @@ NAMES = [
 
 
 def generate(
-    root: Path, *, videos: int, frames: int, persons: int, seed: int, false_positives: int = 0
+    root: Path, *, videos: int, frames: int, persons: int, seed: int, false_positives: int = 0, pt21: bool = False
 ) -> tuple[Path, Path, int]:
     """Write ``root/gt`` and ``root/pred``; return them and the number of GT poses.
 
-    ``false_positives`` adds that many random predictions to every labeled frame (without changing the rest of
-    the data drawn for a seed).
+    ``false_positives`` adds that many random predictions to every labeled frame; ``pt21`` writes the
+    ``ignore_regions_x/y`` lists on every image (empty where there are none), which PoseTrack21's scorer
+    requires, and lets one predicted track in ten take a new id for the rest of its video (tracking errors).
+    Neither changes the rest of the data drawn for a seed.
     """
     rng = np.random.default_rng(seed)
     gt_dir, pred_dir = root / "gt", root / "pred"
@@ -93,6 +95,7 @@ def generate(
         images, gt_anns, pred_anns = [], [], []
         centres = rng.uniform([100, 100], [1820, 980], size=(persons, 2))
         scales = rng.uniform(30, 120, size=persons)
+        pred_track, fresh_track = np.arange(persons), persons
         for f in range(frames):
             image_id = 10000000000 + (v + 1) * 10000 + f
             image = {"id": image_id, "file_name": f"images/val/{name}/{f:06d}.jpg", "is_labeled": bool(labeled[f])}
@@ -100,6 +103,9 @@ def generate(
                 c = centres[0]
                 image["ignore_regions_x"] = [[c[0] - 40, c[0] + 40, c[0] + 40, c[0] - 40]]
                 image["ignore_regions_y"] = [[c[1] - 40, c[1] - 40, c[1] + 40, c[1] + 40]]
+            if pt21:
+                image.setdefault("ignore_regions_x", [])
+                image.setdefault("ignore_regions_y", [])
             images.append(image)
             if not labeled[f]:
                 continue
@@ -110,12 +116,15 @@ def generate(
             gt = np.concatenate([kpts * vis[..., None], vis[..., None].astype(float)], axis=2).round(2)
             noise = rng.normal(0, 1, size=(n, 17, 2)) * scales[:n, None, None] * rng.uniform(0.05, 0.4, (n, 1, 1))
             pred = np.concatenate([kpts + noise, np.ones((n, 17, 1))], axis=2).round(2)
+            if pt21 and rng.random() < 0.1:
+                pred_track[rng.integers(persons)] = fresh_track  # a fragmented track
+                fresh_track += 1
             for i in range(n):
                 gt_anns.append({"id": image_id * 100 + i, "image_id": image_id, "track_id": i, "category_id": 1,
                                 "keypoints": gt[i].ravel().tolist(), "scores": [],
                                 "bbox_head": [*(kpts[i, 2] - scales[i] / 2).round().tolist(), round(scales[i]),
                                               round(scales[i])]})  # fmt: skip
-                pred_anns.append({"image_id": image_id, "track_id": i, "category_id": 1,
+                pred_anns.append({"image_id": image_id, "track_id": int(pred_track[i]), "category_id": 1,
                                   "keypoints": pred[i].ravel().tolist(),
                                   "scores": rng.random(17).round(4).tolist()})  # fmt: skip
             for k in range(false_positives):

@@ -86,6 +86,7 @@ class Samples:
         *,
         keep_curves: bool = False,
         mot: MotCounts | None = None,
+        hota: dict[str, dict[str, float]] | None = None,
         undefined_without_gt: bool = False,
     ) -> EvalResult:
         """The figures; ``undefined_without_gt`` makes AP and recall NaN for joints without GT (subsets)."""
@@ -103,10 +104,10 @@ class Samples:
         ap, precision, recall = np.array(figures).reshape(-1, 3).T
         if undefined_without_gt:
             ap[self.num_gt == 0] = recall[self.num_gt == 0] = np.nan
-        fields: dict[str, Any] = {}
+        fields: dict[str, Any] = {"hota": hota}
         if mot is not None:
             metrics = mot.metrics()
-            fields = {
+            fields |= {
                 "mota": summarise(metrics["mota"], protocol),
                 "mota_per_joint": dict(zip(SCORED_JOINT_NAMES, metrics["mota"].tolist(), strict=True)),
                 "motp": summarise(metrics["motp"], protocol)["Total"],

@@ -2,7 +2,7 @@
 
 Memory is bounded by a chunk of sequences (about ``MATCH_BLOCK_PAIRS`` prediction-GT pairs and persons, or one
 sequence if larger) and by what the figures keep for the whole data set: the (score, label) sample of every
-predicted joint for the AP ranking, small per-sequence counters for MOTA, and per subset its samples.
+predicted joint for the AP ranking, small per-sequence counters for MOTA and HOTA, and per subset its samples.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from posetrack_eval.hota import HotaTotals, hota_summary, sequence_hota
 from posetrack_eval.io import (
     EvalInputError,
     GroundTruthSequence,
@@ -50,7 +51,8 @@ class _Scoring:
         self.tie_order: TieOrder = tie_order
         self.samples = Samples(tie_order)
         self.num_frames = 0
-        self.mot = MotCounts() if tracking else None
+        self.mot = MotCounts() if tracking and protocol == "poseval" else None
+        self.hota = HotaTotals() if tracking and protocol == "pt21" else None
         self.sequences: dict[str, EvalResult] | None = {} if per_sequence else None
         self.subsets = subsets
         self.subset_samples = {name: Samples(tie_order) for name in subsets.ids} if subsets else {}
@@ -75,10 +77,15 @@ class _Scoring:
             mot = sequence_mot_counts(seq_match) if self.mot is not None else None
             if mot is not None:
                 self.mot += mot
+            hota = sequence_hota(seq_match) if self.hota is not None else None
+            if hota is not None:
+                self.hota.add(hota)
             if self.sequences is not None:
                 own = Samples(self.tie_order)
                 own.add(seq_match)
-                self.sequences[gt_seq.name] = own.result(self.protocol, seq_match.num_frames, mot=mot)
+                self.sequences[gt_seq.name] = own.result(
+                    self.protocol, seq_match.num_frames, mot=mot, hota=None if hota is None else hota_summary(hota)
+                )
         self.samples.sequence_sizes.append(np.array(sizes).reshape(-1, NUM_EVAL_JOINTS))
 
     def _add_subsets(self, gt: GroundTruthSequence, match: SequenceMatch) -> None:
@@ -94,7 +101,8 @@ class _Scoring:
             self.subset_samples[name].add(match, preds=kept, gts=chosen)
 
     def result(self, keep_curves: bool) -> EvalResult:
-        result = self.samples.result(self.protocol, self.num_frames, keep_curves=keep_curves, mot=self.mot)
+        hota = hota_summary(self.hota.fields()) if self.hota is not None else None
+        result = self.samples.result(self.protocol, self.num_frames, keep_curves=keep_curves, mot=self.mot, hota=hota)
         extra: dict[str, Any] = {}
         if self.sequences is not None:
             extra["per_sequence"] = self.sequences
@@ -124,13 +132,23 @@ def _progress_bar(total: int) -> Any:
 
 
 def _check_tracks(gt: GroundTruthSequence, pred: Persons, pred_source: str, protocol: Protocol) -> None:
-    """Tracking needs a track id on every person of the scored frames."""
+    """Tracking needs a track id on every person of the scored frames; HOTA also unique, non-negative GT ids."""
     frames = scored_frames(gt, protocol)
     for persons, source in ((gt.persons, gt.source), (pred, pred_source)):
         rows = np.concatenate([np.arange(persons.frame_ptr[f], persons.frame_ptr[f + 1]) for f in frames] or [[]])
         rows = rows.astype(np.int64)
         if not persons.has_track[rows].all():
             raise EvalInputError(source, "track_id", "missing on some persons (needed for --tracking)")
+        if protocol != "pt21":
+            continue
+        if (persons.track[rows] < 0).any():
+            # the PoseTrack21 scorer indexes an array by track id: a negative one silently merges with another
+            raise EvalInputError(source, "track_id", f"{persons.track[rows].min()} is negative")
+        frame = np.repeat(np.arange(len(frames)), persons.frame_ptr[frames + 1] - persons.frame_ptr[frames])
+        pairs = np.unique(np.stack([frame, persons.track[rows]]), axis=1)
+        if pairs.shape[1] < len(rows):
+            problem = "a track id appears twice in one frame (the PoseTrack21 scorer refuses it)"
+            raise EvalInputError(source, "track_id", problem)
 
 
 def _check_identified(gt: GroundTruthSequence) -> None:
@@ -161,7 +179,8 @@ def evaluate(
             poseval), a merged PoseTrack18-style file, a COCO keypoint results list file keyed by ``image_id``,
             or the same two as in-memory objects. GT frames without predictions have no predictions.
         protocol: ``"poseval"`` (default) or ``"pt21"`` (the PoseTrack21 mAP variant).
-        tracking: also compute MOTA, MOTP, precision and recall (poseval protocol only).
+        tracking: also score tracking: poseval's MOTA, MOTP, precision and recall, or with ``protocol="pt21"``
+            PoseTrack21's keypoint HOTA (:mod:`posetrack_eval.hota`).
         per_sequence: also score each sequence on its own.
         progress: show a progress bar over the sequences.
         keep_curves: keep each joint's precision-recall curve in the result (for plotting).
@@ -179,8 +198,6 @@ def evaluate(
     """
     if protocol not in ("poseval", "pt21"):
         raise ValueError(f"protocol must be 'poseval' or 'pt21', got {protocol!r}")
-    if tracking and protocol == "pt21":
-        raise ValueError("tracking=True is poseval's MOTA; PoseTrack21 tracking (HOTA) is not implemented")
     if not isinstance(predictions, str | Path | list | dict):
         raise TypeError(f"predictions must be a path, a list or a dict, got {type(predictions).__name__}")
     gt_path = Path(gt)
