@@ -384,3 +384,42 @@ def perturb_sample(gt_dir: Path, out_dir: Path, *, seed: int) -> Path:
         pred = {"images": data["images"], "annotations": annotations, "categories": data["categories"]}
         (out_dir / path.name).write_text(json.dumps(pred))
     return out_dir
+
+
+def annolist_from_pt18(data: dict[str, Any], *, ground_truth: bool) -> dict[str, Any]:
+    """The same persons written as a PoseTrack17 annolist (frames in ``images`` order, persons in file order).
+
+    As poseval's converter reads them: a joint is written unless stored exactly ``(0, 0, 0)``, the ears are
+    dropped (annolist has no ears), per-joint scores come from a non-empty ``scores``, the head box from
+    ``bbox_head``. A GT person without joints keeps an empty point list.
+    """
+    slot_names = data["categories"][0]["keypoints"]
+    annolist = []
+    for image in data["images"]:
+        rects = []
+        for ann in (a for a in data["annotations"] if a["image_id"] == image["id"]):
+            xyv = np.reshape(ann["keypoints"], (-1, 3))
+            scores = ann.get("scores") or None
+            points = []
+            for pid, slot in enumerate(POSEVAL_FROM_SLOT17):
+                k = slot_names.index(SLOT17_NAMES[slot])
+                if not (xyv[k] == 0).all():
+                    point = {"id": [pid], "x": [float(xyv[k, 0])], "y": [float(xyv[k, 1])]}
+                    if scores is not None:
+                        point["score"] = [float(scores[k])]
+                    points.append(point)
+            rect = {"annopoints": [{"point": points}]}
+            if "track_id" in ann:
+                rect["track_id"] = [ann["track_id"]]
+            if ground_truth:
+                x, y, w, h = ann["bbox_head"]
+                rect.update(x1=[x], y1=[y], x2=[x + w], y2=[y + h])
+            rects.append(rect)
+        frame = {"image": [{"name": image["file_name"]}], "annorect": rects}
+        if ground_truth and image.get("ignore_regions_x"):
+            frame["ignore_regions"] = [
+                {"point": [{"x": [x], "y": [y]} for x, y in zip(xs, ys, strict=True)]}
+                for xs, ys in zip(image["ignore_regions_x"], image["ignore_regions_y"], strict=True)
+            ]
+        annolist.append(frame)
+    return {"annolist": annolist}
