@@ -3,7 +3,8 @@
 poseval and the PoseTrack21 scorer rank each joint's detections with ``scores.argsort()[::-1]``, numpy's
 default sort, which is not stable: the order it gives tied scores is an implementation detail. It changed
 between numpy 1.x (introsort, 1.22 = 1.26) and 2.x (SIMD sorts, which also differ between AVX2 and
-AVX-512 CPUs), and the AP of tie-heavy inputs moves with it (POSETRACK.md §4.10).
+AVX-512 CPUs), and the AP of tie-heavy inputs moves with it (the package README, "poseval behaviour
+reproduced", item 9).
 
 posetrack-eval fixes the order: descending score, and tied scores in the order numpy 1.x's default
 ``argsort`` puts them, reversed, exactly as the PoseTrack21 scorer ranks on the numpy 1.22 it pins (and
