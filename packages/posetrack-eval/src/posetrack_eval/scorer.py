@@ -97,7 +97,8 @@ class _Scoring:
         scored_ids = gt.annotation_ids[match.gt.person]
         for name, ids in self.subsets.ids.items():
             chosen = np.isin(scored_ids, ids)
-            kept = (match.assigned < 0) | chosen[np.maximum(match.assigned, 0)]
+            kept = match.assigned < 0  # unassigned predictions stay false positives
+            kept[~kept] = chosen[match.assigned[~kept]]
             self.subset_samples[name].add(match, preds=kept, gts=chosen)
 
     def result(self, keep_curves: bool) -> EvalResult:
