@@ -27,6 +27,7 @@ head box on a joint that coincides with the prediction, 0/0) is 0 instead of an 
 
 from __future__ import annotations
 
+import itertools
 from typing import Final
 
 import numpy as np
@@ -66,7 +67,7 @@ def _repeated(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 
 def _assigned_pairs(match: SequenceMatch) -> tuple[npt.NDArray[np.int64], ...]:
-    """The (GT row, prediction row, joint, similarity) pairs the scorer's per-frame assignments keep.
+    """The (GT row, prediction row, joint, similarity, frame) of the pairs the scorer's assignments keep.
 
     The scorer runs ``linear_sum_assignment`` on each frame's GT x prediction similarity of each joint; only
     pairs of positive similarity can reach an alpha. Where no GT person and no prediction has two positive
@@ -83,10 +84,13 @@ def _assigned_pairs(match: SequenceMatch) -> tuple[npt.NDArray[np.int64], ...]:
     crowded = _repeated(joint * len(gts.head) + g) | _repeated(joint * len(prs.head) + p)
     block = frame * NUM_EVAL_JOINTS + joint
     keep = ~np.isin(block, block[crowded])
-    for b in np.unique(block[crowded]).tolist():
-        f = b // NUM_EVAL_JOINTS  # the block's entries are all of one joint
+    solved = np.flatnonzero(~keep)
+    solved = solved[np.argsort(block[solved], kind="stable")]  # grouped by block
+    bounds = np.flatnonzero(np.r_[True, block[solved][1:] != block[solved][:-1], True]).tolist() if len(solved) else []
+    for start, stop in itertools.pairwise(bounds):
+        entries = solved[start:stop]
+        f = int(frame[entries[0]])  # a block is one frame and one joint
         g0, g1, p0, p1 = gts.frame_ptr[f], gts.frame_ptr[f + 1], prs.frame_ptr[f], prs.frame_ptr[f + 1]
-        entries = np.flatnonzero(block == b)
         scores = np.zeros((g1 - g0, p1 - p0))
         scores[g[entries] - g0, p[entries] - p0] = sim[entries]
         index = np.full(scores.shape, -1)
