@@ -175,19 +175,25 @@ def _start_up_seconds(runs: int = 5) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _poseval(args, gt: Path, pred: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": args.poseval_path}
-    command = [args.poseval_python, "-c", POSEVAL_TIMER, str(gt), str(pred) + "/", str(int(args.tracking))]
+def run_reference(python: str, pythonpath: str, code: str, *args: str, optimize: bool = False) -> dict:
+    """Run a reference scorer's timing snippet with another interpreter; return the JSON of its last line."""
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    command = [python, *(["-O"] if optimize else []), "-c", code, *args]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The size of the generated set (PoseTrack18/21 val by default)."""
     parser.add_argument("--videos", type=int, default=170)
     parser.add_argument("--frames", type=int, default=80, help="frames per video (about 42 labeled)")
     parser.add_argument("--persons", type=int, default=9, help="max persons per labeled frame (mean about 7)")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--poseval-python", help="interpreter that can import poseval (skip the comparison without)")
     parser.add_argument("--poseval-path", default="", help="folder to put on PYTHONPATH for that interpreter")
@@ -209,7 +215,8 @@ def main() -> None:
             wall, cpu, result = _timed(lambda: evaluate(gt, pred, tracking=args.tracking))
             rounds["ours"].append((wall, cpu))
             if args.poseval_python:
-                ref = _poseval(args, gt, pred)
+                ref = run_reference(args.poseval_python, args.poseval_path, POSEVAL_TIMER, str(gt), str(pred) + "/",
+                                    str(int(args.tracking)))  # fmt: skip
                 rounds["poseval"].append((ref["seconds"], ref["cpu"]))
 
         def median(name: str, kind: int) -> float:
