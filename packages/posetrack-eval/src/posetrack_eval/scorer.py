@@ -179,7 +179,7 @@ def evaluate(
         predictions: a per-sequence folder (files named like the GT files, frames paired by position as in
             poseval), a merged PoseTrack18-style file, a COCO keypoint results list file keyed by ``image_id``,
             or the same two as in-memory objects. GT frames without predictions have no predictions.
-        protocol: ``"poseval"`` (default) or ``"pt21"`` (the PoseTrack21 mAP variant).
+        protocol: ``"poseval"`` (default) or ``"pt21"`` (PoseTrack21's mAP variant, and its HOTA with tracking).
         tracking: also score tracking: poseval's MOTA, MOTP, precision and recall, or with ``protocol="pt21"``
             PoseTrack21's keypoint HOTA (:mod:`posetrack_eval.hota`).
         per_sequence: also score each sequence on its own.
