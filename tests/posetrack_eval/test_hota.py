@@ -180,3 +180,32 @@ def test_track_ids_the_scorer_cannot_take_are_refused(synth, tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(EvalInputError, match="track_id: -2 is negative"):
         evaluate(gt, pred, protocol="pt21", tracking=True)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_predictions_give_bounded_figures_or_one_error_line(data, synth, tmp_path_factory, capsys):
+    from posetrack_eval.cli import main
+
+    root = tmp_path_factory.mktemp("fuzz")
+    gt, _ = synth.write_case(root, seed=data.draw(st.integers(0, 50)), num_sequences=2, protocol="pt21")
+    image_ids = [im["id"] for path in sorted(gt.glob("*.json")) for im in json.loads(path.read_text())["images"]]
+    coordinate = st.floats(-50, 2000, allow_nan=False) | st.sampled_from([0.0, 1.0])
+    prediction = st.fixed_dictionaries({
+        "image_id": st.sampled_from(image_ids),
+        "keypoints": st.lists(coordinate, min_size=51, max_size=51),
+        "scores": st.lists(st.floats(-1, 1, allow_nan=False), min_size=17, max_size=17),
+        "track_id": st.integers(-1, 6),
+    })  # fmt: skip
+    path = root / "preds.json"
+    path.write_text(json.dumps(data.draw(st.lists(prediction, max_size=30))))
+    out = root / "r.json"
+    code = main([str(path), "--gt", str(gt), "--protocol", "pt21", "--tracking", "--json", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code in (0, 2)
+    if code == 2:
+        assert err.startswith(f"posetrack-eval: error: {path}: ")
+        assert err.count("\n") == 1
+        return
+    for values in json.loads(out.read_text())["hota"].values():
+        assert all(0.0 <= value <= 100.0 + 1e-9 for value in values.values())
