@@ -19,8 +19,6 @@ from vremd_models.predict.errors import PredictInputError
 
 __all__ = ["build_parser", "main"]
 
-logger = logging.getLogger(__name__)
-
 # Set before Gradio is imported: no telemetry, no version check, no share tunnel, no server-side rendering
 # (which would start a Node server).
 _OFFLINE_ENVIRONMENT = {

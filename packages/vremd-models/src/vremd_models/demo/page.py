@@ -6,7 +6,6 @@ progress bar, then move through the frames and pick a person and a joint to see 
 Each browser tab has its own session; the model is shared and used by one request at a time.
 """
 
-import logging
 import shutil
 import tempfile
 import threading
@@ -39,8 +38,6 @@ from vremd_models.predict.predictor import PosePredictor
 from vremd_models.predict.render import draw_poses
 
 __all__ = ["DemoPage"]
-
-logger = logging.getLogger(__name__)
 
 _BOX_COLOUR = (255, 220, 0)  # a drawn box, in RGB
 _INTRO = """# VREMD: what the model sees
