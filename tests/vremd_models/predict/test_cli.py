@@ -47,6 +47,32 @@ def test_sample_with_detections_to_a_merged_file_scores(capsys, tmp_path, posetr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".preds.json.vremd-predict.json", "preds.json"]
 
 
+def _decode_device_run(capsys, tmp_path, sample, model_dir, *device_args):
+    detections = sample / "annotations" / "test_posetrack18_human_detections.json"
+    common = [sample / "images" / "val", "--model", model_dir, "--detections", detections, "--min-box-score", 0.9,
+              "--no-flip-test"]  # fmt: skip
+    runs = {}
+    for name, extra in (("opencv", []), ("device", list(device_args))):
+        code, stdout, stderr = _predict(capsys, *common, *extra, "--out", tmp_path / f"{name}.json")
+        assert code == 0, stderr
+        assert stdout.endswith("wrote 3 sequences (3 frames, 8 persons)")
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())["annotations"]
+    assert [a["bbox"] for a in runs["device"]] == [a["bbox"] for a in runs["opencv"]]
+    scores = np.array([a["scores"] for a in runs["device"]]) - np.array([a["scores"] for a in runs["opencv"]])
+    assert np.abs(scores).max() < 2e-3  # the same crops up to the decoders' rounding (see test_predictor)
+
+
+def test_decode_device_crops_like_opencv(capsys, tmp_path, posetrack18_sample, tiny_model_dir):
+    _decode_device_run(capsys, tmp_path, posetrack18_sample, tiny_model_dir, "--decode-device", "cpu")
+
+
+@pytest.mark.gpu
+def test_cuda_decode_device(capsys, tmp_path, posetrack18_sample, tiny_model_dir):
+    _decode_device_run(
+        capsys, tmp_path, posetrack18_sample, tiny_model_dir, "--device", "cuda", "--decode-device", "cuda"
+    )
+
+
 def test_sample_with_gt_boxes_tracks_and_resumes(capsys, tmp_path, posetrack18_sample, tiny_model_dir):
     gt = posetrack18_sample / "annotations" / "val"
     out = tmp_path / "preds"
@@ -141,6 +167,8 @@ def _bad_inputs(tmp_path, sample):
         shutil.copyfile(sample / "images/val/003418_mpii_test/000000.jpg", gaps / f"{n:06d}.jpg")
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 4096)
     (tmp_path / "empty.json").write_text("[]")
+    frame = cv2.imread(str(sample / "images/val/003418_mpii_test/000000.jpg"))[::4, ::4, ::-1]
+    write_video([frame] * 3, tmp_path / "clip.mp4", fps=5)
     return {
         "unreadable video": (["broken.mp4", "--detections", detections], "broken.mp4: unreadable video"),
         "missing frames": ([gaps, "--detections", detections], "missing frame 000001.jpg"),
@@ -151,13 +179,17 @@ def _bad_inputs(tmp_path, sample):
         "gt boxes without annotations": ([sample / "images/val", "--gt-boxes"], "--gt-boxes: needs --annotations"),
         "missing model": ([sample / "images/val", "--detections", detections, "--model", tmp_path / "nope"],
                           "cannot load a VREMD model"),
+        "decode device for a video": (["clip.mp4", "--detections", detections, "--decode-device", "cpu"],
+                                      "clip.mp4 is a video, decoded by OpenCV (FFmpeg) on the CPU"),
+        "unknown decode device": ([sample / "images/val", "--detections", detections, "--decode-device", "meta"],
+                                  "--decode-device meta: torch_decode_device must be a 'cuda' or 'cpu' device"),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "case",
     ["unreadable video", "missing frames", "unknown images", "empty detections", "gt boxes without annotations",
-     "missing model"],
+     "missing model", "decode device for a video", "unknown decode device"],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_writes_nothing(
     capsys, tmp_path, monkeypatch, posetrack18_sample, tiny_model_dir, case

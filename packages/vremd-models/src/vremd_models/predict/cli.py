@@ -34,11 +34,9 @@ from vremd_models.predict.detections import (
     load_detections,
 )
 from vremd_models.predict.errors import PredictInputError
-from vremd_models.predict.frames import VIDEO_SUFFIXES, FrameSequence, open_frames
+from vremd_models.predict.frames import VIDEO_SUFFIXES, FolderSequence, FrameSequence, open_frames
 
 __all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command", "track_poses"]
-
-logger = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -62,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--min-box-score", type=float, default=0.2, help="drop boxes scoring lower (default 0.2)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
+    parser.add_argument(
+        "--decode-device",
+        help="decode and crop frame folders' JPEGs on this torch device (cuda: nvJPEG); default OpenCV on the CPU",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="persons per forward pass (default 32)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model compute dtype (default float32)")
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="skip the flipped pass")
@@ -136,6 +138,7 @@ def run(args: argparse.Namespace) -> str:
         batch_size=args.batch_size,
         flip_test=args.flip_test,
         refine=args.refine,
+        decode_device=args.decode_device,
     )
     num_persons = 0
     with tqdm(total=sum(len(s) for s in pending), unit="frame", disable=not args.progress) as bar:
@@ -182,6 +185,7 @@ def _fingerprint(args: argparse.Namespace) -> str:
         "flip_test": args.flip_test,
         "refine": args.refine,
         "tracking": args.tracking,
+        "crops": "opencv" if args.decode_device is None else "torch",
     }
     digest.update(json.dumps(options, sort_keys=True).encode())
     return digest.hexdigest()
@@ -238,6 +242,8 @@ def _prepare_inputs(args: argparse.Namespace) -> tuple[list[FrameSequence], dict
     if args.gt_boxes and args.annotations is None:
         raise PredictInputError("--gt-boxes: needs --annotations (the ground truth holding the boxes)")
     sequences = open_frames(args.input)
+    if args.decode_device is not None:
+        _check_decode_device(args.decode_device, sequences)
     annotations = None
     if args.annotations is not None:
         annotations = bind_ground_truth(sequences, args.annotations, label=args.input)
@@ -248,6 +254,21 @@ def _prepare_inputs(args: argparse.Namespace) -> tuple[list[FrameSequence], dict
         records = load_detections(args.detections)
         boxes = assign_boxes(records, sequences, source=args.detections, min_score=args.min_box_score)
     return sequences, boxes
+
+
+def _check_decode_device(device: str, sequences: list[FrameSequence]) -> None:
+    from posetrack_data.torch_decode import check_device
+
+    try:
+        check_device(device)
+    except ValueError as error:
+        raise PredictInputError(f"--decode-device {device}: {error}") from None
+    videos = [s for s in sequences if not isinstance(s, FolderSequence)]
+    if videos:
+        raise PredictInputError(
+            f"--decode-device {device}: {videos[0].path} is a video, decoded by OpenCV (FFmpeg) on the CPU; "
+            "only folders of frame files are decoded on a device"
+        )
 
 
 def track_poses(poses: list[list[PersonPose]], metric: str) -> list[list[PersonPose]]:
