@@ -33,7 +33,7 @@ from vremd_models.predict.detections import (
     ground_truth_boxes,
     load_detections,
 )
-from vremd_models.predict.errors import PredictInputError
+from vremd_models.predict.errors import PredictInputError, first_line
 from vremd_models.predict.frames import VIDEO_SUFFIXES, FolderSequence, FrameSequence, open_frames
 
 __all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command", "track_poses"]
@@ -102,8 +102,7 @@ def load_model(model_id: str, device: str):
     try:
         return VREMD.from_pretrained(model_id)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PredictInputError(f"--model {model_id}: cannot load a VREMD model ({reason})") from None
+        raise PredictInputError(f"--model {model_id}: cannot load a VREMD model ({first_line(error)})") from None
 
 
 def run(args: argparse.Namespace) -> str:

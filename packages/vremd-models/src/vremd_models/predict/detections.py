@@ -22,6 +22,7 @@ __all__ = [
     "ground_truth_boxes",
     "load_annotations",
     "load_detections",
+    "sort_by_score",
 ]
 
 
@@ -170,10 +171,7 @@ def assign_boxes(
         )
     if not any(frame for frames in boxes.values() for frame in frames):
         raise PredictInputError(f"{source}: no box scores at least {min_score} on the input frames")
-    for frames in boxes.values():
-        for frame in frames:
-            frame.sort(key=lambda box: -box.score)
-    return boxes
+    return {name: [sort_by_score(frame) for frame in frames] for name, frames in boxes.items()}
 
 
 def boxes_on_frame(
@@ -190,6 +188,15 @@ def boxes_on_frame(
         if (record.image_id == image_id or (record.image_name is not None and _name_key(record.image_name) == key))
         and record.score >= min_score
     ]
+    return sort_by_score(boxes)
+
+
+def sort_by_score(boxes: list[PersonBox]) -> list[PersonBox]:
+    """The boxes of one frame in descending score order, ties kept in their given order.
+
+    Poses are predicted, tracked and written in this order whatever the boxes came from, so a rerun from a
+    written box file (stored in this order) gives the same output.
+    """
     return sorted(boxes, key=lambda box: -box.score)
 
 
