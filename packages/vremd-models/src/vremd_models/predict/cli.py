@@ -43,6 +43,7 @@ from vremd_models.predict.detections import (
 from vremd_models.predict.detector import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, resolve_detector
 from vremd_models.predict.errors import PredictInputError, first_line
 from vremd_models.predict.frames import VIDEO_SUFFIXES, FolderSequence, FrameSequence, open_frames
+from vremd_models.predict.tracking import track_poses
 
 __all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command", "track_poses"]
 
@@ -320,29 +321,6 @@ def _check_decode_device(device: str, sequences: list[FrameSequence]) -> None:
             f"--decode-device {device}: {videos[0].path} is a video, decoded by OpenCV (FFmpeg) on the CPU; "
             "only folders of frame files are decoded on a device"
         )
-
-
-def track_poses(poses: list[list[PersonPose]], metric: str) -> list[list[PersonPose]]:
-    """Give the poses of one sequence greedy track ids (`GreedyTracker` with `metric`, "oks" or "iou")."""
-    import dataclasses
-
-    import numpy as np
-
-    from posetrack_data.joints import NUM_JOINTS
-    from vremd_models.predict.tracking import GreedyTracker
-
-    tracker = GreedyTracker(metric=metric)
-    tracked = []
-    for frame in poses:
-        if not frame:
-            tracker.update(np.zeros((0, 4)), np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS)))
-            tracked.append([])
-            continue
-        ids = tracker.update(
-            [p.bbox for p in frame], np.stack([p.keypoints for p in frame]), np.stack([p.scores for p in frame])
-        )
-        tracked.append([dataclasses.replace(p, track_id=int(i)) for p, i in zip(frame, ids, strict=True)])
-    return tracked
 
 
 def _render(sequence: FrameSequence, poses: list[list[PersonPose]], target: list[Path] | Path, *, fps: float) -> None:
