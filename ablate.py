@@ -27,7 +27,7 @@ from pathlib import Path
 
 from posetrack_data.outputs import atomic_write_text
 from training.config import DEFAULT_CONFIG, ConfigError, load_config, run_key
-from training.evaluation import final_scores
+from training.evaluation import read_results
 
 REPO_DIR = Path(__file__).resolve().parent
 ABLATIONS = REPO_DIR / "configs" / "ablations"
@@ -104,7 +104,11 @@ def table(rows: list[Row], every: list[Row], seeds: list[int], out: Path) -> str
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        results = [r for s in seeds if (r := final_scores(run_dir(out, every, row, s))) is not None]
+        results = [
+            r.final.head_ap | {"H": r.final.ap["Total"]}
+            for s in seeds
+            if (r := read_results(run_dir(out, every, row, s)))
+        ]
         heads = [spread([r[h] for r in results if h in r]) for h in ("H", "H_m", "H_k")]
         lines.append(
             f"| {row.table} | {row.label} | `{row.name}` | {row.paper:.1f} | {' | '.join(heads)} | {len(results)} |"
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         for seed in args.seeds:
             directory = run_dir(args.out, every, row, seed)
-            if final_scores(directory) is None and directory not in todo:
+            if read_results(directory) is None and directory not in todo:
                 todo[directory] = (row, seed)
     _say(f"{len(todo)} row-seed(s) to train, {args.jobs} at a time")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, every, args.seeds, args.out)
     atomic_write_text(args.out / "results.md", text)
     _say(f"\n{text}\nwritten to {args.out / 'results.md'}")
-    complete = all(final_scores(run_dir(args.out, every, r, s)) is not None for r in rows for s in args.seeds)
+    complete = all(read_results(run_dir(args.out, every, r, s)) is not None for r in rows for s in args.seeds)
     return 0 if complete else 1
 
 
