@@ -71,8 +71,16 @@ NAMES = [
 ]  # fmt: skip
 
 
-def generate(root: Path, *, videos: int, frames: int, persons: int, seed: int) -> tuple[Path, Path, int]:
-    """Write ``root/gt`` and ``root/pred``; return them and the number of GT poses."""
+def generate(
+    root: Path, *, videos: int, frames: int, persons: int, seed: int, false_positives: int = 0, pt21: bool = False
+) -> tuple[Path, Path, int]:
+    """Write ``root/gt`` and ``root/pred``; return them and the number of GT poses.
+
+    ``false_positives`` adds that many random predictions to every labeled frame; ``pt21`` writes the
+    ``ignore_regions_x/y`` lists on every image (empty where there are none), which PoseTrack21's scorer
+    requires, and lets one predicted track in ten take a new id for the rest of its video (tracking errors).
+    Neither changes the rest of the data drawn for a seed.
+    """
     rng = np.random.default_rng(seed)
     gt_dir, pred_dir = root / "gt", root / "pred"
     gt_dir.mkdir(parents=True)
@@ -87,6 +95,7 @@ def generate(root: Path, *, videos: int, frames: int, persons: int, seed: int) -
         images, gt_anns, pred_anns = [], [], []
         centres = rng.uniform([100, 100], [1820, 980], size=(persons, 2))
         scales = rng.uniform(30, 120, size=persons)
+        pred_track, fresh_track = np.arange(persons), persons
         for f in range(frames):
             image_id = 10000000000 + (v + 1) * 10000 + f
             image = {"id": image_id, "file_name": f"images/val/{name}/{f:06d}.jpg", "is_labeled": bool(labeled[f])}
@@ -94,6 +103,9 @@ def generate(root: Path, *, videos: int, frames: int, persons: int, seed: int) -
                 c = centres[0]
                 image["ignore_regions_x"] = [[c[0] - 40, c[0] + 40, c[0] + 40, c[0] - 40]]
                 image["ignore_regions_y"] = [[c[1] - 40, c[1] - 40, c[1] + 40, c[1] + 40]]
+            if pt21:
+                image.setdefault("ignore_regions_x", [])
+                image.setdefault("ignore_regions_y", [])
             images.append(image)
             if not labeled[f]:
                 continue
@@ -104,14 +116,24 @@ def generate(root: Path, *, videos: int, frames: int, persons: int, seed: int) -
             gt = np.concatenate([kpts * vis[..., None], vis[..., None].astype(float)], axis=2).round(2)
             noise = rng.normal(0, 1, size=(n, 17, 2)) * scales[:n, None, None] * rng.uniform(0.05, 0.4, (n, 1, 1))
             pred = np.concatenate([kpts + noise, np.ones((n, 17, 1))], axis=2).round(2)
+            if pt21 and rng.random() < 0.1:
+                pred_track[rng.integers(persons)] = fresh_track  # a fragmented track
+                fresh_track += 1
             for i in range(n):
                 gt_anns.append({"id": image_id * 100 + i, "image_id": image_id, "track_id": i, "category_id": 1,
                                 "keypoints": gt[i].ravel().tolist(), "scores": [],
                                 "bbox_head": [*(kpts[i, 2] - scales[i] / 2).round().tolist(), round(scales[i]),
                                               round(scales[i])]})  # fmt: skip
-                pred_anns.append({"image_id": image_id, "track_id": i, "category_id": 1,
+                pred_anns.append({"image_id": image_id, "track_id": int(pred_track[i]), "category_id": 1,
                                   "keypoints": pred[i].ravel().tolist(),
                                   "scores": rng.random(17).round(4).tolist()})  # fmt: skip
+            for k in range(false_positives):
+                centre = rng.uniform([100, 100], [1820, 980])
+                spread = rng.normal(0, 1, size=(17, 2)) * rng.uniform(30, 120) * 2
+                kpts_fp = np.concatenate([centre + spread, np.ones((17, 1))], axis=1).round(2)
+                pred_anns.append({"image_id": image_id, "track_id": 1000 + k, "category_id": 1,
+                                  "keypoints": kpts_fp.ravel().tolist(),
+                                  "scores": (rng.random(17) * 0.5).round(4).tolist()})  # fmt: skip
             num_poses += n
         (gt_dir / f"{name}.json").write_text(
             json.dumps({"images": images, "annotations": gt_anns, "categories": category})
@@ -153,19 +175,25 @@ def _start_up_seconds(runs: int = 5) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _poseval(args, gt: Path, pred: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": args.poseval_path}
-    command = [args.poseval_python, "-c", POSEVAL_TIMER, str(gt), str(pred) + "/", str(int(args.tracking))]
+def run_reference(python: str, pythonpath: str, code: str, *args: str, optimize: bool = False) -> dict:
+    """Run a reference scorer's timing snippet with another interpreter; return the JSON of its last line."""
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    command = [python, *(["-O"] if optimize else []), "-c", code, *args]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The size of the generated set (PoseTrack18/21 val by default)."""
     parser.add_argument("--videos", type=int, default=170)
     parser.add_argument("--frames", type=int, default=80, help="frames per video (about 42 labeled)")
     parser.add_argument("--persons", type=int, default=9, help="max persons per labeled frame (mean about 7)")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser)
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--poseval-python", help="interpreter that can import poseval (skip the comparison without)")
     parser.add_argument("--poseval-path", default="", help="folder to put on PYTHONPATH for that interpreter")
@@ -187,7 +215,8 @@ def main() -> None:
             wall, cpu, result = _timed(lambda: evaluate(gt, pred, tracking=args.tracking))
             rounds["ours"].append((wall, cpu))
             if args.poseval_python:
-                ref = _poseval(args, gt, pred)
+                ref = run_reference(args.poseval_python, args.poseval_path, POSEVAL_TIMER, str(gt), str(pred) + "/",
+                                    str(int(args.tracking)))  # fmt: skip
                 rounds["poseval"].append((ref["seconds"], ref["cpu"]))
 
         def median(name: str, kind: int) -> float:

@@ -211,6 +211,7 @@ class ModelConfig:
             "heatmap_size": [32, 24],
             "hidden_dim": 64,
             "keypoint_head_hidden_dim": 64,
+            "human_mask_activation": "sigmoid",
             "keypoint_gate": True,
             "head_losses": "both",
         }

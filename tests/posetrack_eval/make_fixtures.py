@@ -2,10 +2,12 @@
 
     python tests/posetrack_eval/make_fixtures.py --python /path/to/env/bin/python \
         --poseval-src /path/to/poseval-checkout --pt21-src /path/to/PoseTrack21/eval/posetrack21 \
-        --sample /path/to/shared/data/posetrack18-sample
+        --sample /path/to/shared/data/posetrack18-sample [--pt21-python /path/to/pinned/bin/python] [--only hota]
 
-The interpreter must have numpy, scipy, shapely, motmetrics, pandas and click. The runners below only call
-the reference code; only their output numbers end up in ``fixtures/``. poseval globs the GT folder in file
+The interpreter must have numpy, scipy, shapely, motmetrics, pandas and click; ``--pt21-python`` (default: the
+same) runs PoseTrack21's keypoint HOTA, recorded in the environment its requirements.txt pins (numpy 1.22,
+scipy 1.7.3, Shapely 1.8, plus tqdm, which it imports). The runners below only call the reference code; only
+their output numbers end up in ``fixtures/``. poseval globs the GT folder in file
 system order, which decides how tied scores across sequences rank; the runner sorts that glob so the
 recorded numbers are reproducible (our evaluator reads sequences sorted by name too).
 """
@@ -94,6 +96,35 @@ out = {"map": C(comb["map"]), "precision": C(comb["precision"]), "recall": C(com
 json.dump(out, sys.stdout)
 """
 
+HOTA_RUNNER = r"""
+import contextlib, io, json, os, sys, warnings
+import numpy as np
+np.int, np.float = int, float  # the PoseTrack21 code predates numpy 1.24
+warnings.simplefilter("ignore")
+from posetrack21.trackeval.datasets.posetrack import PoseTrack
+from posetrack21.trackeval.metrics.hota_pose import HOTAeypoints
+gt, pr = sys.argv[1], sys.argv[2]
+def summary(metric, res):
+    # what HOTAeypoints._summary_result prints, before formatting
+    out = {}
+    for field in metric.float_array_fields + metric.float_fields:
+        values = 100 * (np.mean(res[field], axis=0) if field in metric.float_array_fields else res[field])
+        out[field] = dict(zip(metric.joint_names + ["Total"], [float(v) for v in values]))
+    return out
+with contextlib.redirect_stdout(io.StringIO()):
+    ds = PoseTrack({"GT_FOLDER": gt, "TRACKERS_FOLDER": pr, "PRINT_CONFIG": False, "ASSURE_SINGLE_TRACKER": True})
+    metric, res = HOTAeypoints(), {}
+    for seq in sorted(ds.seq_list):  # as trackeval's Evaluator (run_posetrack_challenge.py) iterates them
+        raw = ds.get_raw_seq_data(ds.tracker_list[0], seq)
+        res[seq] = metric.eval_sequence(ds.get_preprocessed_seq_data(raw, "person"))
+    comb = metric.combine_sequences(res)
+# per sequence, the Total column (what the scorer's per-sequence rows print)
+out = {"hota": summary(metric, comb),
+       "per_sequence": {os.path.splitext(s)[0]: {f: v["Total"] for f, v in summary(metric, r).items()}
+                        for s, r in res.items()}}
+json.dump(out, sys.stdout)
+"""
+
 COMBOS = (("pt18", "pt18"), ("pt17", "pt17"), ("pt18", "pt17"), ("pt17", "pt18"))
 
 
@@ -116,10 +147,39 @@ def pt21_cases() -> list[dict]:
     return cases
 
 
-def _run(python: str, code: str, pythonpath: str, *args: str) -> dict:
+def hota_cases() -> list[dict]:
+    common = {"gt_format": "pt18", "pred_format": "pt18", "protocol": "pt21", "tracking": True}
+    cases = [{"seed": seed, **common, "frames": [8, 16]} for seed in range(500, 516)]
+    cases += [{"seed": seed, **common, "num_sequences": 6, "frames": [20, 40]} for seed in (520, 521)]
+    return cases
+
+
+def _run(python: str, code: str, pythonpath: str, *args: str, optimize: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, env=env, check=True)
+    # -O: the PoseTrack21 scorer asserts on head sizes in labeled frames without GT persons, which its code
+    # otherwise scores (as "no GT" frames); it runs only with its asserts off
+    command = [python, *(["-O"] if optimize else []), "-c", code, *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout)
+
+
+def record_hota(python: str, pt21_src: str, sample: Path, tmp: str) -> None:
+    records = []
+    for params in hota_cases():
+        gt, pred = synth.write_case(Path(tmp) / f"hota_{params['seed']}", **_write_params(params))
+        expected = _run(python, HOTA_RUNNER, pt21_src, str(gt), str(pred), optimize=True)
+        records.append({"params": params, "expected": expected})
+        sys.stderr.write(f"hota {params['seed']}: HOTA {expected['hota']['HOTA']['Total']:.2f}\n")
+    gt = sample / "annotations" / "val"
+    pred = synth.perturb_sample(gt, Path(tmp) / "hota_sample_pred", seed=0)
+    on_sample = {"seed": 0, **_run(python, HOTA_RUNNER, pt21_src, str(gt), str(pred), optimize=True)}
+    note = (
+        "Numbers of PoseTrack21's keypoint HOTA (anDoer/PoseTrack21 3e61960, HOTAeypoints, python -O, numpy 1.22.0, "
+        "scipy 1.7.3, Shapely 1.8.0) on synth.write_case(**params) and on the real sample with "
+        "synth.perturb_sample(seed) predictions."
+    )
+    text = json.dumps({"note": note, "cases": records, "sample": on_sample}, indent=1)
+    (FIXTURES / "pt21_hota_cases.json").write_text(text + "\n")
 
 
 def _write_params(params: dict) -> dict:
@@ -132,8 +192,14 @@ def main() -> None:
     parser.add_argument("--poseval-src", required=True, help="checkout of leonid-pishchulin/poseval")
     parser.add_argument("--pt21-src", required=True, help="PoseTrack21's eval/posetrack21 folder")
     parser.add_argument("--sample", required=True, type=Path, help="shared/data/posetrack18-sample")
+    parser.add_argument("--pt21-python", help="interpreter for PoseTrack21's HOTA (default: --python)")
+    parser.add_argument("--only", choices=("all", "hota"), default="all", help="record every fixture or HOTA's")
     args = parser.parse_args()
     FIXTURES.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        record_hota(args.pt21_python or args.python, args.pt21_src, args.sample, tmp)
+    if args.only == "hota":
+        return
     with tempfile.TemporaryDirectory() as tmp:
         records = []
         for params in poseval_cases():

@@ -7,7 +7,8 @@ numbers. Nothing here knows the scoring rules; it only writes files in the forma
 Quirks covered: unlabeled frames, labeled frames without persons, GT persons without joints, ignore
 regions (joints inside, on a vertex, outside), missing per-joint scores, duplicate joint ids and unscored
 joint ids (annolist only), tied scores and duplicate detections, joints outside the image, prediction frames
-with no persons, predicted joints the GT lacks, predictions on unlabeled frames, track ids with switches.
+with no persons, predicted joints the GT lacks, predictions on unlabeled frames, track ids with switches;
+with ``tracking=True`` also fragmented tracks and sequences or labeled frames without GT or predictions.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def _category() -> dict[str, Any]:
 class _Sequence:
     """One video: GT persons per frame (17-slot arrays) and predictions derived from them."""
 
-    def __init__(self, rng: np.random.Generator, index: int, num_frames: int, protocol: str, labeled_p: float):
+    def __init__(
+        self, rng: np.random.Generator, index: int, num_frames: int, protocol: str, labeled_p: float, tracking: bool
+    ):
         self.rng = rng
         self.name = f"{10000 + index:06d}_mpii_test"
         self.seq_num = 10000 + index
@@ -43,6 +46,13 @@ class _Sequence:
         self.num_frames = num_frames
         num_tracks = int(rng.integers(1, 5))
         self.templates = [self._template() for _ in range(num_tracks)]
+        # tracking cases (drawn only for them, so the other cases keep their inputs): predicted track ids that
+        # change for good (fragmented tracks), whole sequences without GT or without predictions, labeled
+        # frames without GT persons
+        self.tracking = tracking
+        self.pred_ids = list(range(num_tracks))
+        self.fresh_id = 200
+        no_gt, no_pred = (rng.random() < 0.12, rng.random() < 0.12) if tracking else (False, False)
         self.frames: list[dict[str, Any]] = []
         for f in range(num_frames):
             labeled = f < 2 or rng.random() < labeled_p
@@ -53,14 +63,18 @@ class _Sequence:
                     present = [0]
                 if f >= 2 and protocol == "poseval" and rng.random() < 0.08:
                     present = []  # labeled frame without persons
+                if tracking and (no_gt or (f >= 2 and rng.random() < 0.1)):
+                    present = []
                 persons = [self._gt_person(t, f) for t in present]
-                if f < 2 and all(p["kpts"][:, 2].sum() == 0 for p in persons):
+                if f < 2 and persons and all(p["kpts"][:, 2].sum() == 0 for p in persons):
                     persons[0] = self._gt_person(present[0], f, allow_empty=False)
             regions = self._regions(persons) if labeled and persons and rng.random() < 0.3 else []
             self.frames.append(
-                {"labeled": labeled and (bool(persons) or protocol == "poseval"), "gt": persons, "regions": regions}
-            )
-            self.frames[-1]["pred"] = self._predictions(persons, regions, labeled)
+                {"labeled": labeled and (bool(persons) or protocol == "poseval" or tracking), "gt": persons,
+                 "regions": regions}
+            )  # fmt: skip
+            pred = self._predictions(persons, regions, labeled)
+            self.frames[-1]["pred"] = [] if no_pred else pred
 
     def _template(self) -> dict[str, Any]:
         rng = self.rng
@@ -132,7 +146,11 @@ class _Sequence:
         track_map = list(range(len(self.templates)))
         if rng.random() < 0.15 and len(track_map) > 1:
             i, j = rng.choice(len(track_map), size=2, replace=False)
-            track_map[i], track_map[j] = track_map[j], track_map[i]
+            track_map[i], track_map[j] = track_map[j], track_map[i]  # an ID switch for this frame
+        if self.tracking and rng.random() < 0.15:
+            self.pred_ids[int(rng.integers(len(self.pred_ids)))] = self.fresh_id  # a track fragments for good
+            self.fresh_id += 1
+        track_map = [self.pred_ids[t] for t in track_map]
         next_track = 100
         for person in persons:
             if rng.random() > 0.85:
@@ -312,14 +330,19 @@ def write_case(
     pred_format: str = "pt18",
     protocol: str = "poseval",
     labeled_p: float = 0.6,
+    tracking: bool = False,
 ) -> tuple[Path, Path]:
-    """Write ``root/gt/<seq>.json`` and ``root/pred/<seq>.json``; return both folders."""
+    """Write ``root/gt/<seq>.json`` and ``root/pred/<seq>.json``; return both folders.
+
+    ``tracking`` adds what only tracking scores react to (the inputs of the other cases stay as they were):
+    fragmented predicted tracks, sequences without GT or without predictions, labeled frames without GT.
+    """
     rng = np.random.default_rng(seed)
     gt_dir, pred_dir = root / "gt", root / "pred"
     gt_dir.mkdir(parents=True, exist_ok=True)
     pred_dir.mkdir(parents=True, exist_ok=True)
     for index in range(num_sequences):
-        seq = _Sequence(rng, index, int(rng.integers(frames[0], frames[1] + 1)), protocol, labeled_p)
+        seq = _Sequence(rng, index, int(rng.integers(frames[0], frames[1] + 1)), protocol, labeled_p, tracking)
         gt = seq.gt_pt18() if gt_format == "pt18" else seq.gt_pt17()
         pred = seq.pred_pt18() if pred_format == "pt18" else seq.pred_pt17()
         (gt_dir / f"{seq.name}.json").write_text(json.dumps(gt))
@@ -361,3 +384,42 @@ def perturb_sample(gt_dir: Path, out_dir: Path, *, seed: int) -> Path:
         pred = {"images": data["images"], "annotations": annotations, "categories": data["categories"]}
         (out_dir / path.name).write_text(json.dumps(pred))
     return out_dir
+
+
+def annolist_from_pt18(data: dict[str, Any], *, ground_truth: bool) -> dict[str, Any]:
+    """The same persons written as a PoseTrack17 annolist (frames in ``images`` order, persons in file order).
+
+    As poseval's converter reads them: a joint is written unless stored exactly ``(0, 0, 0)``, the ears are
+    dropped (annolist has no ears), per-joint scores come from a non-empty ``scores``, the head box from
+    ``bbox_head``. A GT person without joints keeps an empty point list.
+    """
+    slot_names = data["categories"][0]["keypoints"]
+    annolist = []
+    for image in data["images"]:
+        rects = []
+        for ann in (a for a in data["annotations"] if a["image_id"] == image["id"]):
+            xyv = np.reshape(ann["keypoints"], (-1, 3))
+            scores = ann.get("scores") or None
+            points = []
+            for pid, slot in enumerate(POSEVAL_FROM_SLOT17):
+                k = slot_names.index(SLOT17_NAMES[slot])
+                if not (xyv[k] == 0).all():
+                    point = {"id": [pid], "x": [float(xyv[k, 0])], "y": [float(xyv[k, 1])]}
+                    if scores is not None:
+                        point["score"] = [float(scores[k])]
+                    points.append(point)
+            rect = {"annopoints": [{"point": points}]}
+            if "track_id" in ann:
+                rect["track_id"] = [ann["track_id"]]
+            if ground_truth:
+                x, y, w, h = ann["bbox_head"]
+                rect.update(x1=[x], y1=[y], x2=[x + w], y2=[y + h])
+            rects.append(rect)
+        frame = {"image": [{"name": image["file_name"]}], "annorect": rects}
+        if ground_truth and image.get("ignore_regions_x"):
+            frame["ignore_regions"] = [
+                {"point": [{"x": [x], "y": [y]} for x, y in zip(xs, ys, strict=True)]}
+                for xs, ys in zip(image["ignore_regions_x"], image["ignore_regions_y"], strict=True)
+            ]
+        annolist.append(frame)
+    return {"annolist": annolist}

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 
 from posetrack_eval.io import GroundTruthSequence, Persons
@@ -65,3 +67,18 @@ def test_pt21_joints_exist_only_at_positive_coordinates():
     assert match.pred.has[0, :2].tolist() == [False, True]
     poseval = match_sequence(_gt(gt), pred, "poseval")
     assert poseval.num_gt[:2].tolist() == [1, 1]
+
+
+def test_matching_in_blocks_of_frames_changes_nothing(synth, tmp_path):
+    from posetrack_eval.io import iter_ground_truth, sequence_predictions
+
+    gt, pred = synth.write_case(tmp_path, seed=9, num_sequences=1, frames=(30, 30))
+    seq = next(iter_ground_truth(gt))
+    path = pred / f"{seq.name}.json"
+    preds = sequence_predictions(json.loads(path.read_text()), str(path), seq)
+    whole = match_sequence(seq, preds, "poseval")
+    for block_pairs in (1, 7, 50):
+        blocks = match_sequence(seq, preds, "poseval", block_pairs=block_pairs)
+        for name in ("label", "assigned", "num_gt", "near_pred", "near_gt", "near_joint", "near_dist"):
+            np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    assert len(whole.near_dist) > 0

@@ -20,3 +20,14 @@ def test_public_names():
     assert callable(posetrack_eval.format_table)
     assert issubclass(posetrack_eval.EvalInputError, ValueError)
     assert len(posetrack_eval.SCORED_JOINT_NAMES) == 15
+
+
+def test_each_public_name_is_loaded_from_the_module_that_defines_it():
+    import importlib
+
+    import posetrack_eval
+
+    for name, module in posetrack_eval._EXPORTS.items():
+        value = getattr(importlib.import_module(module), name)
+        if callable(value):
+            assert value.__module__ == module, name

@@ -159,8 +159,6 @@ def test_bad_arguments_raise(posetrack18_sample):
     gt = posetrack18_sample / "annotations" / "val"
     with pytest.raises(ValueError, match="protocol must be"):
         evaluate(gt, [], protocol="coco")
-    with pytest.raises(ValueError, match="HOTA"):
-        evaluate(gt, [], protocol="pt21", tracking=True)
     with pytest.raises(TypeError, match="predictions must be"):
         evaluate(gt, 3)
 

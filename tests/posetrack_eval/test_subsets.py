@@ -185,3 +185,16 @@ def test_ground_truth_without_ids_is_refused(synth, tmp_path):
     with pytest.raises(EvalInputError) as err:
         evaluate(gt, pred, subset=[1])
     assert (err.value.source, err.value.field) == (str(path), "annotations[1].id")
+
+
+def test_frames_without_gt_persons_keep_their_predictions_as_false_positives(tmp_path):
+    names = ["nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+             "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+             "right_knee", "left_ankle", "right_ankle"]  # fmt: skip
+    image = {"id": 1, "file_name": "images/val/000001_mpii_test/000000.jpg", "is_labeled": True}
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": [image], "annotations": [], "categories": [{"keypoints": names}]}))
+    preds = [{"image_id": 1, "keypoints": [10.0, 10.0, 1.0] * 17, "scores": [0.5] * 17}]
+    result = evaluate(gt, preds, protocol="pt21", subset=[])
+    assert result.subsets["subset"].ap_precision["Total"] == 0.0  # all of them false positives
+    assert math.isnan(result.subsets["subset"].ap["Total"])

@@ -108,7 +108,7 @@ def test_set_overrides_with_and_without_section():
     assert cfg.schedule.epochs == 30
     assert cfg.model.overrides == {
         "image_size": [128, 96], "heatmap_size": [32, 24], "hidden_dim": 64, "keypoint_head_hidden_dim": 64,
-        "keypoint_gate": True, "head_losses": "both", "use_bmd": False,
+        "human_mask_activation": "sigmoid", "keypoint_gate": True, "head_losses": "both", "use_bmd": False,
     }  # fmt: skip
     assert not cfg.model.resolved.use_bmd
     assert cfg.data.scale == (0.7, 1.3)

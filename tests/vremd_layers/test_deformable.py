@@ -312,3 +312,44 @@ def test_dca_torch_compile_matches_eager():
     actual, actual_locations = compiled(x, z, (4, 3), return_sampling_locations=True)
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(actual_locations, expected_locations)
+
+
+# ---- the initial sampling ring and its reach on a token grid -------------------------------------------------
+
+
+@pytest.mark.parametrize("layer_cls", [DeformableCrossAttention, DeformableAttention])
+@pytest.mark.parametrize(("heads", "points"), [(1, 1), (4, 4), (8, 4), (8, 2)])
+def test_initial_ring_is_where_a_fresh_layer_samples(layer_cls, heads, points):
+    torch.manual_seed(0)
+    layer = layer_cls(2 * heads, num_heads=heads, num_points=points).double()
+    ring = layer.initial_offsets
+    assert ring.shape == (heads, points, 2)
+    # Point p of every head lies p + 1 tokens out (Chebyshev distance), so the reach is P tokens.
+    torch.testing.assert_close(ring.abs().amax(dim=-1), torch.arange(1.0, points + 1).expand(heads, points))
+    assert layer.initial_reach == points
+    x, z = make_inputs(2, 5, 4, layer.dim)
+    _, locations = layer(x, z, (5, 4), return_sampling_locations=True)
+    offsets = locations - reference_points(5, 4, torch.float64)[:, None, None, :]
+    # DA's offset weights start at zero; DCA's at N(0, 1e-3), so its samples sit within a hair of the ring.
+    torch.testing.assert_close(offsets, ring.double().expand_as(offsets), atol=0.05, rtol=0)
+
+
+def test_off_grid_fraction_of_hand_counted_grids():
+    one_point = DeformableCrossAttention(8, num_heads=4, num_points=1)  # right, down, left, up, one token out
+    # 3x3 grid: the centre keeps all 4 samples, an edge token loses 1, a corner 2: (4 * 1 + 4 * 2) / 36.
+    assert one_point.initial_off_grid_fraction((3, 3)) == pytest.approx(12 / 36)
+    assert one_point.initial_off_grid_fraction((1, 1)) == 1.0
+    # 1 x 5: the up and down samples always fall off; left and right only at the two ends.
+    assert one_point.initial_off_grid_fraction((1, 5)) == pytest.approx((5 * 2 + 2) / 20)
+    with pytest.raises(ValueError, match="grid_size must be"):
+        one_point.initial_off_grid_fraction((0, 3))
+
+
+@pytest.mark.parametrize(
+    ("heads", "grid", "fraction"),
+    # The figures docs/paper-map.md reports (default P = 4): vremd-tiny's 4 heads, the paper's 8.
+    [(4, (8, 6), 35 / 96), (4, (16, 12), 0.1823), (8, (8, 6), 0.4688), (8, (16, 12), 0.2539)],
+)
+def test_documented_off_grid_fractions(heads, grid, fraction):
+    layer = DeformableCrossAttention(8 * heads, num_heads=heads, num_points=4)
+    assert layer.initial_off_grid_fraction(grid) == pytest.approx(fraction, abs=5e-5)

@@ -27,17 +27,32 @@ def layer_norm(x, norm):
     heads_dim=heads_and_widths(),
     blocks=st.integers(0, 2),
     dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+    activation=st.sampled_from(["none", "sigmoid"]),
 )
-def test_human_mask_shapes_dtype_and_range(B, T, N, heads_dim, blocks, dtype):
+def test_human_mask_shapes_dtype_and_range(B, T, N, heads_dim, blocks, dtype, activation):
     heads, D = heads_dim
     torch.manual_seed(0)
-    layer = HumanMask(D, num_blocks=blocks, num_heads=heads).to(dtype)
+    layer = HumanMask(D, num_blocks=blocks, num_heads=heads, mask_activation=activation).to(dtype)
     refined, mask = layer(features_of(B, T, N, D, dtype))
     assert refined.shape == (B, T, N, D)
     assert mask.shape == (B, T, N)
     assert refined.dtype == mask.dtype == dtype
     assert torch.isfinite(refined).all()
-    assert ((mask >= 0) & (mask <= 1)).all()
+    if activation == "sigmoid":
+        assert ((mask >= 0) & (mask <= 1)).all()
+
+
+def test_human_mask_defaults_to_equation_1_without_activation():
+    torch.manual_seed(0)
+    plain = HumanMask(8, num_blocks=1, num_heads=2).double()
+    assert plain.mask_activation == "none"
+    squashed = HumanMask(8, num_blocks=1, num_heads=2, mask_activation="sigmoid").double()
+    squashed.load_state_dict(plain.state_dict())
+    features = features_of(2, 3, 6, 8)
+    _, raw = plain(features)
+    _, bounded = squashed(features)
+    torch.testing.assert_close(bounded, raw.sigmoid())
+    assert (raw < 0).any()  # eq. 1's product is signed: no squashing hides it
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "none"])
@@ -143,6 +158,31 @@ def test_keypoint_mask_mixes_frames_and_knows_their_order():
     assert not torch.allclose(layer(changed)[0][:, 1], refined[:, 1])  # blocks run over all frames jointly
     swapped, _, _ = layer(features[:, [2, 1, 0]])
     assert not torch.allclose(swapped[:, [2, 1, 0]], refined)  # frame embeddings: order matters
+
+
+def test_keypoint_tokens_without_the_mask_leave_the_features_unmasked():
+    # The same weights with and without Mask_k: the tokens are identical and the features differ exactly by the mask.
+    torch.manual_seed(0)
+    masked = KeypointMask(8, num_keypoints=3, num_frames=3, num_blocks=2, num_heads=2).double()
+    unmasked = KeypointMask(8, num_keypoints=3, num_frames=3, num_blocks=2, num_heads=2, apply_mask=False).double()
+    assert masked.state_dict().keys() == unmasked.state_dict().keys()  # Map and Mask_k hold no weights
+    unmasked.load_state_dict(masked.state_dict())
+    features = features_of(2, 3, 6, 8)
+    refined, tokens, mask = masked(features)
+    f_hat, tokens_unmasked, no_mask = unmasked(features)
+    assert no_mask is None
+    torch.testing.assert_close(tokens_unmasked, tokens)
+    torch.testing.assert_close(refined, f_hat * mask[..., None])
+    assert not torch.allclose(refined, f_hat)
+
+
+def test_keypoint_tokens_without_the_mask_still_learn_from_every_frame():
+    torch.manual_seed(0)
+    layer = KeypointMask(8, num_keypoints=2, num_frames=3, num_blocks=1, num_heads=2, apply_mask=False).double()
+    features = features_of(2, 3, 4, 8)
+    f_hat, tokens, _ = layer(features)
+    (f_hat * torch.randn_like(f_hat)).sum().add((tokens * torch.randn_like(tokens)).sum()).backward()
+    assert [n for n, p in layer.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
 
 
 def test_keypoint_mask_rejects_wrong_frame_count():

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import warnings
 
 import pytest
 from hypothesis import given, settings
@@ -52,7 +53,11 @@ _overrides = st.fixed_dictionaries(
         "use_hkme": st.booleans(),
         "use_bmd": st.booleans(),
         "human_mask": st.booleans(),
+        "keypoint_tokens": st.booleans(),
         "keypoint_mask": st.booleans(),
+        "human_mask_activation": st.sampled_from(["none", "sigmoid"]),
+        "bmd_block": st.sampled_from(["adc", "deformable_conv"]),
+        "bmd_share_direction_weights": st.booleans(),
         "motion_op": st.sampled_from(["dca", "da", "dc"]),
         "bidirectional": st.booleans(),
         "hidden_dim": st.sampled_from([32, 64, 96]),
@@ -100,6 +105,38 @@ def test_from_dict_rejects_unknown_keys():
 def test_paper_defaults_one_loss_on_the_equal_sum():
     cfg = VREMDConfig()
     assert (cfg.keypoint_gate, cfg.head_losses) == (False, "none")
+
+
+def test_paper_defaults_of_the_modules():
+    cfg = VREMDConfig()
+    assert cfg.human_mask_activation == "none"  # eq. 1: Mask_h = F_bar T_h^T, no activation
+    assert (cfg.human_mask, cfg.keypoint_tokens, cfg.keypoint_mask) == (True, True, True)
+    assert (cfg.bmd_block, cfg.motion_op, cfg.bidirectional) == ("adc", "dca", True)
+    assert not cfg.bmd_share_direction_weights
+    assert all(preset.human_mask_activation == "none" for preset in PRESETS.values())
+
+
+def test_keypoint_mask_false_without_keypoint_tokens_is_read_as_older_versions_built_it():
+    old = PRESETS["vremd-tiny"].to_dict() | {"keypoint_mask": False}
+    del old["keypoint_tokens"], old["bmd_block"]  # a config.json written before both fields existed
+    with pytest.warns(FutureWarning, match="keypoint_mask false without keypoint_tokens") as caught:
+        cfg = VREMDConfig.from_dict(json.loads(json.dumps(old)))
+    assert len(caught) == 1
+    assert (cfg.keypoint_tokens, cfg.keypoint_mask) == (False, False)
+    # One warning for everything an old file says.
+    with pytest.warns(FutureWarning, match=r"keypoint_tokens.*; head_training 'sum'") as caught:
+        VREMDConfig.from_dict(old | {"head_training": "sum", "keypoint_gate": False, "head_losses": "none"})
+    assert len(caught) == 1
+
+
+def test_keypoint_fields_of_this_version_are_read_without_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert VREMDConfig.from_dict({"keypoint_mask": True}).keypoint_tokens
+        assert VREMDConfig.from_dict({"keypoint_mask": False, "keypoint_tokens": True}).keypoint_tokens
+        # A preset's override is this version's field: the keypoint tokens stay (Table 5 (a), (b)).
+        cfg = VREMDConfig.from_preset("vremd-tiny", keypoint_mask=False)
+    assert (cfg.keypoint_tokens, cfg.keypoint_mask) == (True, False)
 
 
 @pytest.mark.parametrize(
@@ -174,6 +211,7 @@ def test_from_preset_errors_name_the_problem():
         ({"bmd_offset_kernel_size": 2}, ValueError, "odd"),
         ({"motion_op": "dc", "bmd_num_points": 5}, ValueError, "a square"),
         ({"human_mask_activation": "relu"}, TypeError, "human_mask_activation"),
+        ({"bmd_block": "dcn"}, TypeError, "bmd_block: must be one of 'adc', 'deformable_conv'"),
     ],
 )
 def test_impossible_values_raise_one_clear_error(overrides, error, message):
@@ -185,6 +223,9 @@ def test_sub_switches_of_a_disabled_module_are_accepted():
     # motion_op="dc" needs a square number of points, but not when BMD is off.
     cfg = VREMDConfig(use_bmd=False, motion_op="dc", bmd_num_points=5, num_frames=5)
     assert cfg.num_frames == 5
+    # Nor with the deformable-convolution block, which has no motion_op; no keypoint tokens, no keypoint mask.
+    assert VREMDConfig(bmd_block="deformable_conv", motion_op="dc", bmd_num_points=5).bmd_num_points == 5
+    assert VREMDConfig(keypoint_tokens=False, keypoint_mask=True).keypoint_mask
 
 
 def test_config_is_frozen():

@@ -45,6 +45,7 @@ def test_model_card_lists_config_ablation_flags_and_metrics(tmp_path):
     assert "library_name: vremd" in card
     assert "| `use_bmd` | `False` |" in card
     assert "| `motion_op` | `da` |" in card
+    assert "| `keypoint_tokens` | `True` |" in card
     assert "| mAP (PT17 val) | 87.6 |" in card
     assert '"hidden_dim": 16' in card
     bare = tmp_path / "bare"

@@ -41,13 +41,18 @@ ABLATIONS = {
     "no masks (Table 5 a)": {"human_mask": False, "keypoint_mask": False},
     "human mask only (Table 5 b)": {"keypoint_mask": False},
     "keypoint mask only (Table 5 c)": {"human_mask": False},
-    "dc (Table 6 a)": {"motion_op": "dc", "bidirectional": False},
+    "no masks, no keypoint tokens (Table 5 a, variant)": {"human_mask": False, "keypoint_tokens": False},
+    "human mask only, no keypoint tokens (Table 5 b, variant)": {"keypoint_tokens": False},
+    "dc block (Table 6 a)": {"bmd_block": "deformable_conv", "bidirectional": False},
+    "dc block bidirectional": {"bmd_block": "deformable_conv"},
+    "dc block, shared direction weights": {"bmd_block": "deformable_conv", "bmd_share_direction_weights": True},
+    "dc in the ADC block (Table 6 a, variant)": {"motion_op": "dc", "bidirectional": False},
     "da (Table 6 b)": {"motion_op": "da", "bidirectional": False},
     "dca joint (Table 6 c)": {"motion_op": "dca", "bidirectional": False},
     "dc bidirectional": {"motion_op": "dc"},
     "da bidirectional": {"motion_op": "da"},
     "shared direction weights": {"bmd_share_direction_weights": True},
-    "raw human mask": {"human_mask_activation": "none"},
+    "sigmoid human mask": {"human_mask_activation": "sigmoid"},
     "frozen backbone": {"freeze_backbone": True},
     "drop path": {"drop_path": 0.2, "backbone_drop_path": 0.2},
     "learned H_k gate": {"keypoint_gate": True},
@@ -124,7 +129,7 @@ def test_frozen_backbone_gets_no_gradients_and_the_rest_does():
 
 def test_masks_and_sampling_locations_on_request():
     torch.manual_seed(0)
-    cfg = tiny_config()
+    cfg = tiny_config(human_mask_activation="sigmoid")
     model = VREMD(cfg).eval()
     pixels, _, _ = _inputs(cfg)
     plain = model(pixels)
@@ -302,10 +307,11 @@ def test_unexpected_from_pretrained_kwargs_are_an_error(tmp_path):
 
 
 def test_config_fixture_from_version_0_1_still_loads():
-    # Guards silent field drops and renames: this file was written by vremd-models 0.1.0.
+    # Guards silent field drops and renames: this file was written by vremd-models 0.1.0, whose default human
+    # mask was the sigmoid one (the file says so; the default is now eq. 1's, without activation).
     fixture = Path(__file__).parent / "data" / "config-0.1.0.json"
     cfg = VREMDConfig.from_dict(json.loads(fixture.read_text()))
-    assert cfg == VREMDConfig.from_preset("vremd-tiny")
+    assert cfg == VREMDConfig.from_preset("vremd-tiny", human_mask_activation="sigmoid")
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ def test_head_heatmaps_add_up_to_the_output(demo_data_dir, small_model_dir):
 def test_ablated_model_leaves_out_what_it_lacks(demo_data_dir):
     torch.manual_seed(0)
     config = VREMDConfig.from_preset(
-        "vremd-tiny", image_size=(128, 96), heatmap_size=(32, 24), use_bmd=False, keypoint_mask=False
+        "vremd-tiny", image_size=(128, 96), heatmap_size=(32, 24), use_bmd=False, keypoint_tokens=False
     )
     model = VREMD(config).eval()
     sequence = open_synthetic_clip(demo_data_dir).sequence

@@ -1,4 +1,4 @@
-"""posetrack_eval: PoseTrack mAP and MOTA as poseval computes them, without torch.
+"""posetrack_eval: PoseTrack mAP, MOTA and keypoint HOTA as the official scorers compute them, without torch.
 
 The public names load on first use, so that ``posetrack-eval --help`` starts without numpy.
 """
@@ -9,8 +9,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from posetrack_eval.io import EvalInputError
     from posetrack_eval.joints import GROUPS, POSEVAL_FROM_SLOT17, POSEVAL_JOINT_NAMES, SLOT17_NAMES
+    from posetrack_eval.records import EvalInputError
     from posetrack_eval.result import SCORED_JOINT_NAMES, TABLE_COLUMNS, EvalResult, format_table
     from posetrack_eval.scorer import evaluate
 
@@ -22,7 +22,7 @@ _EXPORTS = {
     "SCORED_JOINT_NAMES": "posetrack_eval.result",
     "SLOT17_NAMES": "posetrack_eval.joints",
     "TABLE_COLUMNS": "posetrack_eval.result",
-    "EvalInputError": "posetrack_eval.io",
+    "EvalInputError": "posetrack_eval.records",
     "EvalResult": "posetrack_eval.result",
     "evaluate": "posetrack_eval.scorer",
     "format_table": "posetrack_eval.result",

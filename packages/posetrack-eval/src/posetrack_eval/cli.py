@@ -24,17 +24,21 @@ _PROG = "posetrack-eval"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
-        description="PoseTrack mAP (and MOTA) exactly as poseval computes them.",
+        description="PoseTrack mAP, MOTA and keypoint HOTA exactly as poseval and PoseTrack21's scorer compute them.",
     )
     parser.add_argument(
         "predictions", help="merged predictions file (PoseTrack18 JSON or COCO results) or per-sequence folder"
     )
     parser.add_argument("--gt", required=True, help="ground-truth folder of per-sequence files, or one merged file")
-    parser.add_argument("--tracking", action="store_true", help="also report MOTA, MOTP, precision and recall")
+    parser.add_argument(
+        "--tracking",
+        action="store_true",
+        help="also score tracking: MOTA, MOTP, precision, recall (poseval); keypoint HOTA (pt21)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write every figure at full precision to this JSON file")
     parser.add_argument("--per-sequence", action="store_true", help="also score and print each sequence")
     parser.add_argument("--protocol", choices=("poseval", "pt21"), default="poseval",
-                        help="poseval (PoseTrack17/18, default) or pt21 (PoseTrack21's mAP variant)")  # fmt: skip
+                        help="poseval (PoseTrack17/18, default) or pt21 (PoseTrack21's mAP and HOTA)")  # fmt: skip
     parser.add_argument(
         "--subset",
         metavar="FILE",
@@ -66,8 +70,6 @@ def _run(args: argparse.Namespace) -> int:
     from posetrack_eval.result import format_table
     from posetrack_eval.scorer import evaluate
 
-    if args.tracking and args.protocol == "pt21":
-        return _fail("--tracking is poseval's MOTA; PoseTrack21 tracking (HOTA) is not implemented")
     if args.plot:
         # fail before the (long) evaluation when the optional extra is missing
         try:

@@ -3,7 +3,7 @@
 This reproduces ``eval_helpers.assignGTmulti`` of poseval (and ``PosemAP.eval_sequence`` of PoseTrack21):
 each prediction keeps only its best GT by PCKh (first on ties), then each GT takes the prediction with the
 highest remaining PCKh (first on ties; none if 0). Every predicted joint is then one (score, label) sample.
-All pairs of a sequence are handled at once as flat arrays ordered (frame, prediction, GT).
+The prediction-GT pairs of a block of frames are handled at once as flat arrays ordered (frame, prediction, GT).
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ from posetrack_eval.io import GroundTruthSequence, Persons
 from posetrack_eval.joints import NUM_EVAL_JOINTS
 from posetrack_eval.polygon import inside_any, inside_any_by_frame
 
-__all__ = ["DIST_THRESHOLD", "SequenceMatch", "Side", "match_sequence"]
+__all__ = ["DIST_THRESHOLD", "MATCH_BLOCK_PAIRS", "NEAR_DISTANCE", "SequenceMatch", "Side", "match_sequence"]
 
 # poseval's distThresh: a joint is correct within half the head size (PCKh@0.5).
 DIST_THRESHOLD = 0.5
+# Joint pairs kept for tracking: MOTA reads those within DIST_THRESHOLD, keypoint HOTA those of positive
+# similarity (below 0.5001 head sizes); the margin leaves HOTA's own float comparison to decide at the edge.
+NEAR_DISTANCE = 0.5002
+# Prediction-GT pairs matched at once: bounds the temporaries of one matching pass.
+MATCH_BLOCK_PAIRS = 1 << 14
 
 
 @dataclass
@@ -61,14 +66,19 @@ class Side:
 
 @dataclass
 class SequenceMatch:
-    """The outcome of matching one sequence.
+    """The outcome of matching one sequence (or several, frames one after another).
 
-    Shapes (K scored frames, E prediction-GT pairs within frames, ordered frame, prediction, GT):
+    ``near_*`` are the joint pairs (a prediction's joint, the same joint of a GT person in its frame) closer than
+    ``NEAR_DISTANCE`` head sizes, all that tracking reads: MOTA those within ``DIST_THRESHOLD``, keypoint HOTA
+    those of positive similarity. They are ordered by prediction, then GT person, then joint.
+
+    Shapes:
         label: Bool[n_pred, 15] (a predicted joint is a true positive)
         assigned: Int[n_pred] (the GT person, a row of ``gt``, each prediction is assigned to; -1 if none)
         num_gt: Int[15]
-        pair_ptr: Int[K + 1]
-        dist: Float[E, 15] (joint distance / head size; inf where either joint is missing)
+        near_pred, near_gt: Int[m] (rows of ``pred`` and ``gt``)
+        near_joint: Int[m]
+        near_dist: Float[m] (joint distance / head size)
     """
 
     name: str
@@ -77,28 +87,33 @@ class SequenceMatch:
     label: npt.NDArray[np.bool_]
     assigned: npt.NDArray[np.int64]
     num_gt: npt.NDArray[np.int64]
-    pair_ptr: npt.NDArray[np.int64]
-    dist: npt.NDArray[np.float64]
+    near_pred: npt.NDArray[np.int64]
+    near_gt: npt.NDArray[np.int64]
+    near_joint: npt.NDArray[np.int64]
+    near_dist: npt.NDArray[np.float64]
 
     @property
     def num_frames(self) -> int:
-        return len(self.pair_ptr) - 1
+        return len(self.gt.frame_ptr) - 1
 
     def frames(self, start: int, stop: int, name: str) -> SequenceMatch:
         """The match of scored frames ``start:stop`` (one sequence of several matched together)."""
         gt, pred = self.gt.frames(start, stop), self.pred.frames(start, stop)
         p0, p1 = int(self.pred.frame_ptr[start]), int(self.pred.frame_ptr[stop])
-        e0, e1 = int(self.pair_ptr[start]), int(self.pair_ptr[stop])
+        g0 = int(self.gt.frame_ptr[start])
+        n0, n1 = np.searchsorted(self.near_pred, [p0, p1])
         assigned = self.assigned[p0:p1]
         return SequenceMatch(
             name=name,
             gt=gt,
             pred=pred,
             label=self.label[p0:p1],
-            assigned=np.where(assigned >= 0, assigned - self.gt.frame_ptr[start], -1),
+            assigned=np.where(assigned >= 0, assigned - g0, -1),
             num_gt=gt.has.sum(axis=0),
-            pair_ptr=self.pair_ptr[start : stop + 1] - e0,
-            dist=self.dist[e0:e1],
+            near_pred=self.near_pred[n0:n1] - p0,
+            near_gt=self.near_gt[n0:n1] - g0,
+            near_joint=self.near_joint[n0:n1],
+            near_dist=self.near_dist[n0:n1],
         )
 
 
@@ -192,35 +207,41 @@ def scored_frames(gt: GroundTruthSequence, protocol: Literal["poseval", "pt21"])
     return np.flatnonzero(gt.rect_count > 0 if protocol == "poseval" else gt.labeled).astype(np.int64)
 
 
-def match_sequence(gt: GroundTruthSequence, pred: Persons, protocol: Literal["poseval", "pt21"]) -> SequenceMatch:
-    """Select frames, drop ignored joints, and assign predictions to GT persons in every frame of one sequence."""
-    frames = scored_frames(gt, protocol)
-    regions = [gt.regions.get(int(f), []) for f in frames]
-    gts = _side(gt.persons, frames, regions, protocol)
-    prs = _side(pred, frames, regions, protocol)
+def _blocks(pair_counts: npt.NDArray[np.int64], block_pairs: int) -> list[tuple[int, int]]:
+    """Consecutive frame ranges of at most ``block_pairs`` prediction-GT pairs each (or one larger frame)."""
+    bounds, cumulative, start = [], np.concatenate([[0], np.cumsum(pair_counts)]), 0
+    while start < len(pair_counts):
+        stop = max(start + 1, int(np.searchsorted(cumulative, cumulative[start] + block_pairs, side="right")) - 1)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
 
-    n_pr, n_gt = prs.counts, gts.counts
+
+def _match_frames(gts: Side, prs: Side, start: int, stop: int, label, assigned) -> tuple[npt.NDArray, ...]:
+    """Assign the predictions of frames ``start:stop`` (filling ``label`` and ``assigned``); return their near pairs.
+
+    All prediction-GT pairs of the frames are handled at once as flat arrays ordered (frame, prediction, GT).
+    """
+    n_pr, n_gt = prs.counts[start:stop], gts.counts[start:stop]
     pair_counts = n_pr * n_gt
     pair_ptr = _ptr(pair_counts)
     num_pairs = int(pair_ptr[-1])
-    frame = np.repeat(np.arange(len(frames)), pair_counts)
+    frame = np.repeat(np.arange(stop - start), pair_counts)
     offset = np.arange(num_pairs) - pair_ptr[frame]
-    p = prs.frame_ptr[frame] + offset // np.maximum(n_gt[frame], 1)
-    g = gts.frame_ptr[frame] + offset % np.maximum(n_gt[frame], 1)
+    p = prs.frame_ptr[start + frame] + offset // np.maximum(n_gt[frame], 1)
+    g = gts.frame_ptr[start + frame] + offset % np.maximum(n_gt[frame], 1)
 
     both = prs.has[p] & gts.has[g]
     delta = gts.xy[g] - prs.xy[p]
     with np.errstate(divide="ignore", invalid="ignore"):
         dist = np.sqrt(delta[..., 0] * delta[..., 0] + delta[..., 1] * delta[..., 1]) / gts.head[g][:, None]
+    del delta
     dist[~both] = np.inf
     match = dist <= DIST_THRESHOLD
     joints_of_gt = gts.has.sum(axis=1)
     pck = match.sum(axis=1).astype(np.float64)
     annotated = joints_of_gt[g] > 0
     pck[annotated] /= joints_of_gt[g][annotated]
-
-    label = np.zeros_like(prs.has)
-    assigned = np.full(len(prs.head), -1, dtype=np.int64)
     if num_pairs:
         # each prediction keeps its best GT (first on ties); pairs are grouped by prediction, GT ascending
         row_start = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
@@ -240,6 +261,31 @@ def match_sequence(gt: GroundTruthSequence, pred: Persons, protocol: Literal["po
         pairs = by_gt[cand[np.r_[True, col_id[cand][1:] != col_id[cand][:-1]]]] if len(cand) else cand
         label[p[pairs]] = match[pairs]
         assigned[p[pairs]] = g[pairs]
+    pair, joint = np.nonzero(dist < NEAR_DISTANCE)
+    return p[pair], g[pair], joint, dist[pair, joint]
+
+
+def match_sequence(
+    gt: GroundTruthSequence,
+    pred: Persons,
+    protocol: Literal["poseval", "pt21"],
+    block_pairs: int = MATCH_BLOCK_PAIRS,
+) -> SequenceMatch:
+    """Select frames, drop ignored joints, and assign predictions to GT persons in every frame of one sequence.
+
+    Frames are matched in blocks of at most ``block_pairs`` prediction-GT pairs, which bounds the temporaries
+    (about 1 KiB a pair); a larger block only saves numpy's per-call costs.
+    """
+    frames = scored_frames(gt, protocol)
+    regions = [gt.regions.get(int(f), []) for f in frames]
+    gts = _side(gt.persons, frames, regions, protocol)
+    prs = _side(pred, frames, regions, protocol)
+    label = np.zeros_like(prs.has)
+    assigned = np.full(len(prs.head), -1, dtype=np.int64)
+    empty = (np.zeros(0, dtype=np.int64),) * 3 + (np.zeros(0),)
+    blocks = _blocks(prs.counts * gts.counts, block_pairs)
+    parts = [empty, *(_match_frames(gts, prs, start, stop, label, assigned) for start, stop in blocks)]
+    near_pred, near_gt, near_joint, near_dist = (np.concatenate(column) for column in zip(*parts, strict=True))
     label &= prs.has
     return SequenceMatch(
         name=gt.name,
@@ -248,6 +294,8 @@ def match_sequence(gt: GroundTruthSequence, pred: Persons, protocol: Literal["po
         label=label,
         assigned=assigned,
         num_gt=gts.has.sum(axis=0),
-        pair_ptr=pair_ptr,
-        dist=dist,
+        near_pred=near_pred,
+        near_gt=near_gt,
+        near_joint=near_joint,
+        near_dist=near_dist,
     )

@@ -138,6 +138,10 @@ def sequence_mot_counts(match: SequenceMatch) -> MotCounts:
     gts, prs = match.gt, match.pred
     accumulators = [_Accumulator() for _ in range(NUM_EVAL_JOINTS)]
     gt_tracks, pr_tracks = gts.track.tolist(), prs.track.tolist()
+    correct_joint = match.near_dist <= DIST_THRESHOLD
+    near_pred, near_gt = match.near_pred[correct_joint], match.near_gt[correct_joint]
+    near_joint, near_dist = match.near_joint[correct_joint], match.near_dist[correct_joint]
+    near_ptr = np.searchsorted(near_pred, prs.frame_ptr)
     for k in range(match.num_frames - 1):
         g0, g1 = int(gts.frame_ptr[k]), int(gts.frame_ptr[k + 1])
         p0, p1 = int(prs.frame_ptr[k]), int(prs.frame_ptr[k + 1])
@@ -147,9 +151,11 @@ def sequence_mot_counts(match: SequenceMatch) -> MotCounts:
                 acc.misses += 1
                 acc.false_positives += 1
             continue
-        block = match.dist[match.pair_ptr[k] : match.pair_ptr[k + 1]].reshape(p1 - p0, g1 - g0, NUM_EVAL_JOINTS)
         # per joint: [GT][prediction] distances of correct joints, NaN elsewhere (poseval's MOT input)
-        correct = np.where(block <= DIST_THRESHOLD, block, np.nan).transpose(2, 1, 0).tolist()
+        block = np.full((NUM_EVAL_JOINTS, g1 - g0, p1 - p0), np.nan)
+        n0, n1 = near_ptr[k], near_ptr[k + 1]
+        block[near_joint[n0:n1], near_gt[n0:n1] - g0, near_pred[n0:n1] - p0] = near_dist[n0:n1]
+        correct = block.tolist()
         gt_has, pr_has = gts.has[g0:g1].T.tolist(), prs.has[p0:p1].T.tolist()
         for j, acc in enumerate(accumulators):
             gi = [i for i, has in enumerate(gt_has[j]) if has]

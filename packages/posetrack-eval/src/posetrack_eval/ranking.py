@@ -3,7 +3,8 @@
 poseval and the PoseTrack21 scorer rank each joint's detections with ``scores.argsort()[::-1]``, numpy's
 default sort, which is not stable: the order it gives tied scores is an implementation detail. It changed
 between numpy 1.x (introsort, 1.22 = 1.26) and 2.x (SIMD sorts, which also differ between AVX2 and
-AVX-512 CPUs), and the AP of tie-heavy inputs moves with it (POSETRACK.md §4.10).
+AVX-512 CPUs), and the AP of tie-heavy inputs moves with it (the package README, "poseval behaviour
+reproduced", item 9).
 
 posetrack-eval fixes the order: descending score, and tied scores in the order numpy 1.x's default
 ``argsort`` puts them, reversed, exactly as the PoseTrack21 scorer ranks on the numpy 1.22 it pins (and
@@ -41,12 +42,15 @@ def _tie_groups(scores: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], 
     ordered = scores[order]
     new = np.ones(len(scores), dtype=bool)
     new[1:] = ~((ordered[1:] == ordered[:-1]) | (np.isnan(ordered[1:]) & np.isnan(ordered[:-1])))
-    return order, np.cumsum(new) - 1
+    del ordered  # the AP ranks every sample of a joint of the data set: temporaries are freed early
+    group = np.cumsum(new)
+    group -= 1
+    return order, group
 
 
 def _mixed(labels: npt.NDArray[np.bool_], order: npt.NDArray[np.intp], group: npt.NDArray[np.int64]):
     counts = np.bincount(group)
-    positives = np.bincount(group, weights=labels[order].astype(np.float64), minlength=len(counts))
+    positives = np.bincount(group[labels[order]], minlength=len(counts))
     mixed = np.empty(len(labels), dtype=bool)
     mixed[order] = ((positives > 0) & (positives < counts))[group]
     return mixed

@@ -50,11 +50,13 @@ class EvalResult:
 
     ``ap``/``ap_precision``/``ap_recall``: table columns Head..Ankl and Total; ``ap_per_joint``: the 15 joints.
     Tracking figures are None unless evaluated with ``tracking=True``: ``mota`` (columns), ``mota_per_joint``,
-    and the Total ``motp``, ``precision``, ``recall``. ``per_sequence`` maps a sequence name to its own result
-    (with ``per_sequence=True``), ``subsets`` a subset name to the AP over that subset's GT persons (with
-    ``subset=...``; see :mod:`posetrack_eval.subsets`). ``curves`` maps a joint name to its (precision,
-    recall) curve, Float[S] each, when asked for (``keep_curves=True``). NaN marks a figure the reference
-    scorer leaves undefined.
+    and the Total ``motp``, ``precision``, ``recall`` (poseval protocol), or ``hota`` (pt21 protocol):
+    ``{field: {joint: value}}`` for PoseTrack21's summary fields (``HOTA``, ``DetA``, ... ``HOTALocA(0)``) and
+    its 15 joint names plus ``Total``, what its summary table prints (see :mod:`posetrack_eval.hota`).
+    ``per_sequence`` maps a sequence name to its own result (with ``per_sequence=True``), ``subsets`` a subset
+    name to the AP over that subset's GT persons (with ``subset=...``; see :mod:`posetrack_eval.subsets`).
+    ``curves`` maps a joint name to its (precision, recall) curve, Float[S] each, when asked for
+    (``keep_curves=True``). NaN marks a figure the reference scorer leaves undefined.
     ``tied_joints`` names the joints whose ranking holds a tie between a true and a false positive (the tie
     order then decides AP: see :mod:`posetrack_eval.ranking`), ``tied_across_sequences`` those where such a
     tie joins samples of different sequences (poseval's file listing order then decides too).
@@ -71,6 +73,7 @@ class EvalResult:
     motp: float | None = None
     precision: float | None = None
     recall: float | None = None
+    hota: dict[str, dict[str, float]] | None = None
     per_sequence: dict[str, EvalResult] | None = None
     subsets: dict[str, EvalResult] | None = None
     curves: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] | None = field(default=None, repr=False)
@@ -102,6 +105,8 @@ class EvalResult:
         if self.mota is not None:
             out.update(mota=self.mota, mota_per_joint=self.mota_per_joint, motp=self.motp,
                        precision=self.precision, recall=self.recall)  # fmt: skip
+        if self.hota is not None:
+            out["hota"] = self.hota
         if self.per_sequence is not None:
             out["per_sequence"] = {name: seq.to_dict() for name, seq in self.per_sequence.items()}
         if self.subsets is not None:
@@ -133,6 +138,25 @@ def _mot_row(result: EvalResult) -> str:
     return _row([*(result.mota[c] for c in TABLE_COLUMNS), result.motp, result.precision, result.recall])
 
 
+def _hota_row(first: str, cells: list[str], width: int = 10) -> str:
+    # the scorer's _row_print: the first cell 25 wide, the others `width`
+    return (f"{first:<25}" + "".join(f"{cell:<{width}}" for cell in cells)).rstrip()
+
+
+def _hota_tables(result: EvalResult) -> list[str]:
+    """PoseTrack21's HOTAeypoints summary (a row per field, a column per joint and Total), per-sequence Totals."""
+    assert result.hota is not None
+    joints = list(next(iter(result.hota.values())))
+    lines = ["Keypoint HOTA (PoseTrack21 HOTAeypoints):", _hota_row("Metric", joints)]
+    lines += [_hota_row(field, [f"{v:1.5g}" for v in values.values()]) for field, values in result.hota.items()]
+    if result.per_sequence:
+        lines += ["Per-sequence keypoint HOTA (Total):", _hota_row("sequence", list(result.hota), 12)]
+        for name, seq in result.per_sequence.items():
+            assert seq.hota is not None
+            lines.append(_hota_row(name, [f"{values['Total']:1.5g}" for values in seq.hota.values()], 12))
+    return lines
+
+
 def format_table(result: EvalResult) -> str:
     """Poseval's console tables, character for character, plus per-sequence and per-subset rows when present."""
     lines = ["Average Precision (AP) metric:", _AP_HEADER, _ap_row(result)]
@@ -146,6 +170,8 @@ def format_table(result: EvalResult) -> str:
             header = _MOT_HEADER.split("\n")
             lines += ["Per-sequence MOT:", f"{'sequence':<{width}}{header[0]}", f"{'':<{width}}{header[1]}"]
             lines += [f"{name:<{width}}{_mot_row(seq)}" for name, seq in result.per_sequence.items()]
+    if result.hota is not None:
+        lines += _hota_tables(result)
     if result.subsets:
         width = max(len("subset"), *(len(name) for name in result.subsets)) + 1
         lines += ["AP over subsets of GT persons:", f"{'subset':<{width}}{_AP_HEADER}"]

@@ -1,16 +1,19 @@
-"""``evaluate``: stream the sequences, match them, and reduce to poseval's figures."""
+"""``evaluate``: stream the sequences, match them a chunk at a time, and reduce to the reference scorers' figures.
+
+Memory is bounded by a chunk of sequences (about ``MATCH_BLOCK_PAIRS`` prediction-GT pairs and persons, or one
+sequence if larger) and by what the figures keep for the whole data set: the (score, label) sample of every
+predicted joint for the AP ranking, small per-sequence counters for MOTA and HOTA, and per subset its samples.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
-from posetrack_eval.ap import joint_ap
+from posetrack_eval.hota import HotaTotals, hota_summary, sequence_hota
 from posetrack_eval.io import (
     EvalInputError,
     GroundTruthSequence,
@@ -23,11 +26,12 @@ from posetrack_eval.io import (
     sequence_predictions,
 )
 from posetrack_eval.joints import NUM_EVAL_JOINTS
-from posetrack_eval.matching import SequenceMatch, match_sequence, scored_frames
+from posetrack_eval.matching import MATCH_BLOCK_PAIRS, SequenceMatch, match_sequence, scored_frames
 from posetrack_eval.mota import MotCounts, sequence_mot_counts
-from posetrack_eval.ranking import TieOrder, mixed_ties
+from posetrack_eval.ranking import TieOrder
 from posetrack_eval.records import concat_ground_truth, concat_persons
-from posetrack_eval.result import SCORED_JOINT_NAMES, EvalResult, summarise
+from posetrack_eval.result import EvalResult
+from posetrack_eval.samples import Samples
 from posetrack_eval.subsets import Subsets, load_subsets
 
 __all__ = ["evaluate"]
@@ -37,101 +41,79 @@ logger = logging.getLogger(__name__)
 Protocol = Literal["poseval", "pt21"]
 
 
-class _Samples:
-    """(score, label) samples per joint, in poseval's order: sequence, frame, prediction."""
+class _Scoring:
+    """What the figures need, gathered chunk by chunk of sequences (the chunks are then dropped)."""
 
-    def __init__(self, tie_order: TieOrder = "numpy1") -> None:
-        self.scores: list[list[npt.NDArray[np.float64]]] = [[] for _ in range(NUM_EVAL_JOINTS)]
-        self.labels: list[list[npt.NDArray[np.bool_]]] = [[] for _ in range(NUM_EVAL_JOINTS)]
-        self.num_gt = np.zeros(NUM_EVAL_JOINTS, dtype=np.int64)
-        self.tie_order: TieOrder = tie_order
-        # Int[sequences, joints] of predicted joints per sequence, when the samples join several sequences
-        self.sequence_sizes: Callable[[], npt.NDArray[np.int64]] | None = None
-        self._sizes: npt.NDArray[np.int64] | None = None
-
-    def add(
-        self,
-        match: SequenceMatch,
-        preds: npt.NDArray[np.bool_] | None = None,
-        gts: npt.NDArray[np.bool_] | None = None,
+    def __init__(
+        self, protocol: Protocol, tracking: bool, per_sequence: bool, tie_order: TieOrder, subsets: Subsets | None
     ) -> None:
-        """Add the samples of the predictions ``preds`` and the GT joints of the persons ``gts`` (all when None).
-
-        Shapes:
-            preds: Bool[n_pred]
-            gts: Bool[n_gt]
-        """
-        has, score = match.pred.has, match.pred.score
-        if preds is not None:
-            has = has & preds[:, None]
-        for j in range(NUM_EVAL_JOINTS):
-            self.scores[j].append(score[has[:, j], j])
-            self.labels[j].append(match.label[has[:, j], j])
-        self.num_gt += match.num_gt if gts is None else match.gt.has[gts].sum(axis=0)
-
-    def _ties(self, j: int, scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -> tuple[bool, bool]:
-        """Whether joint j has a tie of a true and a false positive, and whether one spans sequences."""
-        mixed = mixed_ties(scores, labels)
-        if not mixed.any():
-            return False, False
-        if self.sequence_sizes is None:
-            return True, False
-        if self._sizes is None:
-            self._sizes = self.sequence_sizes()
-        sequence = np.repeat(np.arange(len(self._sizes)), self._sizes[:, j])
-        _, group = np.unique(scores[mixed], return_inverse=True)
-        first = np.full(group.max() + 1, -1)
-        first[group[::-1]] = sequence[mixed][::-1]  # the first sequence of each tied group
-        return True, bool((sequence[mixed] != first[group]).any())
-
-    def result(
-        self,
-        protocol: str,
-        num_frames: int,
-        keep_curves: bool,
-        mot: MotCounts | None,
-        undefined_without_gt: bool = False,
-    ) -> EvalResult:
-        """The figures; ``undefined_without_gt`` makes AP and recall NaN for joints without GT (subsets)."""
-        aps, tied, across = [], [], []
-        for j, name in enumerate(SCORED_JOINT_NAMES):
-            scores, labels = np.concatenate(self.scores[j]), np.concatenate(self.labels[j])
-            aps.append(joint_ap(scores, labels, float(self.num_gt[j]), recall_floor=protocol == "pt21",
-                                tie_order=self.tie_order))  # fmt: skip
-            has_ties, spans = self._ties(j, scores, labels)
-            tied += [name] if has_ties else []
-            across += [name] if spans else []
-        ap = np.array([a.ap for a in aps])
-        recall = np.array([a.recall for a in aps])
-        if undefined_without_gt:
-            ap[self.num_gt == 0] = recall[self.num_gt == 0] = np.nan
-        fields: dict[str, Any] = {}
-        if mot is not None:
-            metrics = mot.metrics()
-            fields = {
-                "mota": summarise(metrics["mota"], protocol),
-                "mota_per_joint": dict(zip(SCORED_JOINT_NAMES, metrics["mota"].tolist(), strict=True)),
-                "motp": summarise(metrics["motp"], protocol)["Total"],
-                "precision": summarise(metrics["precision"], protocol)["Total"],
-                "recall": summarise(metrics["recall"], protocol)["Total"],
-            }
-        curves = None
-        if keep_curves:
-            curves = {
-                name: (a.curve_precision, a.curve_recall) for name, a in zip(SCORED_JOINT_NAMES, aps, strict=True)
-            }
-        return EvalResult(
-            protocol=protocol,
-            num_frames=num_frames,
-            ap=summarise(ap, protocol),
-            ap_per_joint=dict(zip(SCORED_JOINT_NAMES, ap.tolist(), strict=True)),
-            ap_precision=summarise(np.array([a.precision for a in aps]), protocol),
-            ap_recall=summarise(recall, protocol),
-            curves=curves,
-            tied_joints=tuple(tied),
-            tied_across_sequences=tuple(across),
-            **fields,
+        self.protocol: Protocol = protocol
+        self.tie_order: TieOrder = tie_order
+        self.samples = Samples(tie_order)
+        self.num_frames = 0
+        self.mot = MotCounts() if tracking and protocol == "poseval" else None
+        self.hota = HotaTotals() if tracking and protocol == "pt21" else None
+        self.sequences: dict[str, EvalResult] | None = {} if per_sequence else None
+        self.subsets = subsets
+        self.subset_samples = {name: Samples(tie_order) for name in subsets.ids} if subsets else {}
+        self.subset_found = (
+            {name: np.zeros(len(ids), dtype=np.int64) for name, ids in subsets.ids.items()} if subsets else {}
         )
+
+    def add(self, chunk: list[tuple[GroundTruthSequence, Persons]]) -> None:
+        """Match a chunk of sequences in one pass (numpy's per-call costs paid once) and keep what the figures need."""
+        gt = concat_ground_truth([gt_seq for gt_seq, _ in chunk])
+        match = match_sequence(gt, concat_persons([pred for _, pred in chunk]), self.protocol)
+        self.samples.add(match)
+        self.num_frames += match.num_frames
+        if self.subsets is not None:
+            self._add_subsets(gt, match)
+        start, sizes = 0, []
+        for gt_seq, _ in chunk:
+            stop = start + len(scored_frames(gt_seq, self.protocol))
+            seq_match = match.frames(start, stop, gt_seq.name)
+            start = stop
+            sizes.append(seq_match.pred.has.sum(axis=0))
+            mot = sequence_mot_counts(seq_match) if self.mot is not None else None
+            if mot is not None:
+                self.mot += mot
+            hota = sequence_hota(seq_match) if self.hota is not None else None
+            if hota is not None:
+                self.hota.add(hota)
+            if self.sequences is not None:
+                own = Samples(self.tie_order)
+                own.add(seq_match)
+                self.sequences[gt_seq.name] = own.result(
+                    self.protocol, seq_match.num_frames, mot=mot, hota=None if hota is None else hota_summary(hota)
+                )
+        self.samples.sequence_sizes.append(np.array(sizes).reshape(-1, NUM_EVAL_JOINTS))
+
+    def _add_subsets(self, gt: GroundTruthSequence, match: SequenceMatch) -> None:
+        """Per subset: the samples of predictions assigned to its persons or to none, and its persons' GT joints."""
+        assert self.subsets is not None
+        assert gt.annotation_ids is not None  # checked per sequence (_check_identified)
+        for name, found in self.subsets.occurrences(gt.annotation_ids).items():
+            self.subset_found[name] += found
+        scored_ids = gt.annotation_ids[match.gt.person]
+        for name, ids in self.subsets.ids.items():
+            chosen = np.isin(scored_ids, ids)
+            kept = match.assigned < 0  # unassigned predictions stay false positives
+            kept[~kept] = chosen[match.assigned[~kept]]
+            self.subset_samples[name].add(match, preds=kept, gts=chosen)
+
+    def result(self, keep_curves: bool) -> EvalResult:
+        hota = hota_summary(self.hota.fields()) if self.hota is not None else None
+        result = self.samples.result(self.protocol, self.num_frames, keep_curves=keep_curves, mot=self.mot, hota=hota)
+        extra: dict[str, Any] = {}
+        if self.sequences is not None:
+            extra["per_sequence"] = self.sequences
+        if self.subsets is not None:
+            self.subsets.check(self.subset_found)
+            extra["subsets"] = {
+                name: samples.result(self.protocol, self.num_frames, undefined_without_gt=True)
+                for name, samples in self.subset_samples.items()
+            }
+        return EvalResult(**{**result.__dict__, **extra}) if extra else result
 
 
 def _predictions_for(source: MergedPredictions | Path, gt: GroundTruthSequence) -> Persons:
@@ -151,11 +133,23 @@ def _progress_bar(total: int) -> Any:
 
 
 def _check_tracks(gt: GroundTruthSequence, pred: Persons, pred_source: str, protocol: Protocol) -> None:
+    """Tracking needs a track id on every person of the scored frames; HOTA also unique, non-negative GT ids."""
     frames = scored_frames(gt, protocol)
     for persons, source in ((gt.persons, gt.source), (pred, pred_source)):
         rows = np.concatenate([np.arange(persons.frame_ptr[f], persons.frame_ptr[f + 1]) for f in frames] or [[]])
-        if not persons.has_track[rows.astype(np.int64)].all():
+        rows = rows.astype(np.int64)
+        if not persons.has_track[rows].all():
             raise EvalInputError(source, "track_id", "missing on some persons (needed for --tracking)")
+        if protocol != "pt21":
+            continue
+        if (persons.track[rows] < 0).any():
+            # the PoseTrack21 scorer indexes an array by track id: a negative one silently merges with another
+            raise EvalInputError(source, "track_id", f"{persons.track[rows].min()} is negative")
+        frame = np.repeat(np.arange(len(frames)), persons.frame_ptr[frames + 1] - persons.frame_ptr[frames])
+        pairs = np.unique(np.stack([frame, persons.track[rows]]), axis=1)
+        if pairs.shape[1] < len(rows):
+            problem = "a track id appears twice in one frame (the PoseTrack21 scorer refuses it)"
+            raise EvalInputError(source, "track_id", problem)
 
 
 def _check_identified(gt: GroundTruthSequence) -> None:
@@ -164,24 +158,6 @@ def _check_identified(gt: GroundTruthSequence) -> None:
         raise EvalInputError(gt.source, "annolist", "PoseTrack17 GT has no annotation ids to select subsets by")
     if gt.annotation_ids is None:
         raise EvalInputError(gt.source, gt.unidentified or "annotations", "missing (subsets select GT persons by id)")
-
-
-def _subset_results(
-    subsets: Subsets, gt: GroundTruthSequence, match: SequenceMatch, protocol: Protocol, tie_order: TieOrder
-) -> dict[str, EvalResult]:
-    """AP over each subset: predictions assigned to GT persons outside it are ignored (see posetrack_eval.subsets)."""
-    assert gt.annotation_ids is not None
-    subsets.check_ids(gt.annotation_ids)
-    scored_ids = gt.annotation_ids[match.gt.person]
-    results = {}
-    for name, ids in subsets.ids.items():
-        chosen = np.isin(scored_ids, ids)
-        assigned = match.assigned
-        kept = (assigned < 0) | chosen[np.maximum(assigned, 0)]
-        samples = _Samples(tie_order)
-        samples.add(match, preds=kept, gts=chosen)
-        results[name] = samples.result(protocol, match.num_frames, False, None, undefined_without_gt=True)
-    return results
 
 
 def evaluate(
@@ -203,8 +179,9 @@ def evaluate(
         predictions: a per-sequence folder (files named like the GT files, frames paired by position as in
             poseval), a merged PoseTrack18-style file, a COCO keypoint results list file keyed by ``image_id``,
             or the same two as in-memory objects. GT frames without predictions have no predictions.
-        protocol: ``"poseval"`` (default) or ``"pt21"`` (the PoseTrack21 mAP variant).
-        tracking: also compute MOTA, MOTP, precision and recall (poseval protocol only).
+        protocol: ``"poseval"`` (default) or ``"pt21"`` (PoseTrack21's mAP variant, and its HOTA with tracking).
+        tracking: also score tracking: poseval's MOTA, MOTP, precision and recall, or with ``protocol="pt21"``
+            PoseTrack21's keypoint HOTA (:mod:`posetrack_eval.hota`).
         per_sequence: also score each sequence on its own.
         progress: show a progress bar over the sequences.
         keep_curves: keep each joint's precision-recall curve in the result (for plotting).
@@ -222,8 +199,6 @@ def evaluate(
     """
     if protocol not in ("poseval", "pt21"):
         raise ValueError(f"protocol must be 'poseval' or 'pt21', got {protocol!r}")
-    if tracking and protocol == "pt21":
-        raise ValueError("tracking=True is poseval's MOTA; PoseTrack21 tracking (HOTA) is not implemented")
     if not isinstance(predictions, str | Path | list | dict):
         raise TypeError(f"predictions must be a path, a list or a dict, got {type(predictions).__name__}")
     gt_path = Path(gt)
@@ -233,7 +208,10 @@ def evaluate(
     subsets = load_subsets(subset) if subset is not None else None
     files = ground_truth_files(gt_path)
     bar = _progress_bar(len(files)) if progress and len(files) >= 2 else None
-    gt_seqs, preds = [], []
+    pred_name = str(pred_source if isinstance(pred_source, Path) else pred_source.source)
+    scoring = _Scoring(protocol, tracking, per_sequence, tie_order, subsets)
+    chunk: list[tuple[GroundTruthSequence, Persons]] = []
+    size = 0
     for gt_seq in iter_ground_truth(gt_path):
         if protocol == "pt21" and gt_seq.unflagged_frame is not None:
             field = f"images[{gt_seq.unflagged_frame}].is_labeled"
@@ -244,49 +222,21 @@ def evaluate(
             _check_identified(gt_seq)
         pred = _predictions_for(pred_source, gt_seq)
         if tracking:
-            _check_tracks(
-                gt_seq, pred, str(pred_source if isinstance(pred_source, Path) else pred_source.source), protocol
-            )
-        gt_seqs.append(gt_seq)
-        preds.append(pred)
+            _check_tracks(gt_seq, pred, pred_name, protocol)
+        chunk.append((gt_seq, pred))
+        # prediction-GT pairs (an upper bound: all frames) and persons: what matching the chunk holds
+        size += int(np.diff(gt_seq.persons.frame_ptr) @ np.diff(pred.frame_ptr)) + len(gt_seq.persons.head)
+        size += len(pred.head)
+        if size >= MATCH_BLOCK_PAIRS:
+            scoring.add(chunk)
+            chunk, size = [], 0
         if bar is not None:
             bar.update()
         logger.debug("read %s: %d frames", gt_seq.name, gt_seq.num_frames)
+    if chunk:
+        scoring.add(chunk)
     if bar is not None:
         bar.close()
-    # frames are independent: all sequences are matched in one pass (numpy's per-call cost paid once)
-    all_gt = concat_ground_truth(gt_seqs)
-    match = match_sequence(all_gt, concat_persons(preds), protocol)
-    total = _Samples(tie_order)
-    total.add(match)
-    stops = np.cumsum([len(scored_frames(gt_seq, protocol)) for gt_seq in gt_seqs]).tolist()
-    bounds = list(zip([0, *stops], stops, strict=False))  # (first, end) scored frame of each sequence
-    # per sequence, predicted joints of each joint: told only when a tie needs it (see _Samples._ties)
-    total.sequence_sizes = lambda: np.array(
-        [match.frames(a, b, g.name).pred.has.sum(axis=0) for (a, b), g in zip(bounds, gt_seqs, strict=True)]
-    ).reshape(len(gt_seqs), -1)
-    mot_total = MotCounts() if tracking else None
-    sequences: dict[str, EvalResult] = {}
-    if tracking or per_sequence:
-        start = 0
-        for gt_seq in gt_seqs:
-            stop = start + len(scored_frames(gt_seq, protocol))
-            seq_match = match.frames(start, stop, gt_seq.name)
-            start = stop
-            seq_mot = sequence_mot_counts(seq_match) if tracking else None
-            if mot_total is not None and seq_mot is not None:
-                mot_total += seq_mot
-            if per_sequence:
-                own = _Samples(tie_order)
-                own.add(seq_match)
-                sequences[gt_seq.name] = own.result(protocol, seq_match.num_frames, False, seq_mot)
     if isinstance(pred_source, MergedPredictions):
         pred_source.check_all_used()
-    result = total.result(protocol, match.num_frames, keep_curves, mot_total)
-    if per_sequence:
-        result = EvalResult(**{**result.__dict__, "per_sequence": sequences})
-    if subsets is not None:
-        result = EvalResult(
-            **{**result.__dict__, "subsets": _subset_results(subsets, all_gt, match, protocol, tie_order)}
-        )
-    return result
+    return scoring.result(keep_curves)

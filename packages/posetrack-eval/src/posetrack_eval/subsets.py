@@ -41,26 +41,31 @@ class Subsets:
         """How entry k of a subset is named in an error message: ``[k]`` or ``name[k]``."""
         return f"{name}[{k}]" if self.named else f"[{k}]"
 
-    def check_ids(self, known: npt.NDArray[np.int64]) -> None:
-        """Every id must name exactly one GT annotation.
+    def occurrences(self, known: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.int64]]:
+        """How often each id of each subset occurs in ``known`` (GT annotation ids, a chunk of them at a time).
 
         Shapes:
-            known: Int[n] (the id of every GT annotation of the data set)
+            known: Int[n]
+            return: name -> Int[k]
+        """
+        values, counts = np.unique(known, return_counts=True)
+        out = {}
+        for name, ids in self.ids.items():
+            where = np.minimum(np.searchsorted(values, ids), max(len(values) - 1, 0))
+            out[name] = np.where(values[where] == ids, counts[where], 0) if len(values) else np.zeros(len(ids), int)
+        return out
+
+    def check(self, occurrences: dict[str, npt.NDArray[np.int64]]) -> None:
+        """Every id must name exactly one GT annotation of the data set (``occurrences`` over all of it).
 
         Raises:
             EvalInputError: an id that no GT annotation has, or that several have.
         """
-        values, counts = np.unique(known, return_counts=True)
         for name, ids in self.ids.items():
-            if not len(values):
-                found, repeated = np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
-            else:
-                where = np.minimum(np.searchsorted(values, ids), len(values) - 1)
-                found, repeated = values[where] == ids, counts[where] > 1
-            bad = ~found | repeated
+            bad = occurrences[name] != 1
             if bad.any():
                 k = int(np.argmax(bad))
-                problem = "names several GT annotations" if found[k] else "is not in the ground truth"
+                problem = "names several GT annotations" if occurrences[name][k] else "is not in the ground truth"
                 raise EvalInputError(self.source, self.field(name, k), f"annotation id {ids[k]} {problem}")
 
 

@@ -15,7 +15,7 @@ from vremd_layers.attention import (
 )
 from vremd_layers.deformable import DeformableAttention, DeformableConvBlock, DeformableCrossAttention
 from vremd_layers.masks import HumanMask, KeypointMask
-from vremd_layers.motion import AdaptiveDeformableCrossBlock, MotionFusion
+from vremd_layers.motion import AdaptiveDeformableCrossBlock, DeformableConvMotionBlock, MotionFusion
 
 __all__ = [
     "AdaptiveDeformableCrossBlock",
@@ -23,6 +23,7 @@ __all__ = [
     "AttentionBackend",
     "DeformableAttention",
     "DeformableConvBlock",
+    "DeformableConvMotionBlock",
     "DeformableCrossAttention",
     "DropPath",
     "HumanMask",

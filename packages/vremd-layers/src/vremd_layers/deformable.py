@@ -6,7 +6,8 @@ can swap them from a config field:
 - :class:`DeformableCrossAttention` ("DCA"): offsets from a convolution over the token grid of the query and the
   guidance ``z``; keys and values sampled from ``x``; softmax of ``q . k / sqrt(d)`` over the sampled points.
 - :class:`DeformableAttention` ("DA"): Deformable-DETR single-scale attention; offsets and weights from the query.
-- :class:`DeformableConvBlock` ("DC"): a deformable convolution (``torchvision.ops.deform_conv2d``).
+- :class:`DeformableConvBlock` ("DC"): a deformable convolution (``torchvision.ops.deform_conv2d``); it is also the
+  operator of :class:`~vremd_layers.DeformableConvMotionBlock`, the block that replaces ADC in Table 6 (a).
 
 Coordinate convention, shared by all three: a sampling location is ``(x, y)`` in token-grid units, where token
 ``n = i * W + j`` sits at ``(j, i)``, so the grid spans ``0..W-1`` by ``0..H-1``. Values between tokens are
@@ -74,7 +75,44 @@ def _sample(values: torch.Tensor, locations: torch.Tensor, H: int, W: int) -> to
     return F.grid_sample(values, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-class DeformableCrossAttention(nn.Module):
+class _SamplesAroundQuery(nn.Module):
+    """What DCA and DA share: each head samples P points around its query, starting from a ring of offsets."""
+
+    num_heads: int
+    num_points: int
+
+    @property
+    def initial_offsets(self) -> torch.Tensor:
+        """Offsets Float[h, P, 2], (x, y) in tokens, at which every query samples at initialisation.
+
+        Head h looks along angle 2 pi h / heads, its point p lies p + 1 tokens out (Chebyshev distance). The offset
+        network's weights start at (or near) zero, so every query starts from this ring (docs/paper-map.md).
+        """
+        return _spread_offsets(self.num_heads, self.num_points)
+
+    @property
+    def initial_reach(self) -> float:
+        """Chebyshev distance in tokens from a query to its farthest initial sample (``num_points``)."""
+        return float(self.initial_offsets.abs().amax())
+
+    def initial_off_grid_fraction(self, grid_size: tuple[int, int]) -> float:
+        """Fraction of the initial samples of all queries of an (H, W) token grid that fall off the grid.
+
+        Off the grid means outside the rectangle of token centres (0..W-1 by 0..H-1), where a bilinear read takes
+        zero padding; the ring's offsets are whole tokens, so such a sample reads nothing but padding. Offsets
+        within 1e-6 tokens of the border count as on it (``cos(pi / 2)`` is 6e-17, not 0, in floating point).
+        """
+        if len(grid_size) != 2 or min(grid_size) < 1:
+            raise ValueError(f"grid_size must be (H, W) with H, W >= 1, got {grid_size!r}")
+        H, W = (int(s) for s in grid_size)
+        offsets = self.initial_offsets.double()
+        x, y = (_reference_points(H, W, offsets)[:, None, None, :] + offsets).unbind(dim=-1)
+        tolerance = 1e-6
+        off = (x < -tolerance) | (x > W - 1 + tolerance) | (y < -tolerance) | (y > H - 1 + tolerance)
+        return off.double().mean().item()
+
+
+class DeformableCrossAttention(_SamplesAroundQuery):
     """Deformable cross attention, DCA (eqs. 3-4, Sec. "Bidirectional Motion Disentanglement Module").
 
     ``q = W_q x``, ``z' = W_z z``; offsets ``dp = theta(psi(q (+) z'))`` with psi a depthwise convolution over the
@@ -85,6 +123,9 @@ class DeformableCrossAttention(nn.Module):
     Sampling is linear, so ``W_k`` and ``W_v`` are applied to the N tokens before sampling (d channels per head
     instead of D per point); they carry no bias (a key bias cancels in the softmax, a value bias is absorbed
     by ``W_o``'s bias), which keeps the reorder exact even at zero-padded grid borders.
+
+    Training starts from a ring of samples ``initial_reach`` = P tokens wide around every query
+    (``initial_offsets``); ``initial_off_grid_fraction(grid_size)`` says how much of it a grid cuts off.
 
     Args:
         dim: Token width D.
@@ -175,7 +216,7 @@ class DeformableCrossAttention(nn.Module):
         return (out, locations) if return_sampling_locations else out
 
 
-class DeformableAttention(nn.Module):
+class DeformableAttention(_SamplesAroundQuery):
     """Single-scale deformable attention, the paper's "DA" ablation (Table 6 (b); Deformable DETR [50]).
 
     Offsets and attention weights are predicted from the query token by linear maps; each head takes a weighted
@@ -239,7 +280,10 @@ class DeformableAttention(nn.Module):
 
 
 class DeformableConvBlock(nn.Module):
-    """Deformable convolution over the token grid, the paper's "DC" ablation (Table 6 (a); Dai et al. [49]).
+    """Deformable convolution over the token grid, the operator of the "DC" ablation (Table 6 (a); Dai et al. [49]).
+
+    :class:`~vremd_layers.DeformableConvMotionBlock` puts it in place of the ADC block (the paper's row); inside
+    the ADC block, in DCA's place, it is a labelled variant of that row.
 
     A k x k deformable convolution of ``x`` (``torchvision.ops.deform_conv2d``) whose offsets come from a
     convolution over ``x (+) z``, with one offset set per channel group (``num_heads`` groups). The kernel has

@@ -27,7 +27,8 @@ class HumanMask(nn.Module):
 
     Per frame, a learnable human token is prepended to the N feature tokens and L_h transformer blocks run over
     that frame alone. The output is split into the human token T_h and features F_bar, and
-    ``Mask_h = act(F_bar @ T_h^T / sqrt(D))``, ``F_c = F_bar * Mask_h``.
+    ``Mask_h = act(F_bar @ T_h^T / sqrt(D))``, ``F_c = F_bar * Mask_h``; eq. 1 has no activation (``act`` is the
+    identity by default).
 
     Args:
         dim: Token width D.
@@ -38,8 +39,8 @@ class HumanMask(nn.Module):
         backend: Attention backend, see :func:`vremd_layers.resolve_backend`.
         num_frames: None shares one human token between all frames; an int gives each frame position its own
             token (T_h in R^{T x 1 x D}) and then requires exactly that many frames.
-        mask_activation: ``"sigmoid"`` bounds the mask in (0, 1) (default; see docs/paper-map.md, eq. 1) or
-            ``"none"`` for the raw scaled product.
+        mask_activation: ``"none"`` for the scaled product as eq. 1 writes it (default) or ``"sigmoid"`` to bound
+            the mask in (0, 1) (see docs/paper-map.md, eq. 1).
 
     Shapes:
         features: Float[B, T, N, D]
@@ -56,7 +57,7 @@ class HumanMask(nn.Module):
         drop_path: float = 0.0,
         backend: AttentionBackend = "auto",
         num_frames: int | None = None,
-        mask_activation: Literal["sigmoid", "none"] = "sigmoid",
+        mask_activation: Literal["sigmoid", "none"] = "none",
     ) -> None:
         super().__init__()
         if mask_activation not in ("sigmoid", "none"):
@@ -107,6 +108,9 @@ class KeypointMask(nn.Module):
     A learnable frame embedding is added to the feature tokens before the joint blocks, because attention over
     the concatenated frames is otherwise blind to which frame a token came from.
 
+    With ``apply_mask=False`` the tokens and blocks run as before but Map and Mask_k are neither computed nor
+    applied (``F_f = F_hat``): the keypoint mask is ablated while the keypoint tokens stay (Table 5 (a), (b)).
+
     Args:
         dim: Token width D.
         num_keypoints: Number of keypoint tokens J per frame.
@@ -116,10 +120,12 @@ class KeypointMask(nn.Module):
         mlp_ratio: MLP hidden width as a multiple of ``dim``.
         drop_path: Largest stochastic-depth rate (linearly increasing over the blocks).
         backend: Attention backend, see :func:`vremd_layers.resolve_backend`.
+        apply_mask: Compute Mask_k and multiply the features by it (eq. 2); False returns ``F_hat`` and no mask.
 
     Shapes:
         features: Float[B, T, N, D]
-        returns: refined Float[B, T, N, D], keypoint_tokens Float[B, T, J, D], mask Float[B, T, N]
+        returns: refined Float[B, T, N, D], keypoint_tokens Float[B, T, J, D], mask Float[B, T, N] (None without
+        ``apply_mask``)
     """
 
     def __init__(
@@ -133,11 +139,13 @@ class KeypointMask(nn.Module):
         mlp_ratio: float = 4.0,
         drop_path: float = 0.0,
         backend: AttentionBackend = "auto",
+        apply_mask: bool = True,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.num_frames = num_frames
         self.num_keypoints = num_keypoints
+        self.apply_mask = apply_mask
         self.keypoint_tokens = nn.Parameter(torch.zeros(num_frames, num_keypoints, dim))
         self.frame_embed = nn.Parameter(torch.zeros(num_frames, 1, dim))
         self.blocks = transformer_blocks(
@@ -150,12 +158,12 @@ class KeypointMask(nn.Module):
         nn.init.trunc_normal_(self.keypoint_tokens, std=0.02)
         nn.init.trunc_normal_(self.frame_embed, std=0.02)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Attend jointly over all frames, score tokens against the keypoint tokens and re-weight them.
 
         Shapes:
             features: Float[B, T, N, D]
-            returns: refined Float[B, T, N, D], keypoint_tokens Float[B, T, J, D], mask Float[B, T, N]
+            returns: refined Float[B, T, N, D], keypoint_tokens Float[B, T, J, D], mask Float[B, T, N] or None
         """
         _check_features(features, self.dim, self.num_frames)
         B, T, N, D = features.shape
@@ -164,6 +172,8 @@ class KeypointMask(nn.Module):
         tokens = torch.cat([features + self.frame_embed, keypoints], dim=2)
         tokens = self.norm(self.blocks(rearrange(tokens, "b t nj d -> b (t nj) d")))
         tokens = rearrange(tokens, "b (t nj) d -> b t nj d", t=T)
+        if not self.apply_mask:
+            return tokens[:, :, :N], tokens[:, :, N:], None
         feats = rearrange(tokens[:, :, :N], "b t n d -> b (t n) d")
         kpts = rearrange(tokens[:, :, N:], "b t j d -> b (t j) d")
         confidence = (kpts @ feats.transpose(1, 2)) * D**-0.5  # Map: (B, T*J, T*N)

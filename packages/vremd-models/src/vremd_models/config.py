@@ -22,6 +22,7 @@ __all__ = ["POSETRACK_FLIP_PAIRS", "PRESETS", "VREMDConfig"]
 POSETRACK_FLIP_PAIRS: Final = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 
 MotionOp = Literal["dca", "da", "dc"]
+BMDBlock = Literal["adc", "deformable_conv"]
 MaskActivation = Literal["sigmoid", "none"]
 HeadLosses = Literal["none", "motion", "both"]
 
@@ -31,8 +32,9 @@ class VREMDConfig:
     """Configuration of a VREMD model; the defaults are the paper's ViT-L model (preset ``vremd-vitl``).
 
     Validated on construction: an impossible value raises one ``ValueError`` (``TypeError`` for a wrong type)
-    naming the field. Sub-switches of a disabled module (``human_mask`` with ``use_hkme=False``, ``motion_op``
-    with ``use_bmd=False``) are accepted and ignored, so an ablation is a single override.
+    naming the field. Sub-switches of a disabled module (``human_mask`` with ``use_hkme=False``, ``keypoint_mask``
+    with ``keypoint_tokens=False``, ``motion_op`` with ``use_bmd=False`` or ``bmd_block="deformable_conv"``) are
+    accepted and ignored, so an ablation is a single override.
 
     Args:
         image_size: Input crop size (H, W) in pixels.
@@ -55,22 +57,30 @@ class VREMDConfig:
         drop_path: Stochastic depth of VREMD's own blocks.
         attention_backend: Attention kernel of VREMD's own blocks (see ``vremd_layers.resolve_backend``).
         use_hkme: Human-Keypoint Mask Enhanced module (Table 4).
-        human_mask: Human mask inside HKME (eq. 1, Table 5).
-        keypoint_mask: Keypoint mask inside HKME (eq. 2, Table 5).
+        human_mask: Human mask inside HKME (eq. 1, Table 5): the human token, its L_h blocks and Mask_h.
+        keypoint_tokens: Keypoint tokens inside HKME: the J tokens per frame, their L_k blocks over all frames,
+            and H_k from the key frame's tokens. Table 5 keeps them in every row; without them (the rows before
+            they were kept, a labelled variant) there is no keypoint mask and no H_k.
+        keypoint_mask: Keypoint mask inside HKME (eq. 2, Table 5): Map and Mask_k computed from the keypoint
+            tokens and applied to the features; without it the features leave the L_k blocks unmasked.
         hkme_human_blocks: Transformer blocks L_h of the human mask.
         hkme_keypoint_blocks: Transformer blocks L_k of the keypoint mask.
         hkme_spatial_blocks: Spatial (per-frame) blocks of the spatio-temporal aggregation.
         hkme_temporal_blocks: Temporal (per-token) blocks of the spatio-temporal aggregation.
-        human_mask_activation: Squashing of the human mask scores: ``"sigmoid"`` (in (0, 1)) or ``"none"``.
+        human_mask_activation: Squashing of the human mask scores: ``"none"`` (eq. 1) or ``"sigmoid"`` (in (0, 1)).
         use_bmd: Bidirectional Motion Disentanglement module (Table 4).
-        motion_op: Motion operator of the ADC blocks: ``"dca"`` (ours), ``"da"`` (plain deformable attention)
-            or ``"dc"`` (deformable convolution) (Table 6).
+        bmd_block: The L_m blocks of BMD: ``"adc"`` (ours) or ``"deformable_conv"`` (Table 6 (a): a block of one
+            3x3 deformable convolution in place of each ADC block).
+        motion_op: Motion operator of the ADC blocks: ``"dca"`` (ours), ``"da"`` (plain deformable attention,
+            Table 6 (b)) or ``"dc"`` (a deformable convolution in DCA's place, a labelled variant of Table 6 (a)).
         bidirectional: Process forward and backward motion as separate streams (Table 6, "BS").
-        bmd_num_blocks: ADC blocks L_m.
+        bmd_num_blocks: BMD blocks L_m.
         bmd_num_points: Sampling points P per head and query in the deformable operators; with
-            ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3).
+            ``motion_op="dc"`` the taps of a k x k kernel, so a square (4: 2x2, 9: 3x3). The
+            ``"deformable_conv"`` block always has 3x3 taps.
         bmd_offset_kernel_size: Kernel of the convolution psi that predicts the DCA (and DC) offsets (odd).
-        bmd_share_direction_weights: One set of ADC weights for both directions (with ``bidirectional``).
+        bmd_share_direction_weights: One set of block weights for both directions (with ``bidirectional``): the
+            capacity control of Table 6 (d) against (c).
         keypoint_head_hidden_dim: Hidden width of H_k's MLP decoder.
         keypoint_gate: H = H_m + g H_k with a learned scalar g starting at 0, instead of the paper's equal weights
             (only matters with keypoint tokens).
@@ -101,14 +111,16 @@ class VREMDConfig:
 
     use_hkme: bool = True
     human_mask: bool = True
+    keypoint_tokens: bool = True
     keypoint_mask: bool = True
     hkme_human_blocks: int = 2
     hkme_keypoint_blocks: int = 2
     hkme_spatial_blocks: int = 1
     hkme_temporal_blocks: int = 1
-    human_mask_activation: MaskActivation = "sigmoid"
+    human_mask_activation: MaskActivation = "none"
 
     use_bmd: bool = True
+    bmd_block: BMDBlock = "adc"
     motion_op: MotionOp = "dca"
     bidirectional: bool = True
     bmd_num_blocks: int = 2
@@ -164,7 +176,9 @@ class VREMDConfig:
 
         Missing keys take their defaults, so a config written by an older version (fewer fields) still loads; the
         fields older versions wrote and this one replaced are read with one ``FutureWarning`` (``head_training``
-        becomes ``keypoint_gate`` and ``head_losses``; ``keypoint_decoder: mlp`` is the only decoder left).
+        becomes ``keypoint_gate`` and ``head_losses``; ``keypoint_decoder: mlp`` is the only decoder left;
+        ``keypoint_mask: false`` without ``keypoint_tokens`` meant no keypoint tokens and becomes
+        ``keypoint_tokens: false``).
 
         Raises:
             FieldError: a key is not a field, or a value is impossible (a ``ValueError``; ``.key`` names it).
@@ -234,7 +248,7 @@ class VREMDConfig:
                 f"a divisor of backbone_dim={self.backbone_dim}")  # fmt: skip
         require(self.hidden_dim % self.num_heads == 0, "num_heads", self.num_heads,
                 f"a divisor of hidden_dim={self.hidden_dim}")  # fmt: skip
-        if self.use_bmd and self.motion_op == "dc":
+        if self.use_bmd and self.bmd_block == "adc" and self.motion_op == "dc":
             k = math.isqrt(self.bmd_num_points)
             require(k * k == self.bmd_num_points, "bmd_num_points", self.bmd_num_points,
                     'a square (k x k kernel taps) when motion_op="dc"')  # fmt: skip
@@ -263,11 +277,21 @@ _HEAD_TRAINING: Final = {
 
 
 def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``data`` with the fields of older versions (``head_training``, ``keypoint_decoder``) rewritten, warning once."""
-    if not isinstance(data, Mapping) or not {"head_training", "keypoint_decoder"} & set(data):
+    """``data`` with what older versions wrote rewritten to this version's fields, warning once."""
+    if not isinstance(data, Mapping):
+        return data
+    # Before keypoint_tokens existed, keypoint_mask=False removed the keypoint tokens (and H_k) with the mask.
+    tokens_with_mask = "keypoint_tokens" not in data and data.get("keypoint_mask") is False
+    if not tokens_with_mask and not {"head_training", "keypoint_decoder"} & set(data):
         return data
     data = dict(data)
     said = []
+    if tokens_with_mask:
+        data["keypoint_tokens"] = False
+        said.append(
+            "keypoint_mask false without keypoint_tokens is read as older versions built it, keypoint_tokens=False "
+            "(no keypoint tokens, no H_k); give keypoint_tokens to choose"
+        )
     if "keypoint_decoder" in data:
         decoder = data.pop("keypoint_decoder")
         if decoder != "mlp":
@@ -283,7 +307,7 @@ def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
         if data.setdefault("keypoint_gate", gate) != gate or data.setdefault("head_losses", losses) != losses:
             raise FieldError("head_training", f"{setting!r} disagrees with keypoint_gate / head_losses given beside it")
         said.append(f"head_training {setting!r} is read as keypoint_gate={gate}, head_losses={losses!r}")
-    warnings.warn(f"VREMDConfig: deprecated field(s): {'; '.join(said)}", FutureWarning, stacklevel=3)
+    warnings.warn(f"VREMDConfig: deprecated field(s) or meaning(s): {'; '.join(said)}", FutureWarning, stacklevel=3)
     return data
 
 

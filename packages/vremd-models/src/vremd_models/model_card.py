@@ -57,7 +57,10 @@ out = model(pixel_values)  # (B, {{ num_frames }}, 3, {{ image_size[0] }}, {{ im
 {% endif %}{% if base_model or source %}- Backbone weights: ViTPose ([{{ vitpose_url }}]({{ vitpose_url }}), Apache-2.0)
 {% endif %}"""
 
-_ABLATION_FIELDS: Final = ("use_hkme", "human_mask", "keypoint_mask", "use_bmd", "motion_op", "bidirectional")
+_ABLATION_FIELDS: Final = (
+    "use_hkme", "human_mask", "keypoint_tokens", "keypoint_mask", "use_bmd", "bmd_block", "motion_op", "bidirectional",
+    "bmd_share_direction_weights",
+)  # fmt: skip
 
 
 def model_card(config: VREMDConfig, info: MixinInfo, **kwargs: Any) -> ModelCard:

@@ -17,6 +17,7 @@ from vremd_layers import (
     AdaptiveDeformableCrossBlock,
     DeformableAttention,
     DeformableConvBlock,
+    DeformableConvMotionBlock,
     DeformableCrossAttention,
     HumanMask,
     KeypointMask,
@@ -60,6 +61,9 @@ def heatmap_loss(heatmaps: torch.Tensor, targets: torch.Tensor, target_weight: t
 class _HKME(nn.Module):
     """Human-Keypoint Mask Enhanced module: human mask, keypoint mask, spatio-temporal aggregation.
 
+    ``config.keypoint_tokens`` builds the keypoint tokens and their blocks; ``config.keypoint_mask`` decides whether
+    their Mask_k re-weights the features (Table 5 ablates the masks and keeps the tokens).
+
     Shapes:
         features: Float[B, T, N, D] -> enhanced F Float[B, N, D], key-frame keypoint tokens Float[B, J, D] or
         None, human mask Float[B, T, N] or None, keypoint mask Float[B, T, N] or None
@@ -91,9 +95,10 @@ class _HKME(nn.Module):
                 num_keypoints=config.num_joints,
                 num_frames=config.num_frames,
                 num_blocks=config.hkme_keypoint_blocks,
+                apply_mask=config.keypoint_mask,
                 **common,
             )
-            if config.keypoint_mask
+            if config.keypoint_tokens
             else None
         )
         self.aggregation = SpatioTemporalAggregation(
@@ -111,13 +116,13 @@ class _HKME(nn.Module):
         if self.human_mask is not None:
             features, human_mask = self.human_mask(features)  # F_c, eq. 1
         if self.keypoint_mask is not None:
-            features, keypoint_tokens, keypoint_mask = self.keypoint_mask(features)  # F_f, eq. 2
+            features, keypoint_tokens, keypoint_mask = self.keypoint_mask(features)  # F_f (eq. 2) or F_hat
             keypoint_tokens = keypoint_tokens[:, self.key_frame]  # T_t
         return self.aggregation(features), keypoint_tokens, human_mask, keypoint_mask
 
 
 class _BMD(nn.Module):
-    """Bidirectional Motion Disentanglement: feature differences through L_m ADC blocks, then a fusion layer.
+    """Bidirectional Motion Disentanglement: feature differences through L_m blocks (ADC or DC), then a fusion layer.
 
     Shapes:
         features: Float[B, T, N, D], guidance: Float[B, N, D] -> M Float[B, N, D] and, on request, sampling
@@ -132,18 +137,7 @@ class _BMD(nn.Module):
         # Without bidirectional separation the two directions are joined once, up front (Table 6 (c)).
         self.join = None if config.bidirectional else MotionFusion(config.hidden_dim, num_streams=2)
         self.blocks = nn.ModuleList(
-            AdaptiveDeformableCrossBlock(
-                config.hidden_dim,
-                num_heads=config.num_heads,
-                num_points=config.bmd_num_points,
-                mlp_ratio=config.mlp_ratio,
-                bidirectional=config.bidirectional,
-                share_direction_weights=config.bmd_share_direction_weights,
-                motion_layer=_motion_layer(config),
-                drop_path=rate,
-                backend=config.attention_backend,
-            )
-            for rate in drop_path_rates(config.drop_path, config.bmd_num_blocks)
+            _motion_block(config, drop_path=rate) for rate in drop_path_rates(config.drop_path, config.bmd_num_blocks)
         )
         self.fusion = MotionFusion(config.hidden_dim, num_streams=num_streams)
 
@@ -163,6 +157,31 @@ class _BMD(nn.Module):
             else:
                 motion = block(motion, guidance, self.grid_size)
         return self.fusion(motion), torch.stack(locations, dim=1) if locations else None
+
+
+def _motion_block(config: VREMDConfig, *, drop_path: float) -> nn.Module:
+    """One of BMD's L_m blocks: an ADC block, or the deformable-convolution block of Table 6 (a)."""
+    streams = {
+        "mlp_ratio": config.mlp_ratio,
+        "bidirectional": config.bidirectional,
+        "share_direction_weights": config.bmd_share_direction_weights,
+        "drop_path": drop_path,
+    }
+    if config.bmd_block == "deformable_conv":
+        return DeformableConvMotionBlock(
+            config.hidden_dim,
+            offset_groups=config.num_heads,
+            offset_kernel_size=config.bmd_offset_kernel_size,
+            **streams,
+        )
+    return AdaptiveDeformableCrossBlock(
+        config.hidden_dim,
+        num_heads=config.num_heads,
+        num_points=config.bmd_num_points,
+        motion_layer=_motion_layer(config),
+        backend=config.attention_backend,
+        **streams,
+    )
 
 
 def _motion_layer(config: VREMDConfig) -> Any:
@@ -222,7 +241,7 @@ class VREMD(
         self.feature_proj = nn.Linear(config.backbone_dim, config.hidden_dim) if temporal else None
         self.hkme = _HKME(config) if config.use_hkme else None
         self.bmd = _BMD(config) if config.use_bmd else None
-        has_keypoint_tokens = config.use_hkme and config.keypoint_mask
+        has_keypoint_tokens = config.use_hkme and config.keypoint_tokens
         self.keypoint_head = (
             KeypointTokenHead(
                 config.hidden_dim, hidden_dim=config.keypoint_head_hidden_dim, heatmap_size=config.heatmap_size
