@@ -9,16 +9,14 @@ import pytest
 from posetrack_eval import EvalInputError, evaluate
 from posetrack_eval.resampling import resampled_ap, sequence_statistics
 
-from .synth import perturb_sample, write_case
-
 
 def _gt_ids(gt_dir):
     return [ann["id"] for path in sorted(gt_dir.glob("*.json")) for ann in json.loads(path.read_text())["annotations"]]
 
 
 @pytest.mark.parametrize(("seed", "protocol"), [(0, "poseval"), (1, "poseval"), (2, "pt21"), (3, "pt21")])
-def test_the_data_set_itself_scores_as_evaluate(seed, protocol, tmp_path):
-    gt, pred = write_case(tmp_path, seed=seed, num_sequences=4, protocol=protocol)
+def test_the_data_set_itself_scores_as_evaluate(seed, protocol, synth, tmp_path):
+    gt, pred = synth.write_case(tmp_path, seed=seed, num_sequences=4, protocol=protocol)
     stats = sequence_statistics(gt, pred, protocol=protocol)
     chosen = sorted(np.random.default_rng(seed).permutation(_gt_ids(gt))[:6].tolist())
     reference = evaluate(gt, pred, protocol=protocol, subset={"some": chosen})
@@ -29,9 +27,9 @@ def test_the_data_set_itself_scores_as_evaluate(seed, protocol, tmp_path):
     assert subset_ap == pytest.approx(expected, abs=1e-9) or (math.isnan(subset_ap) and math.isnan(expected))
 
 
-def test_the_real_sample_with_tied_scores_scores_as_evaluate(posetrack18_sample, tmp_path):
+def test_the_real_sample_with_tied_scores_scores_as_evaluate(posetrack18_sample, synth, tmp_path):
     gt = posetrack18_sample / "annotations" / "val"
-    pred = perturb_sample(gt, tmp_path / "pred", seed=4)  # scores rounded to 3 decimals: many ties
+    pred = synth.perturb_sample(gt, tmp_path / "pred", seed=4)  # scores rounded to 3 decimals: many ties
     stats = sequence_statistics(gt, pred)
     total = resampled_ap(stats, np.ones((1, len(stats.sequences))))[0]
     assert total == pytest.approx(evaluate(gt, pred).ap["Total"], abs=1e-9)
@@ -74,9 +72,9 @@ def _copied_data_set(gt, pred, names, counts, root):
 
 
 @pytest.mark.parametrize("seed", [5, 6, 7])
-def test_a_resample_scores_as_evaluate_on_the_copied_sequences(seed, tmp_path):
+def test_a_resample_scores_as_evaluate_on_the_copied_sequences(seed, synth, tmp_path):
     rng = np.random.default_rng(seed)
-    gt, pred = write_case(tmp_path / "case", seed=seed, num_sequences=5, labeled_p=0.8)
+    gt, pred = synth.write_case(tmp_path / "case", seed=seed, num_sequences=5, labeled_p=0.8)
     _unique_scores(pred, rng)
     stats = sequence_statistics(gt, pred)
     chosen = sorted(rng.permutation(_gt_ids(gt))[:8].tolist())
@@ -96,8 +94,8 @@ def test_a_resample_scores_as_evaluate_on_the_copied_sequences(seed, tmp_path):
             assert math.isnan(subset_totals[b])
 
 
-def test_counts_must_cover_every_sequence_and_predictions_every_gt_file(tmp_path):
-    gt, pred = write_case(tmp_path, seed=8, num_sequences=2)
+def test_counts_must_cover_every_sequence_and_predictions_every_gt_file(synth, tmp_path):
+    gt, pred = synth.write_case(tmp_path, seed=8, num_sequences=2)
     stats = sequence_statistics(gt, pred)
     with pytest.raises(ValueError, match=r"counts must be \(resamples, 2\)"):
         resampled_ap(stats, np.ones((4, 3)))
