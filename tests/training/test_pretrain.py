@@ -22,7 +22,8 @@ DEFAULT = ROOT / "configs" / "default.yaml"
 
 
 def test_stage1_is_the_single_frame_baseline_on_the_same_data_and_backbone():
-    cfg = load_config(None, ["run.seed=7", "logging.trackers=[csv]"])
+    pretrain = ["pretrain.stage1_epochs=3", "pretrain.stage1_lr_milestones=[2]"]
+    cfg = load_config(None, ["run.seed=7", "logging.trackers=[csv]", *pretrain])
     stage1 = stage1_of(cfg)
     model = stage1.config.model.resolved
     assert {name: getattr(model, name) for name in STAGE1_FIELDS} == {
@@ -32,7 +33,7 @@ def test_stage1_is_the_single_frame_baseline_on_the_same_data_and_backbone():
     # the pretrain split, apart from the clips; scored on the dev split only
     assert stage1.config.data == dataclasses.replace(cfg.data, train_split="pretrain", test_split=None)
     assert stage1.config.optimizer == cfg.optimizer
-    assert (stage1.config.schedule.epochs, stage1.config.schedule.lr_milestones) == (4, [3])
+    assert (stage1.config.schedule.epochs, stage1.config.schedule.lr_milestones) == (3, [2])
     assert (stage1.config.run.seed, stage1.config.run.keep_checkpoints) == (cfg.pretrain.stage1_seed, 1)
     assert (stage1.config.eval.baselines, stage1.config.logging.trackers) == (False, [])
     assert not needs_stage1(stage1.config)
