@@ -40,11 +40,13 @@ from posetrack_data.outputs import OutputError, atomic_write_text
 from posetrack_eval import EvalInputError, format_table
 from training.card import save_model
 from training.checkpoints import TrainState, load_checkpoint, load_run_config, save_checkpoint
-from training.config import Config, ConfigError, config_to_dict, flat_config
-from training.data import build_datasets, build_loaders, prepare_data_root
+from training.config import Config, ConfigError, config_to_dict, flat_config, run_key
+from training.data import build_datasets, build_eval_examples, build_loaders, eval_loader, prepare_data_root
 from training.evaluation import (
+    Results,
     Scorer,
     Validation,
+    conditions_file,
     gt_folder,
     mean_pose_baseline,
     predict_keypoints,
@@ -62,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
         cfg, checkpoint = load_run_config(args.config, args.overrides, base=args.base, resume=args.resume)
+        if cfg.run.threads is not None:  # before any torch work; stage 1 runs with the same count
+            torch.set_num_threads(cfg.run.threads)
         # PartialState, unlike Accelerator, ignores ACCELERATE_USE_CPU: without it CPU processes would not join.
         processes = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
         if needs_stage1(cfg):
@@ -105,6 +109,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------- one run
 
 
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """A split the run scores: its loader and its scorer."""
+
+    loader: Any
+    scorer: Scorer
+
+
 @dataclasses.dataclass(kw_only=True)
 class Run:
     """Everything the loop touches, built once by ``build_run``."""
@@ -116,9 +128,9 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: Any
-    val_loader: Any
+    val: Scored
+    test: Scored | None  # data.test_split, scored once after training
     train_rows: dict[str, list]  # keypoints and boxes, for the mean-pose baseline
-    scorer: Scorer
 
     @property
     def trainables(self) -> dict[str, Any]:
@@ -136,10 +148,15 @@ def train_run(cfg: Config, checkpoint: Path | None = None) -> None:
     elif cfg.eval.baselines:
         run_baselines(run, state)
     train(run, state)
+    test = None
+    if run.test is not None:
+        test = score(run, run.test, "predictions_test", f"test split '{cfg.data.test_split}'", state)
     if accelerator.is_main_process:
         out = save_model(accelerator.unwrap_model(run.model), cfg, state)
-        write_results(run.run_dir, state.step, state.history)
-        accelerator.print(f"\n{summary_table(state.history)}\n\nsaved {out}")
+        results = Results(run_key=run_key(cfg), steps=state.step, final=state.history[-1], test=test,
+                          history=state.history)  # fmt: skip
+        write_results(run.run_dir, results)
+        accelerator.print(f"\n{summary_table([*state.history, *([test] if test else [])])}\n\nsaved {out}")
     for tracker in accelerator.trackers:  # not end_training(): stage 2 still needs the process group
         tracker.finish()
 
@@ -167,12 +184,18 @@ def build_run(cfg: Config) -> Run:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     accelerator.init_trackers(cfg.logging.project, config=flat_config(config_to_dict(cfg)))
-    accelerator.print(f"run directory: {run_dir} ({accelerator.num_processes} process(es), {accelerator.device})")
+    accelerator.print(
+        f"run directory: {run_dir} ({accelerator.num_processes} process(es), {accelerator.device}, "
+        f"{torch.get_num_threads()} thread(s))"
+    )
     set_seed(cfg.run.seed)
 
     root = prepare_data_root(cfg.data, accelerator)
     train_set, val_set = build_datasets(cfg, root, accelerator)
     train_loader, val_loader = build_loaders(cfg, train_set, val_set)
+    test_set = None
+    if cfg.data.test_split is not None:
+        test_set = build_eval_examples(cfg, root, cfg.data.test_split, accelerator)
     model = build_model(cfg.model)
     optimizer = build_optimizer(model, cfg.optimizer)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
@@ -180,7 +203,9 @@ def build_run(cfg: Config) -> Run:
     # Stepped by the loop once per optimizer step, on every process alike; accelerate's scheduler wrapper
     # would step it num_processes times per call, so it stays unwrapped (checkpoints save it as JSON).
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch)
-    val_rows = val_set.rows.select_columns(["video", "image_id", "file_name", "box_score", "bbox"]).to_dict()
+    test = None
+    if test_set is not None:
+        test = _scored(cfg, root, cfg.data.test_split, accelerator.prepare(eval_loader(cfg, test_set)), test_set)
     return Run(
         cfg=cfg,
         accelerator=accelerator,
@@ -189,18 +214,27 @@ def build_run(cfg: Config) -> Run:
         optimizer=optimizer,
         scheduler=scheduler,
         train_loader=train_loader,
-        val_loader=val_loader,
+        val=_scored(cfg, root, cfg.data.val_split, val_loader, val_set),
+        test=test,
         train_rows=train_set.rows.select_columns(["keypoints", "bbox"]).to_dict(),
-        scorer=Scorer(val_rows, gt_folder(cfg, root), cfg.eval.protocol, cfg.eval.tracking),
     )
+
+
+def _scored(cfg: Config, root: Path, split: str, loader: Any, examples: Any) -> Scored:
+    rows = examples.rows.select_columns(["video", "image_id", "file_name", "box_score", "bbox"]).to_dict()
+    subsets = conditions_file(cfg, root, split)
+    scorer = Scorer(rows, gt_folder(cfg, root, split), cfg.eval.protocol, subsets, cfg.eval.tracking)
+    return Scored(loader, scorer)
 
 
 def run_baselines(run: Run, state: TrainState) -> None:
     """Score the "mean pose in the box" baseline (main process) and the untrained model (all processes)."""
     accelerator = run.accelerator
     if accelerator.is_main_process:
-        coords, scores = mean_pose_baseline(run.train_rows, run.scorer.val_rows)
-        result = run.scorer.score(run.run_dir / "predictions" / "mean_pose", np.arange(len(coords)), coords, scores)
+        scorer = run.val.scorer
+        coords, scores = mean_pose_baseline(run.train_rows, scorer.val_rows)
+        out_dir = run.run_dir / "predictions" / "mean_pose"
+        result = scorer.score(out_dir, np.arange(len(coords)), coords, scores, conditions=True)
         baseline = Validation.of("mean pose in the box", 0, 0, len(coords), {"H": result})
         accelerator.print(f"\nmean pose in the box: {format_table(result)}")
         accelerator.log({f"baseline_mean_pose/{k}": v for k, v in (baseline.ap | baseline.tracking).items()}, step=0)
@@ -209,25 +243,38 @@ def run_baselines(run: Run, state: TrainState) -> None:
 
 
 def validate(run: Run, state: TrainState, name: str) -> None:
-    """Predict every validation row, write the files, score H and each head alone, print and log the scores."""
-    accelerator = run.accelerator
-    model = accelerator.unwrap_model(run.model)
-    index, heads = predict_keypoints(model, run.val_loader, accelerator, run.cfg.eval, desc=f"eval {name}")
+    """Score the validation split (``score``), print and log it, and add it to the history."""
     state.evaluated_step = state.step
-    if accelerator.is_main_process:
-        results = run.scorer.score_heads(run.run_dir / "predictions", index, heads)
-        scored = Validation.of(name, state.step, state.epoch, len(index), results)
-        table = format_table(results["H"])
-        accelerator.print(f"\n{name} (step {state.step}): {table}\n{scored.summary()}")
-        accelerator.log(
+    scored = score(run, run.val, "predictions", name, state)
+    if scored is not None:
+        run.accelerator.log(
             {f"val/{k}": v for k, v in (scored.ap | scored.tracking).items()}
             | {f"val/{head}/Total": ap for head, ap in scored.head_ap.items()}
+            | {f"val/condition/{c}": ap for c, ap in scored.conditions.items()}
             | {"val/num_samples": scored.num_samples},
             step=state.step,
         )
         state.history.append(scored)
+
+
+def score(run: Run, split: Scored, folder: str, name: str, state: TrainState) -> Validation | None:
+    """Predict every row of ``split``, score H (per condition too) and each head alone, and print them.
+
+    The poseval files go under ``<run_dir>/<folder>``. Returns the ``Validation`` on the main process, ``None``
+    on the others.
+    """
+    accelerator = run.accelerator
+    model = accelerator.unwrap_model(run.model)
+    index, heads = predict_keypoints(model, split.loader, accelerator, run.cfg.eval, desc=f"eval {name}")
+    scored = None
+    if accelerator.is_main_process:
+        results = split.scorer.score_heads(run.run_dir / folder, index, heads)
+        scored = Validation.of(name, state.step, state.epoch, len(index), results)
+        table = format_table(results["H"])
+        accelerator.print(f"\n{name} (step {state.step}): {table}\n{scored.summary()}")
     accelerator.wait_for_everyone()
     model.train()
+    return scored
 
 
 def train(run: Run, state: TrainState) -> None:

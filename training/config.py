@@ -76,7 +76,9 @@ class DataConfig:
             ``cache_dir`` and trains on that.
         version: PoseTrack version; ``None`` detects it from the layout.
         train_split: Split to train on.
-        val_split: Split to validate on.
+        val_split: Split validated on during training: the dev split every choice is made on.
+        test_split: Split scored once, after training, for the reported tables (never for choosing); ``None``:
+            none. Its person boxes are ``<root>/person_detections/<test_split>.json``.
         val_detections: Person boxes for validation (COCO results list); ``None`` uses
             ``<root>/person_detections/<val_split>.json`` (where the synthetic generator writes them).
         min_detection_score: Detector boxes below this score are dropped (DCPose's 0.2).
@@ -96,6 +98,11 @@ class DataConfig:
         half_body_prob: Probability of the half-body crop.
         flip_prob: Probability of a horizontal flip in training.
         synthetic_videos: Synthetic videos, train and val together.
+        synthetic_val_videos: Of those, the val (dev) videos; ``None``: a fifth.
+        synthetic_test_videos: Synthetic test videos, besides ``synthetic_videos``.
+        synthetic_eval_frames: Frames per val and test video, cut from a ``synthetic_frames`` clip (every labelled
+            frame has both neighbours); ``None``: whole clips.
+        synthetic_pretrain_frames: Single crowded frames of the ``pretrain`` split (stage 1 trains on them).
         synthetic_frames: Frames per synthetic video.
         synthetic_image_size: Synthetic frame size (W, H).
         synthetic_seed: Seed of the synthetic generator.
@@ -111,6 +118,7 @@ class DataConfig:
     version: Version | None = None
     train_split: str = "train"
     val_split: str = "val"
+    test_split: str | None = "test"
     val_detections: str | None = None
     min_detection_score: float = 0.2
     batch_size: int = 16
@@ -123,7 +131,11 @@ class DataConfig:
     scale: tuple[float, float] = (0.8, 1.2)
     half_body_prob: float = 0.0
     flip_prob: float = 0.5
-    synthetic_videos: int = 30
+    synthetic_videos: int = 64
+    synthetic_val_videos: int | None = 40
+    synthetic_test_videos: int = 40
+    synthetic_eval_frames: int | None = 11
+    synthetic_pretrain_frames: int = 2000
     synthetic_frames: int = 40
     synthetic_image_size: tuple[int, int] = (320, 240)
     synthetic_seed: int = 0
@@ -157,6 +169,21 @@ class DataConfig:
             self.synthetic_videos >= 2, "synthetic_videos", self.synthetic_videos, "at least 2 (one train, one val)"
         )
         require(self.synthetic_frames >= 3, "synthetic_frames", self.synthetic_frames, "at least 3")
+        val_videos = self.synthetic_val_videos
+        require(
+            val_videos is None or 1 <= val_videos < self.synthetic_videos,
+            "synthetic_val_videos",
+            val_videos,
+            f"null or 1 to synthetic_videos - 1 = {self.synthetic_videos - 1}",
+        )
+        _counts(self, 0, "synthetic_test_videos", "synthetic_pretrain_frames")
+        eval_frames = self.synthetic_eval_frames
+        require(
+            eval_frames is None or 3 <= eval_frames <= self.synthetic_frames,
+            "synthetic_eval_frames",
+            eval_frames,
+            f"null or 3 to synthetic_frames = {self.synthetic_frames}",
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -177,16 +204,14 @@ class ModelConfig:
     """
 
     preset: str = "vremd-tiny"
-    # The CPU default trains at 128x96 (8x6 tokens): a quarter of the paper's pixels, ~4x faster per step.
+    # The paper's 256x192 input at patch 16 (a 16x12 token grid, what DCA's reach is relative to), narrower
+    # HKME/BMD; the heads as the paper has them (configs/default.yaml gives the measurements).
     overrides: dict[str, Any] = dataclasses.field(
         default_factory=lambda: {
-            "image_size": [128, 96],
-            "heatmap_size": [32, 24],
+            "image_size": [256, 192],
+            "heatmap_size": [64, 48],
             "hidden_dim": 64,
             "keypoint_head_hidden_dim": 64,
-            "human_mask_activation": "sigmoid",
-            "keypoint_gate": True,
-            "head_losses": "both",
         }
     )
     init_backbone: str | None = None
@@ -243,7 +268,7 @@ class ScheduleConfig:
             schedule still follows ``epochs``.
     """
 
-    epochs: int = 2
+    epochs: int = 1
     lr_milestones: list[int] = dataclasses.field(default_factory=list)
     lr_gamma: float = 0.1
     warmup_steps: int = 50
@@ -271,6 +296,10 @@ class RunConfig:
         checkpoint_every_steps: Also checkpoint every this many optimizer steps (``None``: at epoch ends only).
         keep_checkpoints: Newest checkpoints kept; older ones are deleted.
         log_every_steps: Log the training loss every this many optimizer steps.
+        threads: Torch intra-op threads of each process (``torch.set_num_threads``), set before any work, so the
+            figures do not depend on how the run is launched (``accelerate launch`` sets ``OMP_NUM_THREADS=1``,
+            ``python`` leaves one thread per core: on a CPU the sums split differently); ``None`` keeps torch's
+            own choice.
     """
 
     output_dir: str = "runs/default"
@@ -280,11 +309,12 @@ class RunConfig:
     checkpoint_every_steps: int | None = None
     keep_checkpoints: int = 2
     log_every_steps: int = 10
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         check_types(self)
         _counts(self, 1, "gradient_accumulation_steps", "keep_checkpoints", "log_every_steps")
-        _optional_counts(self, "checkpoint_every_steps")
+        _optional_counts(self, "checkpoint_every_steps", "threads")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -304,6 +334,9 @@ class EvalConfig:
         gt: Ground-truth annotation folder; ``None`` uses the validation split's annotation folder in the data
             root (``posetrack_data.annotation_folder``).
         baselines: Before training, also score the untrained model and the "mean pose in the box" baseline.
+        conditions: Also score the AP of H over the persons of each key-frame condition (occluded, motion blur,
+            ...), from the ``<root>/subsets/<split>.json`` files the synthetic generator writes (PoseTrack has
+            none).
     """
 
     every_epochs: int = 1
@@ -314,6 +347,7 @@ class EvalConfig:
     tracking: bool = False
     gt: str | None = None
     baselines: bool = True
+    conditions: bool = True
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -342,12 +376,14 @@ class PretrainConfig:
     """Stage 1 of the miniature protocol (``training/pretrain.py``), the stand-in for COCO pretraining.
 
     With ``enabled`` and no ``model.init_backbone``, the run first trains the single-frame baseline (backbone
-    trainable) on the same data, caches it under ``data.cache_dir``, then trains this config on top of it with
-    the backbone frozen and H_m's decoder starting from the baseline's head (stage 2). A cached stage 1 is
-    reused by every run with the same data, backbone, optimizer and pretrain settings.
+    trainable) on ``stage1_split`` of the same data root, caches it under ``data.cache_dir``, then trains this
+    config on top of it with the backbone frozen and H_m's decoder starting from the baseline's head (stage 2).
+    A cached stage 1 is reused by every run with the same data, backbone, optimizer and pretrain settings.
 
     Args:
         enabled: Run (or reuse) stage 1; the paper configs start from a converted COCO ViTPose instead.
+        stage1_split: The split stage 1 trains on: the synthetic ``pretrain`` split of single crowded frames, the
+            COCO stand-in, apart from the clips stage 2 trains and is tested on.
         stage1_epochs: Stage-1 epochs.
         stage1_lr_milestones: Stage-1 epochs after which the learning rate is multiplied by ``schedule.lr_gamma``.
         stage1_max_steps: Stop stage 1 after this many optimizer steps (tests).
@@ -355,8 +391,9 @@ class PretrainConfig:
     """
 
     enabled: bool = True
-    stage1_epochs: int = 4
-    stage1_lr_milestones: list[int] = dataclasses.field(default_factory=lambda: [3])
+    stage1_split: str = "pretrain"
+    stage1_epochs: int = 1
+    stage1_lr_milestones: list[int] = dataclasses.field(default_factory=list)
     stage1_max_steps: int | None = None
     stage1_seed: int = 0
 

@@ -3,7 +3,7 @@
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import datasets
 import numpy as np
@@ -14,7 +14,21 @@ from posetrack_data import FrameGroupedOrder, TopDownTransform, generate_dataset
 from posetrack_data.torch_decode import check_device
 from training.config import Config, ConfigError, DataConfig, config_hash
 
-__all__ = ["Examples", "build_datasets", "build_loaders", "prepare_data_root", "synthetic_options", "synthetic_root"]
+__all__ = [
+    "SYNTHETIC_VERSION",
+    "Examples",
+    "build_datasets",
+    "build_eval_examples",
+    "build_loaders",
+    "eval_loader",
+    "prepare_data_root",
+    "synthetic_options",
+    "synthetic_root",
+]
+
+# Bumped when the generator writes different files for the same options (a new condition rule, say), so that
+# a stale cached dataset is not reused.
+SYNTHETIC_VERSION: Final = 1
 
 
 def prepare_data_root(cfg: DataConfig, accelerator: Accelerator) -> Path:
@@ -31,21 +45,25 @@ def prepare_data_root(cfg: DataConfig, accelerator: Accelerator) -> Path:
             # Generated beside the final folder and renamed, so an interrupted generation is never reused.
             partial = root.with_name(f"{root.name}.partial")
             shutil.rmtree(partial, ignore_errors=True)
-            generate_dataset(
-                partial,
-                num_videos=cfg.synthetic_videos,
-                num_frames=cfg.synthetic_frames,
-                image_size=cfg.synthetic_image_size,
-                seed=cfg.synthetic_seed,
-                **synthetic_options(cfg),
-            )
+            generate_dataset(partial, **synthetic_options(cfg))
             os.replace(partial, root)
     return root
 
 
 def synthetic_options(cfg: DataConfig) -> dict[str, Any]:
-    """The generator's claim-testing options (``posetrack-data synth``) that ``cfg`` sets."""
+    """The ``generate_dataset`` keywords (``posetrack-data synth`` options) that ``cfg`` sets.
+
+    Every one that changes the files, so that they all name the cache folder.
+    """
     return {
+        "num_videos": cfg.synthetic_videos,
+        "num_val_videos": cfg.synthetic_val_videos,
+        "num_test_videos": cfg.synthetic_test_videos,
+        "num_frames": cfg.synthetic_frames,
+        "eval_frames": cfg.synthetic_eval_frames,
+        "num_pretrain_frames": cfg.synthetic_pretrain_frames,
+        "image_size": tuple(cfg.synthetic_image_size),
+        "seed": cfg.synthetic_seed,
         "crossing": cfg.synthetic_crossing,
         "background_motion": cfg.synthetic_background_motion,
         "occlusion_prob": cfg.synthetic_occlusion_prob,
@@ -55,10 +73,13 @@ def synthetic_options(cfg: DataConfig) -> dict[str, Any]:
 
 
 def synthetic_root(cfg: DataConfig) -> Path:
-    """The cache folder of the synthetic dataset that ``cfg`` describes (one folder per setting)."""
+    """The cache folder of the synthetic dataset that ``cfg`` describes.
+
+    Named by the hash of every option and ``SYNTHETIC_VERSION``, behind a readable prefix.
+    """
     width, height = cfg.synthetic_image_size
     name = f"synthetic-{cfg.synthetic_videos}v{cfg.synthetic_frames}f-{width}x{height}-seed{cfg.synthetic_seed}"
-    return Path(cfg.cache_dir) / f"{name}-{config_hash(synthetic_options(cfg))}"
+    return Path(cfg.cache_dir) / f"{name}-{config_hash([SYNTHETIC_VERSION, synthetic_options(cfg)])}"
 
 
 class Examples(torch.utils.data.Dataset):
@@ -105,48 +126,58 @@ def _as_tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def build_datasets(cfg: Config, root: Path, accelerator: Accelerator) -> tuple[Examples, Examples]:
-    """Train and validation ``Examples``; validation rows are detector boxes or ground-truth persons.
+    """Train and validation ``Examples`` (``build_eval_examples`` of ``data.val_split``).
 
     Crops and targets have the sizes of ``cfg.model.resolved``; frames are decoded on ``data.decode_device``.
     """
-    data, model_config = cfg.data, cfg.model.resolved
+    data = cfg.data
     if data.decode_device is not None:
         try:
             check_device(data.decode_device)
         except ValueError as error:
             raise ConfigError(f"data.decode_device: {error}") from None
-    detections = None
-    if cfg.eval.boxes == "detector":
-        detections = (
-            Path(data.val_detections) if data.val_detections else root / "person_detections" / f"{data.val_split}.json"
-        )
     with accelerator.local_main_process_first():
         train_rows = load_posetrack(root, data.version, split=data.train_split)
-        val_rows = load_posetrack(
-            root,
-            data.version,
-            split=data.val_split,
-            detections=detections,
-            min_detection_score=data.min_detection_score,
-        )
-    sizes = {
-        "root": str(root),  # the rows' frame_paths are relative to it
-        "image_size": model_config.image_size,
-        "heatmap_size": model_config.heatmap_size,
-        "sigma": data.sigma,
-        "flip_pairs": model_config.flip_pairs,
-        "torch_decode_device": data.decode_device,
-        "return_tensors": "np" if data.decode_device is None else "pt",  # the device path returns tensors
-    }
     augment = {
         "max_rotation": data.rotation,
         "scale_range": data.scale,
         "half_body_prob": data.half_body_prob,
         "flip_prob": data.flip_prob,
     }
-    train = Examples(train_rows, {"train": True, **sizes, **augment}, seed=cfg.run.seed)
-    val = Examples(val_rows, {"train": False, **sizes}, seed=cfg.run.seed)
-    return train, val
+    train = Examples(train_rows, {"train": True, **_transform_sizes(cfg, root), **augment}, seed=cfg.run.seed)
+    return train, build_eval_examples(cfg, root, data.val_split, accelerator)
+
+
+def build_eval_examples(cfg: Config, root: Path, split: str, accelerator: Accelerator) -> Examples:
+    """``Examples`` of a split to score.
+
+    Rows are detector boxes (``data.val_detections`` for the validation split, else
+    ``<root>/person_detections/<split>.json``) or, with ``eval.boxes: gt``, the ground-truth persons.
+    """
+    data = cfg.data
+    detections = None
+    if cfg.eval.boxes == "detector":
+        given = data.val_detections if split == data.val_split else None
+        detections = Path(given) if given else root / "person_detections" / f"{split}.json"
+    with accelerator.local_main_process_first():
+        rows = load_posetrack(
+            root, data.version, split=split, detections=detections, min_detection_score=data.min_detection_score
+        )
+    return Examples(rows, {"train": False, **_transform_sizes(cfg, root)}, seed=cfg.run.seed)
+
+
+def _transform_sizes(cfg: Config, root: Path) -> dict[str, Any]:
+    """The ``TopDownTransform`` arguments shared by training and scoring."""
+    model_config = cfg.model.resolved
+    return {
+        "root": str(root),  # the rows' frame_paths are relative to it
+        "image_size": model_config.image_size,
+        "heatmap_size": model_config.heatmap_size,
+        "sigma": cfg.data.sigma,
+        "flip_pairs": model_config.flip_pairs,
+        "torch_decode_device": cfg.data.decode_device,
+        "return_tensors": "np" if cfg.data.decode_device is None else "pt",  # the device path returns tensors
+    }
 
 
 def _batch(examples: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -166,7 +197,16 @@ def build_loaders(cfg: Config, train: Examples, val: Examples):
     else:
         order = {"shuffle": True, "generator": torch.Generator().manual_seed(cfg.run.seed)}
     train_loader = torch.utils.data.DataLoader(train, batch_size=cfg.data.batch_size, drop_last=True, **order, **common)
-    val_loader = torch.utils.data.DataLoader(
-        val, batch_size=cfg.data.val_batch_size, shuffle=False, generator=torch.Generator(), **common
+    return train_loader, eval_loader(cfg, val)
+
+
+def eval_loader(cfg: Config, examples: Examples):
+    """The loader of a split to score: ``data.val_batch_size`` rows at a time, in order."""
+    return torch.utils.data.DataLoader(
+        examples,
+        batch_size=cfg.data.val_batch_size,
+        shuffle=False,
+        generator=torch.Generator(),
+        num_workers=cfg.data.num_workers,
+        collate_fn=_batch,
     )
-    return train_loader, val_loader

@@ -1,8 +1,9 @@
 """Validation: keypoints for every row, the poseval files, their typed score, and the baselines' predictions.
 
-Every evaluation ends as one :class:`Validation` (the AP per joint group of H and of each head alone, and
-H's tracking scores with ``eval.tracking``): the history of ``trainer_state.json``, the rows of the summary
-table and ``results.json``, which ``ablate.py`` reads back with :func:`final_scores`.
+Every evaluation ends as one :class:`Validation` (the AP per joint group of H, of each head alone, with
+condition subsets of H per key-frame condition, and H's tracking scores with ``eval.tracking``): the history
+of ``trainer_state.json``, the rows of the summary table and ``results.json``, which ``ablate.py`` reads back
+with :func:`read_results`.
 """
 
 import dataclasses
@@ -16,25 +17,36 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from posetrack_data import PersonPose, PredictionWriter, annotation_folder, joint_scores, read_video, sequence_document
+from posetrack_data import (
+    PersonPose,
+    PredictionWriter,
+    annotation_folder,
+    joint_scores,
+    read_video,
+    sequence_document,
+    subsets_file,
+)
 from posetrack_data.annotations import detect_version
 from posetrack_data.outputs import atomic_write_text
 from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate
-from training.config import Config, EvalConfig
+from training.config import Config, ConfigError, EvalConfig
 from vremd_models import VREMD
 from vremd_models.decoding import decode_heatmaps
 from vremd_models.inference import heatmap_to_image, predict_head_heatmaps
 from vremd_models.predict.tracking import track_poses
+from vremd_models.schema import build
 
 __all__ = [
     "ALONE",
     "HEAD_NAMES",
+    "Results",
     "Scorer",
     "Validation",
-    "final_scores",
+    "conditions_file",
     "gt_folder",
     "mean_pose_baseline",
     "predict_keypoints",
+    "read_results",
     "summary_table",
     "write_predictions",
     "write_results",
@@ -59,6 +71,8 @@ class Validation:
         num_samples: Validation rows predicted.
         head_ap: Total AP of each head scored alone (``"H_m"``, ``"H_k"``: those the model has; none for the
             mean-pose baseline).
+        conditions: Total AP of H over the persons of each key-frame condition (``"occluded"``, ...; NaN for a
+            condition without persons), when the split has condition subsets.
         tracking: H's tracking scores (Total over the joints) with ``eval.tracking``, the headline first:
             ``MOTA``, ``MOTP``, ``Prec``, ``Rec`` (poseval's MOT table) or ``HOTA``, ``DetA``, ``AssA``
             (PoseTrack21's keypoint HOTA, ``protocol: pt21``); empty without tracking.
@@ -70,6 +84,7 @@ class Validation:
     ap: dict[str, float]
     num_samples: int
     head_ap: dict[str, float] = dataclasses.field(default_factory=dict)
+    conditions: dict[str, float] = dataclasses.field(default_factory=dict)
     tracking: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -82,6 +97,7 @@ class Validation:
             ap={column: float(results["H"].ap[column]) for column in TABLE_COLUMNS},
             num_samples=num_samples,
             head_ap={head: float(results[head].ap["Total"]) for head in ALONE if head in results},
+            conditions={name: float(subset.ap["Total"]) for name, subset in (results["H"].subsets or {}).items()},
             tracking=_tracking_scores(results["H"]),
         )
 
@@ -194,34 +210,39 @@ class Scorer:
     """Writes validation predictions as poseval files and scores them against the ground truth.
 
     Args:
-        val_rows: The validation rows' ``video``, ``image_id``, ``file_name``, ``box_score`` and ``bbox``.
-        gt_dir: Ground-truth annotation folder of the validation split (``gt_folder``).
+        val_rows: The scored rows' ``video``, ``image_id``, ``file_name``, ``box_score`` and ``bbox``.
+        gt_dir: Ground-truth annotation folder of the scored split (``gt_folder``).
         protocol: posetrack-eval's scoring protocol (``eval.protocol``).
+        subsets: The split's condition subsets file (``subsets_file``): H is also scored per condition.
         tracking: Track the poses and score tracking too (``eval.tracking``).
     """
 
     val_rows: dict[str, list]
     gt_dir: Path
     protocol: Literal["poseval", "pt21"]
+    subsets: Path | None = None
     tracking: bool = False
 
-    def score(self, out_dir: Path, index, coords, scores) -> EvalResult:
+    def score(self, out_dir: Path, index, coords, scores, *, conditions: bool = False) -> EvalResult:
         """Write the predictions into ``out_dir`` (replacing it), score them, and save ``<out_dir>.ap.json``.
 
+        With ``conditions`` (and ``subsets``), the result also holds the AP over each condition's persons.
+
         Shapes:
-            index: Int[R] validation rows; coords: Float[R, J, 2] image pixels; scores: Float[R, J].
+            index: Int[R] scored rows; coords: Float[R, J, 2] image pixels; scores: Float[R, J].
         """
         shutil.rmtree(out_dir, ignore_errors=True)
         write_predictions(out_dir, self.val_rows, index, coords, scores, self.gt_dir, tracking=self.tracking)
-        result = evaluate(self.gt_dir, out_dir, protocol=self.protocol, tracking=self.tracking)
+        subset = self.subsets if conditions else None
+        result = evaluate(self.gt_dir, out_dir, protocol=self.protocol, subset=subset, tracking=self.tracking)
         atomic_write_text(out_dir.with_name(f"{out_dir.name}.ap.json"), json.dumps(result.to_dict(), indent=1))
         return result
 
     def score_heads(self, out_dir: Path, index, heads: dict[str, tuple]) -> dict[str, EvalResult]:
-        """Score H into ``out_dir/latest`` and each head alone into ``out_dir/latest_H_m``, ``latest_H_k``.
+        """Score H (per condition too) into ``out_dir/latest`` and each head alone into ``latest_H_m``, ``latest_H_k``.
 
         Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H); only H is tracked.
-        ``index`` and ``heads`` are :func:`predict_keypoints`'s; every validation row must be predicted exactly once.
+        ``index`` and ``heads`` are :func:`predict_keypoints`'s; every row must be predicted exactly once.
         """
         total = len(self.val_rows["video"])
         if len(np.unique(index)) != len(index) or len(index) != total:
@@ -229,14 +250,35 @@ class Scorer:
         folders = {"H": "latest"} | {head: f"latest_{head}" for head in ALONE}
         alone = dataclasses.replace(self, tracking=False)
         scorers = {head: self if head == "H" else alone for head in heads}
-        return {head: scorers[head].score(out_dir / folders[head], index, *heads[head]) for head in heads}
+        return {
+            head: scorers[head].score(out_dir / folders[head], index, *heads[head], conditions=head == "H")
+            for head in heads
+        }
 
 
-def gt_folder(cfg: Config, root: Path) -> Path:
-    """Ground-truth annotation folder of the validation split: ``eval.gt``, else the one in the data root."""
-    if cfg.eval.gt is not None:
+def gt_folder(cfg: Config, root: Path, split: str | None = None) -> Path:
+    """Ground-truth annotation folder of ``split`` (default: the validation split) in the data root.
+
+    ``eval.gt`` replaces the validation split's.
+    """
+    split = split or cfg.data.val_split
+    if cfg.eval.gt is not None and split == cfg.data.val_split:
         return Path(cfg.eval.gt)
-    return annotation_folder(root, cfg.data.version or detect_version(root), cfg.data.val_split)
+    return annotation_folder(root, cfg.data.version or detect_version(root), split)
+
+
+def conditions_file(cfg: Config, root: Path, split: str) -> Path | None:
+    """The condition subsets file of ``split`` when ``eval.conditions`` asks for one (``subsets_file``).
+
+    Raises:
+        ConfigError: ``eval.conditions`` is on but the data root has no subsets file for the split.
+    """
+    if not cfg.eval.conditions:
+        return None
+    path = subsets_file(root, split)
+    if not path.is_file():
+        raise ConfigError(f"eval.conditions: {path} does not exist (only synthetic data has condition subsets)")
+    return path
 
 
 def summary_table(history: list[Validation]) -> str:
@@ -257,29 +299,33 @@ def summary_table(history: list[Validation]) -> str:
     return "\n".join(lines)
 
 
-def write_results(run_dir: Path, steps: int, history: list[Validation]) -> None:
-    """``results.json``: the final AP of H and of each head alone, and every evaluation (``ablate.py`` reads it).
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Results:
+    """What ``results.json`` holds: the run's key, its steps, the final and every validation, and the test score.
 
-    With ``eval.tracking`` also ``tracking``, H's final tracking scores; without it the file has no tracking key.
+    Args:
+        run_key: ``training.config.run_key`` of the run's config: what ``ablate.py`` checks a run against.
+        steps: Optimizer steps trained.
+        final: The last validation (``data.val_split``, the dev split).
+        test: The final model's score on ``data.test_split`` (``None`` without one).
+        history: Every validation, in order (the baselines first).
     """
-    final = history[-1]
-    results = {"steps": steps, "final": {"H": final.ap["Total"], **final.head_ap}, "ap": final.ap}
-    if final.tracking:
-        results["tracking"] = final.tracking
-    results["history"] = [_without_empty_tracking(dataclasses.asdict(entry)) for entry in history]
-    atomic_write_text(run_dir / RESULTS, json.dumps(results, indent=1))
+
+    run_key: str
+    steps: int
+    final: Validation
+    test: Validation | None
+    history: list[Validation]
 
 
-def _without_empty_tracking(entry: dict) -> dict:
-    return {key: value for key, value in entry.items() if key != "tracking" or value}
+def write_results(run_dir: Path, results: Results) -> None:
+    """``results.json``, written last and atomically: a run is finished when it is there."""
+    atomic_write_text(run_dir / RESULTS, json.dumps(dataclasses.asdict(results), indent=1))
 
 
-def final_scores(run_dir: Path) -> dict[str, float] | None:
-    """The final total AP of H and of each head alone (``"H"``, ``"H_m"``, ``"H_k"``) of a finished run, else None.
-
-    A run has finished when its ``results.json``, written last and atomically, is there.
-    """
+def read_results(run_dir: Path) -> Results | None:
+    """The ``results.json`` of a finished run, or ``None`` when there is none (or it does not parse)."""
     try:
-        return json.loads((run_dir / RESULTS).read_text())["final"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return build(Results, json.loads((run_dir / RESULTS).read_text()))
+    except (OSError, ValueError, TypeError):
         return None

@@ -1,7 +1,8 @@
 """Stage 1 of the miniature protocol: the single-frame baseline, trained once per setting and cached.
 
 The paper trains VREMD on a frozen, COCO-pretrained ViT. The miniature stand-in for COCO pretraining is the
-single-frame baseline (``use_hkme=False, use_bmd=False``, backbone trained) on the synthetic train split.
+single-frame baseline (``use_hkme=False, use_bmd=False``, backbone trained) on the synthetic ``pretrain`` split
+(``pretrain.stage1_split``: single frames of 4-10 people, none of the clips stage 2 trains and is tested on).
 Its folder, ``<data.cache_dir>/stage1-<hash>/``, is keyed by ``run_key`` of the stage-1 config (data, backbone
 sizes, optimizer, ``pretrain`` section) and written atomically, so every later run with the same setting
 (every Tables 4-6 row, every seed) reuses the same frozen backbone. Stage 2 then starts its backbone and
@@ -21,7 +22,16 @@ from accelerate import PartialState
 
 from training.config import Config, run_key
 
-__all__ = ["STAGE1_FIELDS", "Stage1", "clear_partial", "commit_stage1", "needs_stage1", "stage1_of", "stage2_config"]
+__all__ = [
+    "STAGE1_FIELDS",
+    "Stage1",
+    "clear_partial",
+    "commit_stage1",
+    "needs_stage1",
+    "stage1_of",
+    "stage2_config",
+    "trained_config",
+]
 
 # The VREMDConfig fields the backbone and the single-frame head depend on; the rest (ablation flags, widths of
 # HKME/BMD, head training) do not enter stage 1, so every ablation row shares one stage-1 backbone.
@@ -66,17 +76,18 @@ def needs_stage1(cfg: Config) -> bool:
 
 
 def stage1_of(cfg: Config) -> Stage1:
-    """Stage 1 of ``cfg``: the single-frame baseline with a trainable backbone, on ``cfg``'s data.
+    """Stage 1 of ``cfg``: the single-frame baseline with a trainable backbone, on ``pretrain.stage1_split``.
 
-    The pretrain section gives its schedule and seed (not ``run.seed``: all seeds of stage 2 share one
-    backbone); it is evaluated once, at the end, for AP only (so ``eval.tracking`` shares its cache). Its cache
-    folder is named by ``run_key`` of this config.
+    The pretrain section gives its split, schedule and seed (not ``run.seed``: all seeds of stage 2 share one
+    backbone); it is evaluated once, at the end, on the validation (dev) split only, for AP only (so
+    ``eval.tracking`` shares its cache). Its cache folder is named by ``run_key`` of this config.
     """
     overrides = {name: getattr(cfg.model.resolved, name) for name in STAGE1_FIELDS}
     overrides |= {"use_hkme": False, "use_bmd": False, "freeze_backbone": False}
     pre = cfg.pretrain
     config = dataclasses.replace(
         cfg,
+        data=dataclasses.replace(cfg.data, train_split=pre.stage1_split, test_split=None),
         model=dataclasses.replace(cfg.model, overrides=overrides, init_backbone=None, init_head=None),
         schedule=dataclasses.replace(
             cfg.schedule,
@@ -116,3 +127,8 @@ def stage2_config(cfg: Config, stage1: Stage1) -> Config:
         cfg.model, overrides=overrides, init_backbone=str(stage1.model), init_head=str(stage1.model)
     )
     return dataclasses.replace(cfg, model=model)
+
+
+def trained_config(cfg: Config) -> Config:
+    """The config ``train.py`` trains last: stage 2's when ``cfg`` needs stage 1, else ``cfg`` itself."""
+    return stage2_config(cfg, stage1_of(cfg)) if needs_stage1(cfg) else cfg

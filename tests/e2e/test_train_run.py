@@ -18,8 +18,10 @@ from safetensors.torch import load_file
 
 import train
 from posetrack_data import generate_dataset, load_posetrack
-from training.config import config_to_dict, load_config
+from posetrack_data.synthetic_conditions import CONDITIONS
+from training.config import config_to_dict, load_config, run_key
 from training.data import synthetic_options, synthetic_root
+from training.evaluation import read_results
 from vremd_models import VREMD, VREMDConfig
 
 pytestmark = pytest.mark.slow
@@ -29,7 +31,11 @@ TINY_MODEL = (
     "model.overrides={image_size: [64, 48], heatmap_size: [16, 12], backbone_dim: 32, backbone_depth: 1,"
     " backbone_num_heads: 2, hidden_dim: 32, num_heads: 2, keypoint_head_hidden_dim: 32}"
 )
-TINY_DATA = ["data.synthetic_videos=5", "data.synthetic_frames=8", "data.synthetic_image_size=[160, 120]"]
+TINY_DATA = [
+    "data.synthetic_videos=5", "data.synthetic_val_videos=2", "data.synthetic_test_videos=2",
+    "data.synthetic_eval_frames=5", "data.synthetic_pretrain_frames=12", "data.synthetic_frames=8",
+    "data.synthetic_image_size=[160, 120]",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -37,15 +43,7 @@ def cache_dir(tmp_path_factory) -> Path:
     """A data cache holding the tiny synthetic dataset, generated once for the session."""
     cache = tmp_path_factory.mktemp("data")
     cfg = load_config(None, [*TINY_DATA, f"data.cache_dir={cache}"])
-    generate_dataset(
-        synthetic_root(cfg.data),
-        num_videos=cfg.data.synthetic_videos,
-        num_frames=cfg.data.synthetic_frames,
-        image_size=cfg.data.synthetic_image_size,
-        seed=cfg.data.synthetic_seed,
-        progress=False,
-        **synthetic_options(cfg.data),
-    )
+    generate_dataset(synthetic_root(cfg.data), progress=False, **synthetic_options(cfg.data))
     return cache
 
 
@@ -81,7 +79,8 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     )
     assert "Generating the synthetic dataset" in result.stdout
     assert "stage 1: training the single-frame baseline into" in result.stdout
-    for name in ("mean pose in the box", "untrained", "step 2"):
+    assert "(1 process(es), cpu, 1 thread(s))" in result.stdout  # run.threads, whatever OMP_NUM_THREADS says
+    for name in ("mean pose in the box", "untrained", "step 2", "test split 'test'"):
         assert f"\n{name} " in result.stdout
     assert "& Head & Shou & Elb  & Wri  & Hip  & Knee & Ankl & Total" in result.stdout
 
@@ -121,8 +120,16 @@ def test_default_run_generates_data_trains_and_saves_a_loadable_model(tmp_path):
     backbone = [k for k in trained if k.startswith("backbone.")]
     assert backbone
     assert all(trained[k].equal(baseline[k]) for k in backbone)
-    results = json.loads((run_dir / "results.json").read_text())
-    assert set(results["final"]) == {"H", "H_m", "H_k"}
+    results = read_results(run_dir)
+    assert results.run_key == run_key(resolved)
+    assert results.steps == 2
+    assert results.final == results.history[-1]
+    assert results.final.name == "step 2"
+    assert set(results.final.head_ap) == {"H_m", "H_k"}
+    assert set(results.final.conditions) == set(CONDITIONS)
+    assert results.test.name == "test split 'test'"
+    assert set(results.test.conditions) == set(CONDITIONS)
+    assert (run_dir / "predictions_test" / "latest").is_dir()
     again = _run(
         tmp_path, f"data.cache_dir={tmp_path / 'data'}", "data.batch_size=8", "schedule.max_steps=1",
         "eval.baselines=false", "pretrain.stage1_max_steps=2", f"run.output_dir={tmp_path / 'again'}",

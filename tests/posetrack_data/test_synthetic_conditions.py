@@ -6,8 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from posetrack_data import TopDownTransform, load_posetrack
-from posetrack_data.geometry import PIXEL_STD, box_to_center_scale
+from posetrack_data import TopDownTransform, load_posetrack, subsets_file
 from posetrack_data.synthetic import generate_dataset
 from posetrack_data.synthetic_conditions import CONDITIONS, condition_names, crop_box, crossing
 
@@ -44,15 +43,14 @@ def _subsets(root, split):
 
 
 def _others_inside(ann, people):
-    """Another person's annotated joint inside the crop box (the GT box widened to 192:256, enlarged 1.25x)."""
-    centre, scale = box_to_center_scale(
-        ann["bbox"], aspect_ratio=192 / 256, enlarge=TopDownTransform(train=False).bbox_enlarge
-    )
-    half = scale * PIXEL_STD / 2
+    """More than half of another person's annotated joints inside the GT box of ``ann``."""
+    x, y, w, h = ann["bbox"]
     for other in people:
         if other is not ann:
             joints = np.asarray(other["keypoints"]).reshape(17, 3)
-            if (np.abs(joints[joints[:, 2] > 0, :2] - centre) <= half).all(axis=1).any():
+            xy = joints[joints[:, 2] > 0, :2]
+            inside = (xy[:, 0] >= x) & (xy[:, 0] <= x + w) & (xy[:, 1] >= y) & (xy[:, 1] <= y + h)
+            if inside.sum() > len(xy) / 2:
                 return True
     return False
 
@@ -60,6 +58,7 @@ def _others_inside(ann, people):
 def test_subset_files_map_every_condition_to_sorted_existing_ids(root):
     for split in _SPLITS:
         subsets = _subsets(root, split)
+        assert json.loads(subsets_file(root, split).read_text()) == subsets  # where readers find them
         assert list(subsets) == list(CONDITIONS)
         ids = {ann["id"] for video in _annotations(root, split).values() for ann in video["annotations"]}
         for name, members in subsets.items():
@@ -138,14 +137,19 @@ def _person(x, y, size=20.0):
     return {"keypoints": joints.ravel().tolist(), "bbox": [x - size * 0.15, y - size * 0.15, size * 0.3, size * 1.3]}
 
 
-def test_crossing_needs_another_persons_joint_inside_the_crop_box():
+def test_crossing_needs_most_of_another_persons_joints_inside_the_box():
     target = _person(100, 100)
-    (x0, _), (x1, _) = crop_box(target["bbox"])
-    near, far = _person(x1 - 0.5, 100), _person(x1 + 0.5, 100)  # one just inside, one just outside the box
-    assert crossing([target, far]) == [False, False]
-    assert crossing([target, near])[0]
+    x, y, w, h = target["bbox"]
+    # a vertical line of 15 joints from y: 8 of them inside the box from above, then only 7
+    most = _person(100, y + h - 20 * 7 / 14 - 0.01)
+    half = _person(100, y + h - 20 * 6 / 14 - 0.01)
+    beside = _person(x + w + 0.5, 100)  # every joint just outside, though inside the enlarged crop box
+    assert crossing([target, most])[0]
+    assert not crossing([target, half])[0]
+    assert crossing([target, beside]) == [False, False]
     assert crossing([target]) == [False]
-    assert x0 < 100 < x1
+    (x0, _), (x1, _) = crop_box(target["bbox"])
+    assert x0 < x + w + 0.5 < x1
 
 
 @given(

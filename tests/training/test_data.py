@@ -4,6 +4,8 @@ The training row order (``data.order``) goes through accelerate's loader as in a
 grouped, and sharded across processes.
 """
 
+import dataclasses
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from accelerate.data_loader import prepare_data_loader
 
 from posetrack_data import TopDownTransform, generate_dataset
 from training.config import ConfigError, config_hash, load_config
-from training.data import build_datasets, build_loaders, synthetic_options, synthetic_root
+from training.data import SYNTHETIC_VERSION, build_datasets, build_loaders, synthetic_options, synthetic_root
 
 TINY_MODEL = "model.overrides={image_size: [32, 32], heatmap_size: [8, 8]}"
 
@@ -45,12 +47,19 @@ def _epoch(loader, epoch: int, skip: int = 0) -> list[list[int]]:
     return [batch["index"].tolist() for batch in (skip_first_batches(loader, skip) if skip else loader)]
 
 
-def test_synthetic_root_is_named_by_its_settings_and_the_config_hash(tmp_path):
-    cfg = load_config(None, [f"data.cache_dir={tmp_path}", "data.synthetic_blur_prob=0.3"])
+def test_every_generator_option_names_the_synthetic_cache_folder(tmp_path):
+    cfg = load_config(None, [f"data.cache_dir={tmp_path}"])
+    options = synthetic_options(cfg.data)
+    assert set(options) <= set(inspect.signature(generate_dataset).parameters)
     folder = synthetic_root(cfg.data)
-    assert folder == tmp_path / f"synthetic-30v40f-320x240-seed0-{config_hash(synthetic_options(cfg.data))}"
-    assert synthetic_options(cfg.data)["blur_prob"] == 0.3
-    assert synthetic_root(load_config(None, [f"data.cache_dir={tmp_path}"]).data) != folder
+    assert folder == tmp_path / f"synthetic-64v40f-320x240-seed0-{config_hash([SYNTHETIC_VERSION, options])}"
+    changed = {"synthetic_val_videos": 20, "synthetic_test_videos": 10, "synthetic_eval_frames": 9,
+               "synthetic_pretrain_frames": 100, "synthetic_blur_prob": 0.3, "synthetic_crossing": False}  # fmt: skip
+    fields = {f.name for f in dataclasses.fields(cfg.data) if f.name.startswith("synthetic_")}
+    assert len(fields) == len(options)  # one generator keyword per synthetic_ field
+    for name, value in changed.items():
+        assert synthetic_root(dataclasses.replace(cfg.data, **{name: value})) != folder, name
+    assert synthetic_root(dataclasses.replace(cfg.data, batch_size=3)) == folder  # not a generator option
 
 
 def test_examples_carry_the_resolved_model_sizes(root):

@@ -1,20 +1,24 @@
-"""Validation scoring: the poseval files of each head, their typed score, results.json and the summary table."""
+"""Validation scoring: the poseval files of each head, per condition, results.json and the summary table."""
 
 import collections
+import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
 
 from posetrack_data import generate_dataset, load_posetrack
 from posetrack_eval import TABLE_COLUMNS, evaluate
-from training.config import load_config
+from training.config import ConfigError, load_config
 from training.evaluation import (
+    Results,
     Scorer,
     Validation,
-    final_scores,
+    conditions_file,
     gt_folder,
     mean_pose_baseline,
+    read_results,
     summary_table,
     write_results,
 )
@@ -23,6 +27,19 @@ from training.evaluation import (
 @pytest.fixture(scope="module")
 def val_rows(posetrack18_sample):
     return load_posetrack(posetrack18_sample, "2018", split="val").to_dict()
+
+
+def _heads(val_rows):
+    """H at the ground truth, H_m some 40 pixels off, H_k at the mean pose: three distinct scores."""
+    truth = np.asarray(val_rows["keypoints"], np.float64)
+    scores = np.where(truth[..., 2] > 0, 0.9, 0.05)
+    rng = np.random.default_rng(0)
+    mean_pose = mean_pose_baseline(val_rows, val_rows)
+    return {
+        "H": (truth[..., :2], scores),
+        "H_m": (truth[..., :2] + rng.normal(0, 40, truth[..., :2].shape), scores),
+        "H_k": mean_pose,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +54,6 @@ def clips(tmp_path_factory):
                      progress=False)  # fmt: skip
     rows = load_posetrack(root, split="val", cache_dir=tmp_path_factory.mktemp("cache")).to_dict()
     return root / "annotations" / "val", rows
-
-
-def _heads(val_rows):
-    """H at the ground truth, H_m some 40 pixels off, H_k at the mean pose: three distinct scores."""
-    truth = np.asarray(val_rows["keypoints"], np.float64)
-    scores = np.where(truth[..., 2] > 0, 0.9, 0.05)
-    rng = np.random.default_rng(0)
-    mean_pose = mean_pose_baseline(val_rows, val_rows)
-    return {
-        "H": (truth[..., :2], scores),
-        "H_m": (truth[..., :2] + rng.normal(0, 40, truth[..., :2].shape), scores),
-        "H_k": mean_pose,
-    }
 
 
 def test_each_head_is_scored_into_its_folder_and_summarised(posetrack18_sample, val_rows, tmp_path):
@@ -76,27 +80,49 @@ def test_each_head_is_scored_into_its_folder_and_summarised(posetrack18_sample, 
         scorer.score_heads(tmp_path, index[:-1], {"H": (heads["H"][0][:-1], heads["H"][1][:-1])})
 
 
-def test_results_json_holds_the_final_scores_and_every_evaluation(tmp_path):
+def test_results_json_holds_the_final_and_test_scores_and_every_evaluation(tmp_path):
     baseline = Validation(name="mean pose in the box", step=0, epoch=0, ap=dict.fromkeys(TABLE_COLUMNS, 20.0),
                           num_samples=10)  # fmt: skip
     final = Validation(name="step 20", step=20, epoch=1, ap=dict.fromkeys(TABLE_COLUMNS, 40.0), num_samples=10,
-                       head_ap={"H_m": 35.0, "H_k": 5.0})  # fmt: skip
-    assert final_scores(tmp_path) is None
-    write_results(tmp_path, 20, [baseline, final])
-    assert final_scores(tmp_path) == {"H": 40.0, "H_m": 35.0, "H_k": 5.0}
-    written = json.loads((tmp_path / "results.json").read_text())
-    assert list(written) == ["steps", "final", "ap", "history"]  # no tracking key without eval.tracking
-    assert all(list(entry) == ["name", "step", "epoch", "ap", "num_samples", "head_ap"] for entry in written["history"])
-    assert written["steps"] == 20
-    assert written["ap"] == final.ap
-    assert [Validation(**entry) for entry in written["history"]] == [baseline, final]
+                       head_ap={"H_m": 35.0, "H_k": 5.0}, conditions={"clean": 50.0, "occluded": 10.0})  # fmt: skip
+    assert read_results(tmp_path) is None
+    results = Results(run_key="abc", steps=20, final=final, test=None, history=[baseline, final])
+    write_results(tmp_path, results)
+    assert read_results(tmp_path) == results
+    # a condition without persons in the split scores NaN, and stays NaN
+    test = dataclasses.replace(final, name="test split 'test'", conditions={"clean": 30.0, "occluded": math.nan})
+    write_results(tmp_path, dataclasses.replace(results, test=test))
+    assert math.isnan(read_results(tmp_path).test.conditions["occluded"])
     (tmp_path / "results.json").write_text('{"steps": 20}')
-    assert final_scores(tmp_path) is None  # no final scores: not a finished run
+    assert read_results(tmp_path) is None  # not a finished run
 
     table = summary_table([baseline, final]).splitlines()
     assert table[0].split() == [*TABLE_COLUMNS, "H_m", "H_k"]
     assert table[1].split()[-3:] == ["20.0", "-", "-"]
     assert table[2].split()[-3:] == ["40.0", "35.0", "5.0"]
+
+
+def test_h_is_scored_per_condition_where_the_split_has_subsets(posetrack18_sample, val_rows, tmp_path):
+    gt = posetrack18_sample / "annotations" / "val"
+    ids = [ann["id"] for path in sorted(gt.glob("*.json")) for ann in json.loads(path.read_text())["annotations"]]
+    subsets = tmp_path / "subsets.json"
+    subsets.write_text(json.dumps({"first": ids[:5], "rest": ids[5:]}))
+    heads = _heads(val_rows)
+    index = np.arange(len(val_rows["video"]))
+    results = Scorer(val_rows, gt, "poseval", subsets).score_heads(tmp_path / "out", index, heads)
+    reference = evaluate(gt, tmp_path / "out" / "latest", subset=subsets)
+    validation = Validation.of("epoch 1", 1, 1, len(index), results)
+    assert validation.conditions == {name: r.ap["Total"] for name, r in reference.subsets.items()}
+    assert results["H_m"].subsets is None  # the heads alone are scored overall only
+
+
+def test_conditions_file_is_the_generators_and_required_when_asked_for(tmp_path):
+    (tmp_path / "subsets").mkdir()
+    (tmp_path / "subsets" / "test.json").write_text("{}")
+    assert conditions_file(load_config(None), tmp_path, "test") == tmp_path / "subsets" / "test.json"
+    assert conditions_file(load_config(None, ["eval.conditions=false"]), tmp_path, "val") is None
+    with pytest.raises(ConfigError, match=r"eval.conditions: .*val.json does not exist"):
+        conditions_file(load_config(None), tmp_path, "val")
 
 
 def test_gt_folder_follows_the_layout_of_the_data_root(tmp_path, posetrack18_sample):
@@ -108,6 +134,7 @@ def test_gt_folder_follows_the_layout_of_the_data_root(tmp_path, posetrack18_sam
     assert gt_folder(load_config(None), pt21) == pt21 / "posetrack_data" / "val"
     assert gt_folder(load_config(None, ["data.version='2021'"]), tmp_path) == tmp_path / "posetrack_data" / "val"
     assert gt_folder(load_config(None, [f"eval.gt={tmp_path}"]), pt21) == tmp_path
+    assert gt_folder(load_config(None, [f"eval.gt={tmp_path}"]), pt21, "test") == pt21 / "posetrack_data" / "test"
 
 
 def test_mean_pose_baseline_puts_each_joint_at_its_mean_place_in_the_box():
@@ -199,12 +226,10 @@ def test_tracking_scores_join_results_json_the_summary_table_and_the_log_line(tm
     assert untracked.summary() == "mAP: H 20.0"
     assert tracked.summary() == "mAP: H 40.0, H_m alone 35.0; MOTA 31.2, MOTP 80.0, Prec 90.0, Rec 50.0"
 
-    write_results(tmp_path, 20, [untracked, tracked])
-    written = json.loads((tmp_path / "results.json").read_text())
-    assert written["tracking"] == tracked.tracking
-    assert final_scores(tmp_path) == {"H": 40.0, "H_m": 35.0}  # what ablate.py reads is unchanged
-    assert "tracking" not in written["history"][0]
-    assert [Validation(**entry) for entry in written["history"]] == [untracked, tracked]
+    results = Results(run_key="abc", steps=20, final=tracked, test=None, history=[untracked, tracked])
+    write_results(tmp_path, results)
+    assert read_results(tmp_path) == results
+    assert read_results(tmp_path).final.tracking == mot
 
     table = summary_table([untracked, tracked]).splitlines()
     assert table[0].split() == [*TABLE_COLUMNS, "H_m", "H_k", "MOTA"]

@@ -9,10 +9,11 @@ from safetensors.torch import load_file
 from tests.vremd_models.vitpose_checkpoints import mmpose_state_dict
 from training.config import ConfigError, ModelConfig, OptimizerConfig, ScheduleConfig, load_config
 from training.model import build_model, build_optimizer, build_scheduler
+from training.study import DEFAULT_STUDY
 from vremd_models.cli import convert_vitpose
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+CONFIGS = sorted(set((ROOT / "configs").rglob("*.yaml")) - {DEFAULT_STUDY})  # the run configs
 PAPER_CONFIGS = [p for p in CONFIGS if load_config(p).model.init_backbone is not None]
 # vremd-tiny's own backbone (the converted checkpoint's) at a tiny input and width for VREMD's modules
 TINY = [

@@ -7,23 +7,33 @@ import pytest
 from accelerate import PartialState
 
 from training.config import load_config, run_key
-from training.pretrain import STAGE1_FIELDS, clear_partial, commit_stage1, needs_stage1, stage1_of, stage2_config
+from training.pretrain import (
+    STAGE1_FIELDS,
+    clear_partial,
+    commit_stage1,
+    needs_stage1,
+    stage1_of,
+    stage2_config,
+    trained_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "configs" / "default.yaml"
 
 
 def test_stage1_is_the_single_frame_baseline_on_the_same_data_and_backbone():
-    cfg = load_config(None, ["run.seed=7", "logging.trackers=[csv]"])
+    pretrain = ["pretrain.stage1_epochs=3", "pretrain.stage1_lr_milestones=[2]"]
+    cfg = load_config(None, ["run.seed=7", "logging.trackers=[csv]", *pretrain])
     stage1 = stage1_of(cfg)
     model = stage1.config.model.resolved
     assert {name: getattr(model, name) for name in STAGE1_FIELDS} == {
         name: getattr(cfg.model.resolved, name) for name in STAGE1_FIELDS
     }
     assert (model.use_hkme, model.use_bmd, model.freeze_backbone) == (False, False, False)
-    assert stage1.config.data == cfg.data
+    # the pretrain split, apart from the clips; scored on the dev split only
+    assert stage1.config.data == dataclasses.replace(cfg.data, train_split="pretrain", test_split=None)
     assert stage1.config.optimizer == cfg.optimizer
-    assert (stage1.config.schedule.epochs, stage1.config.schedule.lr_milestones) == (4, [3])
+    assert (stage1.config.schedule.epochs, stage1.config.schedule.lr_milestones) == (3, [2])
     assert (stage1.config.run.seed, stage1.config.run.keep_checkpoints) == (cfg.pretrain.stage1_seed, 1)
     assert (stage1.config.eval.baselines, stage1.config.logging.trackers) == (False, [])
     assert not needs_stage1(stage1.config)
@@ -58,6 +68,8 @@ def test_stage2_freezes_the_stage1_backbone_and_starts_the_head_from_it():
     stage2 = stage2_config(cfg, stage1)
     assert stage2.model.resolved == dataclasses.replace(cfg.model.resolved, freeze_backbone=True)
     assert stage2.model.init_backbone == stage2.model.init_head == str(stage1.model)
+    assert trained_config(cfg) == stage2  # what train.py trains last
+    assert trained_config(stage2) == stage2  # the backbone has a source: no stage 1
     assert stage2.run == cfg.run
 
 

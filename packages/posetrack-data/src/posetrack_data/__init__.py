@@ -19,7 +19,7 @@ from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import FLIP_PAIRS, NUM_JOINTS, SKELETON, SLOT17_NAMES
 from posetrack_data.predictions import PersonPose, PredictionWriter, joint_scores, sequence_document
 from posetrack_data.sampling import FrameGroupedOrder
-from posetrack_data.synthetic import generate_dataset
+from posetrack_data.synthetic import generate_dataset, subsets_file
 from posetrack_data.transforms import TopDownTransform
 
 __all__ = [
@@ -48,4 +48,5 @@ __all__ = [
     "read_video",
     "resolve_frame_paths",
     "sequence_document",
+    "subsets_file",
 ]

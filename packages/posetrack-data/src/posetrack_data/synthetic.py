@@ -26,7 +26,7 @@ from posetrack_data.synthetic_conditions import CONDITIONS, condition_names, cro
 from posetrack_data.synthetic_effects import frame_corruptions
 from posetrack_data.synthetic_scene import Scene, clip_scene, crowd_scene
 
-__all__ = ["generate_dataset"]
+__all__ = ["generate_dataset", "subsets_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ _MAX_SEQUENCES, _MAX_FRAMES, _MAX_PEOPLE = 999_999, 10_000, 100
 # Random streams per clip besides the main one ([seed, video]), so that each option changes only its own
 # part; pretraining frames draw from [seed, frame, _PRETRAIN_STREAM], apart from every clip.
 _CROSSING_STREAM, _BACKGROUND_STREAM, _CORRUPTION_STREAM, _WINDOW_STREAM, _PRETRAIN_STREAM = 1, 2, 3, 4, 5
+
+
+def subsets_file(root: str | Path, split: str) -> Path:
+    """Where `generate_dataset` writes a split's condition subsets (the file ``posetrack-eval --subset`` reads)."""
+    return Path(root) / "subsets" / f"{split}.json"
 
 
 def generate_dataset(
@@ -215,7 +220,7 @@ def generate_dataset(
     for split in eval_splits:
         _write_json(root / "person_detections" / f"{split}.json", detections[split])
     for split in splits:
-        _write_json(root / "subsets" / f"{split}.json", {name: sorted(ids) for name, ids in subsets[split].items()})
+        _write_json(subsets_file(root, split), {name: sorted(ids) for name, ids in subsets[split].items()})
     _write_json(root / "synthetic.json", {"settings": settings, "corrupted_frames": corrupted_frames})
     logger.info("wrote %d synthetic videos (%s) to %s", len(videos), ", ".join(splits), root)
     return root
@@ -303,7 +308,7 @@ def _claim_outputs(
     for split in eval_splits:
         policy.target(root / "person_detections" / f"{split}.json")
     for split in splits:
-        policy.target(root / "subsets" / f"{split}.json")
+        policy.target(subsets_file(root, split))
     policy.target(root / "synthetic.json")
 
 

@@ -2,8 +2,8 @@
 
 Each condition isolates a case one of the paper's claims is about (the package README says which):
 ``occluded`` (an occluder over one of the person's limb ends in the key frame), ``motion_blur`` and
-``defocus`` (the key frame is blurred or defocused as a whole), ``crossing`` (a joint of another person
-inside the person's crop box in the key frame), ``background_motion`` (a moving background shape inside
+``defocus`` (the key frame is blurred or defocused as a whole), ``crossing`` (most of another person's
+joints inside the person's own box in the key frame), ``background_motion`` (a moving background shape inside
 the crop box in t-1, t or t+1) and ``clean`` (none of occluded, blur, defocus or crossing).
 """
 
@@ -35,15 +35,21 @@ def crop_box(bbox: Sequence[float]) -> npt.NDArray[np.float64]:
 
 
 def crossing(annotations: Sequence[dict]) -> list[bool]:
-    """For each annotation of one frame: is an annotated joint of another person inside its crop box?"""
+    """For each annotation of one frame: does another person cross it, with most of their joints in its box?
+
+    "Most": more than half of the other person's annotated joints lie inside this person's GT box (the box
+    itself, not the enlarged crop). Any joint inside the crop box holds for 88% of the people of the default
+    clips, which left 9% clean; this rule marks a body overlapping the target (53% crossing, 34% clean on
+    the dev split of the default run's data).
+    """
     joints = [np.asarray(ann["keypoints"], np.float64).reshape(-1, 3) for ann in annotations]
     joints = [kpts[kpts[:, 2] > 0, :2] for kpts in joints]
     result = []
     for i, ann in enumerate(annotations):
-        (x0, y0), (x1, y1) = crop_box(ann["bbox"])
+        x, y, w, h = ann["bbox"]
         result.append(
             any(
-                ((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)).any()
+                2 * ((xy[:, 0] >= x) & (xy[:, 0] <= x + w) & (xy[:, 1] >= y) & (xy[:, 1] <= y + h)).sum() > len(xy)
                 for j, xy in enumerate(joints)
                 if j != i
             )
@@ -69,7 +75,7 @@ def condition_names(*, occluded: bool, corruption: str | None, crossing: bool, b
     Args:
         occluded: An occluder lies over one of the person's joints in the key frame.
         corruption: The key frame's whole-frame corruption: ``"blur"``, ``"defocus"`` or None.
-        crossing: Another person's joint lies inside the person's crop box (`crossing`).
+        crossing: Most of another person's joints lie inside the person's box (`crossing`).
         background_motion: A moving background shape lies inside the crop box in t-1, t or t+1.
     """
     held = {
