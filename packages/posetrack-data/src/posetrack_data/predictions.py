@@ -7,7 +7,11 @@ files by this name), or one merged file. Every file appears atomically (temporar
 `os.replace`), so an interrupted run leaves finished sequences complete and nothing half-written; a
 rerun with the same model and options skips them, after checking them against the run's manifest. A
 merged file is assembled at the end from per-sequence parts kept in a hidden
-`.<name>.parts/` folder beside it, which also makes merged runs resumable.
+`.<name>.parts/` folder beside it, which also makes merged runs resumable. With ``overwrite``, earlier files
+are replaced as the new ones are written, never deleted first.
+
+Results are checked before they are written: a pose with NaN or infinite values is refused, so a broken model
+cannot leave a file that scorers then reject.
 """
 
 import hashlib
@@ -21,8 +25,15 @@ import numpy as np
 import numpy.typing as npt
 
 from posetrack_data.errors import PoseTrackFormatError
-from posetrack_data.joints import SKELETON, SLOT17_NAMES
-from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text, file_sha256
+from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
+from posetrack_data.outputs import (
+    OutputError,
+    OutputPolicy,
+    atomic_write_bytes,
+    atomic_write_text,
+    file_sha256,
+    input_file,
+)
 
 __all__ = [
     "MANIFEST",
@@ -34,8 +45,9 @@ __all__ = [
     "sequence_document",
 ]
 
-# What the writer wrote, with the run's fingerprint and each file's SHA-256 (see PredictionWriter).
-MANIFEST = ".vremd-predict.json"
+# What the writer wrote, with the run's fingerprint and each file's SHA-256 (see PredictionWriter). Not a .json
+# name: sequence files are `<name>.json`, so no sequence name can land on it.
+MANIFEST = ".vremd-predict.manifest"
 
 # poseval asserts track ids below this (evaluateTracking.py, MAX_TRACK_ID).
 MAX_TRACK_ID = 10_000
@@ -86,6 +98,10 @@ def sequence_document(
 
     Every frame is listed (poseval pairs frames by position), with or without persons.
 
+    Raises:
+        ValueError: the lists differ in length, a frame repeats a track id or has one out of range, or a pose
+            is not 17 finite keypoints, scores, a finite box and box score (names the frame and the person).
+
     Args:
         file_names: Per frame, the image `file_name`.
         image_ids: Per frame, the image id.
@@ -102,6 +118,7 @@ def sequence_document(
                 f"{file_name}: track ids must be unique per frame and in [0, {MAX_TRACK_ID}), got {track_ids}"
             )
         for index, person in enumerate(persons):
+            _check_pose(person, f"{file_name}: person {index}")
             keypoints = np.concatenate([person.keypoints, np.ones((len(person.keypoints), 1))], axis=1)
             annotations.append(
                 {
@@ -125,17 +142,28 @@ def sequence_document(
     return {"images": images, "annotations": annotations, "categories": [category]}
 
 
+def _check_pose(person: PersonPose, where: str) -> None:
+    shapes = (np.shape(person.keypoints), np.shape(person.scores))
+    if shapes != ((NUM_JOINTS, 2), (NUM_JOINTS,)):
+        raise ValueError(f"{where}: expected keypoints ({NUM_JOINTS}, 2) and scores ({NUM_JOINTS},), got {shapes}")
+    values = (person.keypoints, person.scores, person.bbox, person.box_score)
+    if not all(np.isfinite(np.asarray(v, np.float64)).all() for v in values):
+        raise ValueError(f"{where}: the pose holds NaN or infinite values; not written")
+
+
 class PredictionWriter:
     """Writes per-sequence documents to a folder, or merges them into one file, and records what it wrote.
 
-    A manifest (``.vremd-predict.json`` in the folder, in the parts folder, or ``.<name>.vremd-predict.json``
-    beside a merged file) holds the run's fingerprint (model and options) and each file's SHA-256. A file
-    counts as done only when the manifest lists it with the same fingerprint and checksum; any other file
-    at an output path (foreign, stale, or changed since) is reported, never skipped as done.
+    A manifest (``.vremd-predict.manifest`` in the folder, in the parts folder, or
+    ``.<name>.vremd-predict.manifest`` beside a merged file) holds the run's fingerprint (model and options)
+    and each file's SHA-256. A file counts as done only when the manifest lists it with the same fingerprint
+    and checksum; any other file at an output path (foreign, stale, or changed since) is reported, never
+    skipped as done.
 
     Args:
         out: A `.json` path (merged file) or a folder (one file per sequence).
-        overwrite: Redo sequences that are already written, and replace files this did not write.
+        overwrite: Redo sequences that are already written, and replace files this did not write; each is
+            replaced when its successor is written (a merged file when `finish` writes it), never before.
         fingerprint: Identifies the model and the options that change the predictions.
         policy: The output policy (protects the inputs); None protects nothing but still refuses to
             replace files without ``overwrite``.
@@ -154,22 +182,21 @@ class PredictionWriter:
         if not self.merged and self.out.is_file():
             raise PoseTrackFormatError(self.out, "out", "is a file; use a .json name for one merged file, or a folder")
         self._parts = self.out.with_name(f".{self.out.name}.parts") if self.merged else self.out
-        self.policy.target(self.out, ours=self._merged_is_ours)
+        self.policy.target(self.out, ours=self._merged_is_ours, folder=not self.merged)
         if self.merged and self._parts.exists() and not self._parts.is_dir():
             raise OutputError(f"{self._parts}: expected the parts folder of {self.out}, found a file")
-        self._records = self._read_manifest(self._parts / MANIFEST)
-        if overwrite:
-            self._clear()
+        # with overwrite nothing counts as done; what is there stays until its successor replaces it
+        self._records = {} if overwrite else self._read_manifest(self._parts / MANIFEST)
 
     # ---------------------------------------------------------------- manifest
 
     def _read_manifest(self, path: Path) -> dict[str, str]:
         """The recorded checksums of `path`'s manifest if it has this run's fingerprint, else none."""
         try:
-            content = json.loads(path.read_bytes())
+            content = json.loads(input_file(path).read_bytes())
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError, RecursionError):  # unreadable or corrupt: nothing in it is trusted
+        except (OSError, ValueError, RecursionError):  # unreadable, not a file or corrupt: nothing in it is trusted
             return {}
         if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
             self._stale = isinstance(content, dict) and "fingerprint" in content
@@ -187,19 +214,12 @@ class PredictionWriter:
     def _merged_is_ours(self, path: Path) -> bool:
         """Whether the merged file at `path` was written by vremd-predict (any fingerprint)."""
         try:
-            content = json.loads(self._merged_manifest().read_bytes())
+            content = json.loads(input_file(self._merged_manifest()).read_bytes())
             return isinstance(content, dict) and content.get("files", {}).get(path.name) == file_sha256(path)
         except (OSError, ValueError, RecursionError, AttributeError):
             return False
 
     _stale = False
-
-    def _clear(self) -> None:
-        if self.merged:
-            shutil.rmtree(self._parts, ignore_errors=True)
-            self.out.unlink(missing_ok=True)
-            self._merged_manifest().unlink(missing_ok=True)
-        self._records = {}
 
     def _part(self, name: str) -> Path:
         return self.policy.inside(self._parts, f"{name}.json", ours=lambda _: True)
@@ -208,11 +228,11 @@ class PredictionWriter:
 
     @property
     def complete(self) -> bool:
-        """True when a merged file from an earlier run with the same fingerprint exists, unchanged."""
-        if not (self.merged and self.out.is_file() and not self._parts.exists()):
+        """True when a merged file of an earlier run with this fingerprint exists, unchanged (never with overwrite)."""
+        if self.overwrite or not (self.merged and self.out.is_file() and not self._parts.exists()):
             return False
         try:
-            content = json.loads(self._merged_manifest().read_bytes())
+            content = json.loads(input_file(self._merged_manifest()).read_bytes())
         except (OSError, ValueError, RecursionError):
             return False
         if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
