@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from posetrack_data.outputs import atomic_write_text
+from posetrack_data.outputs import CommandParser, atomic_write_text, run_guarded
 from training.config import DEFAULT_CONFIG, ConfigError, load_config, run_key
 from training.evaluation import final_scores
 
@@ -119,7 +119,7 @@ def _say(line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Stage 1 once, the missing row-seeds in parallel, then the table; exit 1 unless every row-seed finished."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="ablate.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="+", default=["table"], help="ablation file names or their prefixes")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="row-seeds trained at once")
@@ -127,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/ablate"))
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="train.py overrides, every row")
     args = parser.parse_args(argv)
-    try:
-        every = load_rows(args.base, args.set)  # equal configs share runs across invocations too
-        rows = select_rows(every, args.rows)
-    except ConfigError as error:
-        sys.stderr.write(f"ablate.py: error: {error}\n")
-        return 2
+    return run_guarded("ablate.py", lambda: run_study(args), (ConfigError,))
+
+
+def run_study(args: argparse.Namespace) -> int:
+    """`main` after parsing: a mistake raises, and the boundary makes it one line."""
+    every = load_rows(args.base, args.set)  # equal configs share runs across invocations too
+    rows = select_rows(every, args.rows)
 
     # Stage 1 once, before the parallel rows, so they share it instead of racing to make it.
     stage1 = [sys.executable, str(REPO_DIR / "train.py"), "--pretrain-only", "--base", str(args.base)]
