@@ -194,7 +194,7 @@ def build_run(cfg: Config) -> Run:
         train_loader=train_loader,
         val_loader=val_loader,
         train_rows=train_set.rows.select_columns(["keypoints", "bbox"]).to_dict(),
-        scorer=Scorer(val_rows, gt_folder(cfg, root), cfg.eval.protocol),
+        scorer=Scorer(val_rows, gt_folder(cfg, root), cfg.eval.protocol, cfg.eval.tracking),
     )
 
 
@@ -206,13 +206,13 @@ def run_baselines(run: Run, state: TrainState) -> None:
         result = run.scorer.score(run.run_dir / "predictions" / "mean_pose", np.arange(len(coords)), coords, scores)
         baseline = Validation.of("mean pose in the box", 0, 0, len(coords), {"H": result})
         accelerator.print(f"\nmean pose in the box: {format_table(result)}")
-        accelerator.log({f"baseline_mean_pose/{k}": v for k, v in baseline.ap.items()}, step=0)
+        accelerator.log({f"baseline_mean_pose/{k}": v for k, v in (baseline.ap | baseline.tracking).items()}, step=0)
         state.history.append(baseline)
     validate(run, state, "untrained")
 
 
 def validate(run: Run, state: TrainState, name: str) -> None:
-    """Predict every validation row, write the files, score H and each head alone, print and log the AP."""
+    """Predict every validation row, write the files, score H and each head alone, print and log the scores."""
     accelerator = run.accelerator
     model = accelerator.unwrap_model(run.model)
     index, heads = predict_keypoints(model, run.val_loader, accelerator, run.cfg.eval, desc=f"eval {name}")
@@ -220,11 +220,10 @@ def validate(run: Run, state: TrainState, name: str) -> None:
     if accelerator.is_main_process:
         results = run.scorer.score_heads(run.run_dir / "predictions", index, heads)
         scored = Validation.of(name, state.step, state.epoch, len(index), results)
-        alone = "".join(f", {head} alone {ap:.1f}" for head, ap in scored.head_ap.items())
         table = format_table(results["H"])
-        accelerator.print(f"\n{name} (step {state.step}): {table}\nmAP: H {scored.ap['Total']:.1f}{alone}")
+        accelerator.print(f"\n{name} (step {state.step}): {table}\n{scored.summary()}")
         accelerator.log(
-            {f"val/{k}": v for k, v in scored.ap.items()}
+            {f"val/{k}": v for k, v in (scored.ap | scored.tracking).items()}
             | {f"val/{head}/Total": ap for head, ap in scored.head_ap.items()}
             | {"val/num_samples": scored.num_samples},
             step=state.step,

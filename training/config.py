@@ -312,6 +312,10 @@ class EvalConfig:
         flip_test: Average the heatmaps of the image and its mirror image.
         refine: Sub-pixel refinement of the heatmap argmax: ``"dark"``, ``"quarter"`` or ``"none"``.
         protocol: Scoring protocol: ``"poseval"`` (PoseTrack17/18) or ``"pt21"``.
+        tracking: Also score tracking: poseval's MOTA, or PoseTrack21's keypoint HOTA with ``protocol: pt21``.
+            Track ids then come from ``vremd-predict``'s OKS tracker run over each video's labelled frames
+            (``training.evaluation.write_predictions``); without it a person's track id is its index in its
+            frame (as DCPose and mmpose write), which tracking scores would count as identity switches.
         gt: Ground-truth annotation folder; ``None`` uses the validation split's annotation folder in the data
             root (``posetrack_data.annotation_folder``).
         baselines: Before training, also score the untrained model and the "mean pose in the box" baseline.
@@ -322,6 +326,7 @@ class EvalConfig:
     flip_test: bool = True
     refine: Refine = "dark"
     protocol: Literal["poseval", "pt21"] = "poseval"
+    tracking: bool = False
     gt: str | None = None
     baselines: bool = True
 

@@ -1,8 +1,8 @@
 """Validation: keypoints for every row, the poseval files, their typed score, and the baselines' predictions.
 
-Every evaluation ends as one :class:`Validation` (the AP per joint group of H and of each head alone): the
-history of ``trainer_state.json``, the rows of the summary table and ``results.json``, which ``ablate.py``
-reads back with :func:`final_scores`.
+Every evaluation ends as one :class:`Validation` (the AP per joint group of H and of each head alone, and
+H's tracking scores with ``eval.tracking``): the history of ``trainer_state.json``, the rows of the summary
+table and ``results.json``, which ``ablate.py`` reads back with :func:`final_scores`.
 """
 
 import dataclasses
@@ -24,6 +24,7 @@ from training.config import Config, EvalConfig
 from vremd_models import VREMD
 from vremd_models.decoding import decode_heatmaps
 from vremd_models.inference import heatmap_to_image, predict_head_heatmaps
+from vremd_models.predict.tracking import track_poses
 
 __all__ = [
     "ALONE",
@@ -58,6 +59,9 @@ class Validation:
         num_samples: Validation rows predicted.
         head_ap: Total AP of each head scored alone (``"H_m"``, ``"H_k"``: those the model has; none for the
             mean-pose baseline).
+        tracking: H's tracking scores (Total over the joints) with ``eval.tracking``, the headline first:
+            ``MOTA``, ``MOTP``, ``Prec``, ``Rec`` (poseval's MOT table) or ``HOTA``, ``DetA``, ``AssA``
+            (PoseTrack21's keypoint HOTA, ``protocol: pt21``); empty without tracking.
     """
 
     name: str
@@ -66,6 +70,7 @@ class Validation:
     ap: dict[str, float]
     num_samples: int
     head_ap: dict[str, float] = dataclasses.field(default_factory=dict)
+    tracking: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, name: str, step: int, epoch: int, num_samples: int, results: dict[str, EvalResult]) -> "Validation":
@@ -77,7 +82,24 @@ class Validation:
             ap={column: float(results["H"].ap[column]) for column in TABLE_COLUMNS},
             num_samples=num_samples,
             head_ap={head: float(results[head].ap["Total"]) for head in ALONE if head in results},
+            tracking=_tracking_scores(results["H"]),
         )
+
+    def summary(self) -> str:
+        """The log line: ``mAP: H 61.2, H_m alone 58.0, H_k alone 12.5``, then ``; MOTA 48.3, ...`` if tracked."""
+        line = f"mAP: H {self.ap['Total']:.1f}" + "".join(f", {h} alone {ap:.1f}" for h, ap in self.head_ap.items())
+        if self.tracking:
+            line += "; " + ", ".join(f"{metric} {value:.1f}" for metric, value in self.tracking.items())
+        return line
+
+
+def _tracking_scores(result: EvalResult) -> dict[str, float]:
+    """``Validation.tracking`` of a result: its Total MOTA, MOTP, precision, recall, or HOTA, DetA, AssA."""
+    if result.mota is not None:
+        return {"MOTA": result.mota["Total"], "MOTP": result.motp, "Prec": result.precision, "Rec": result.recall}
+    if result.hota is not None:
+        return {field: result.hota[field]["Total"] for field in ("HOTA", "DetA", "AssA")}
+    return {}
 
 
 @torch.no_grad()
@@ -127,11 +149,18 @@ def mean_pose_baseline(train_rows, val_rows) -> tuple[np.ndarray, np.ndarray]:
     return coords, np.ascontiguousarray(scores)
 
 
-def write_predictions(out_dir: Path, val_rows: dict[str, list], index, coords, scores, gt_dir: Path) -> int:
+def write_predictions(
+    out_dir: Path, val_rows: dict[str, list], index, coords, scores, gt_dir: Path, *, tracking: bool = False
+) -> int:
     """Per-sequence PoseTrack18 prediction files, one per ground-truth file, as poseval reads them.
 
     Each file is named like its ground-truth file and lists the ground truth's frames in ground-truth order
     (poseval pairs frames by position); written by ``posetrack_data.predictions`` like ``vremd-predict``'s.
+    A person's track id is its index in its frame or, with ``tracking``, the id ``vremd-predict``'s OKS
+    tracker (``track_poses``) gives it over the video's labelled frames in frame order. Validation predicts
+    labelled frames only, so the tracker sees them as consecutive frames: a track links each labelled frame
+    to the next across the unlabelled frames between (PoseTrack val labels every 4th frame). Passed as
+    frames without poses, as ``vremd-predict --gt-boxes`` does, those would end every track (``max_age`` 1).
     Returns the number of person predictions written.
     """
     poses: dict[int, list[PersonPose]] = {}
@@ -149,6 +178,10 @@ def write_predictions(out_dir: Path, val_rows: dict[str, list], index, coords, s
     writer = PredictionWriter(out_dir)
     for gt_file in sorted(gt_dir.glob("*.json")):
         frames = read_video(gt_file).frames
+        if tracking:
+            labelled = sorted((f for f in frames if f.is_labeled), key=lambda f: f.frame_index)
+            tracked = track_poses([poses.get(f.image_id, []) for f in labelled], "oks")
+            poses.update({f.image_id: on_frame for f, on_frame in zip(labelled, tracked, strict=True)})
         document = sequence_document(
             [f.file_name for f in frames], [f.image_id for f in frames], [poses.get(f.image_id, []) for f in frames]
         )
@@ -164,11 +197,13 @@ class Scorer:
         val_rows: The validation rows' ``video``, ``image_id``, ``file_name``, ``box_score`` and ``bbox``.
         gt_dir: Ground-truth annotation folder of the validation split (``gt_folder``).
         protocol: posetrack-eval's scoring protocol (``eval.protocol``).
+        tracking: Track the poses and score tracking too (``eval.tracking``).
     """
 
     val_rows: dict[str, list]
     gt_dir: Path
     protocol: Literal["poseval", "pt21"]
+    tracking: bool = False
 
     def score(self, out_dir: Path, index, coords, scores) -> EvalResult:
         """Write the predictions into ``out_dir`` (replacing it), score them, and save ``<out_dir>.ap.json``.
@@ -177,22 +212,24 @@ class Scorer:
             index: Int[R] validation rows; coords: Float[R, J, 2] image pixels; scores: Float[R, J].
         """
         shutil.rmtree(out_dir, ignore_errors=True)
-        write_predictions(out_dir, self.val_rows, index, coords, scores, self.gt_dir)
-        result = evaluate(self.gt_dir, out_dir, protocol=self.protocol)
+        write_predictions(out_dir, self.val_rows, index, coords, scores, self.gt_dir, tracking=self.tracking)
+        result = evaluate(self.gt_dir, out_dir, protocol=self.protocol, tracking=self.tracking)
         atomic_write_text(out_dir.with_name(f"{out_dir.name}.ap.json"), json.dumps(result.to_dict(), indent=1))
         return result
 
     def score_heads(self, out_dir: Path, index, heads: dict[str, tuple]) -> dict[str, EvalResult]:
         """Score H into ``out_dir/latest`` and each head alone into ``out_dir/latest_H_m``, ``latest_H_k``.
 
-        Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H). ``index`` and ``heads``
-        are :func:`predict_keypoints`'s; every validation row must be predicted exactly once.
+        Each head alone shows which one learns (H = H_k + H_m; without H_k, H_m is H); only H is tracked.
+        ``index`` and ``heads`` are :func:`predict_keypoints`'s; every validation row must be predicted exactly once.
         """
         total = len(self.val_rows["video"])
         if len(np.unique(index)) != len(index) or len(index) != total:
             raise RuntimeError(f"validation predicted {len(index)} rows, {len(np.unique(index))} distinct, of {total}")
         folders = {"H": "latest"} | {head: f"latest_{head}" for head in ALONE}
-        return {head: self.score(out_dir / folders[head], index, *heads[head]) for head in heads}
+        alone = dataclasses.replace(self, tracking=False)
+        scorers = {head: self if head == "H" else alone for head in heads}
+        return {head: scorers[head].score(out_dir / folders[head], index, *heads[head]) for head in heads}
 
 
 def gt_folder(cfg: Config, root: Path) -> Path:
@@ -206,23 +243,35 @@ def summary_table(history: list[Validation]) -> str:
     """The AP rows of every evaluation so far, one line each.
 
     Columns: the name, the poseval columns of H, then the total AP of H_m and H_k scored alone ("-" where the
-    model has no such head).
+    model has no such head), and H's MOTA or HOTA when tracking was scored.
     """
     width = max(len(entry.name) for entry in history)
-    lines = [f"{'':<{width}}  " + " ".join(f"{c:>6}" for c in (*TABLE_COLUMNS, *ALONE))]
+    # one tracking column, the headline score (MOTA or HOTA), once any evaluation has tracking scores
+    tracked = next(([next(iter(entry.tracking))] for entry in history if entry.tracking), [])
+    lines = [f"{'':<{width}}  " + " ".join(f"{c:>6}" for c in (*TABLE_COLUMNS, *ALONE, *tracked))]
     for entry in history:
         columns = [f"{entry.ap[c]:6.1f}" for c in TABLE_COLUMNS]
         columns += [f"{entry.head_ap[h]:6.1f}" if h in entry.head_ap else f"{'-':>6}" for h in ALONE]
+        columns += [f"{entry.tracking[m]:6.1f}" if m in entry.tracking else f"{'-':>6}" for m in tracked]
         lines.append(f"{entry.name:<{width}}  " + " ".join(columns))
     return "\n".join(lines)
 
 
 def write_results(run_dir: Path, steps: int, history: list[Validation]) -> None:
-    """``results.json``: the final AP of H and of each head alone, and every evaluation (``ablate.py`` reads it)."""
+    """``results.json``: the final AP of H and of each head alone, and every evaluation (``ablate.py`` reads it).
+
+    With ``eval.tracking`` also ``tracking``, H's final tracking scores; without it the file has no tracking key.
+    """
     final = history[-1]
     results = {"steps": steps, "final": {"H": final.ap["Total"], **final.head_ap}, "ap": final.ap}
-    results["history"] = [dataclasses.asdict(entry) for entry in history]
+    if final.tracking:
+        results["tracking"] = final.tracking
+    results["history"] = [_without_empty_tracking(dataclasses.asdict(entry)) for entry in history]
     atomic_write_text(run_dir / RESULTS, json.dumps(results, indent=1))
+
+
+def _without_empty_tracking(entry: dict) -> dict:
+    return {key: value for key, value in entry.items() if key != "tracking" or value}
 
 
 def final_scores(run_dir: Path) -> dict[str, float] | None:

@@ -69,7 +69,8 @@ def stage1_of(cfg: Config) -> Stage1:
     """Stage 1 of ``cfg``: the single-frame baseline with a trainable backbone, on ``cfg``'s data.
 
     The pretrain section gives its schedule and seed (not ``run.seed``: all seeds of stage 2 share one
-    backbone); it is evaluated once, at the end. Its cache folder is named by ``run_key`` of this config.
+    backbone); it is evaluated once, at the end, for AP only (so ``eval.tracking`` shares its cache). Its cache
+    folder is named by ``run_key`` of this config.
     """
     overrides = {name: getattr(cfg.model.resolved, name) for name in STAGE1_FIELDS}
     overrides |= {"use_hkme": False, "use_bmd": False, "freeze_backbone": False}
@@ -84,7 +85,7 @@ def stage1_of(cfg: Config) -> Stage1:
             max_steps=pre.stage1_max_steps,
         ),
         run=dataclasses.replace(cfg.run, seed=pre.stage1_seed, checkpoint_every_steps=None, keep_checkpoints=1),
-        eval=dataclasses.replace(cfg.eval, every_epochs=pre.stage1_epochs, baselines=False),
+        eval=dataclasses.replace(cfg.eval, every_epochs=pre.stage1_epochs, baselines=False, tracking=False),
         logging=dataclasses.replace(cfg.logging, trackers=[]),
         pretrain=dataclasses.replace(pre, enabled=False),
     )

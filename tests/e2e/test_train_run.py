@@ -226,3 +226,44 @@ def test_corrupt_frame_stops_with_its_name_before_any_checkpoint(tmp_path, cache
     assert ".jpg: image: unreadable frame" in lines[-1]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(("protocol", "headline"), [("poseval", "MOTA"), ("pt21", "HOTA")])
+def test_eval_tracking_scores_each_evaluation_into_the_log_results_and_card(tmp_path, cache_dir, protocol, headline):
+    from posetrack_eval import evaluate
+    from training.checkpoints import TrainState
+    from vremd_models.schema import build
+
+    run_dir = tmp_path / "run"
+    result = _run(
+        tmp_path, f"data.cache_dir={cache_dir}", "data.batch_size=8", "schedule.max_steps=2",
+        "pretrain.stage1_max_steps=2", "eval.tracking=true", f"eval.protocol={protocol}", f"run.output_dir={run_dir}",
+    )  # fmt: skip
+    # the mean pose, the untrained and the trained model print their tracking table (stage 1 scores AP only)
+    table = "Multiple Object Tracking (MOT) metrics:" if protocol == "poseval" else "Keypoint HOTA"
+    assert result.stdout.count(table) == 3
+    assert result.stdout.count(f"; {headline} ") == 2  # the summary line of the untrained and the trained model
+
+    records = _records(run_dir)
+    evals = [r for r in records if "val/Total" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    assert all(f"val/{headline}" in r for r in evals)
+    assert any(f"baseline_mean_pose/{headline}" in r for r in records)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert next(iter(results["tracking"])) == headline
+    assert [next(iter(entry["tracking"])) for entry in results["history"]] == [headline] * 3
+    assert results["tracking"][headline] == evals[-1][f"val/{headline}"]
+    gt = synthetic_root(load_config(None, [*TINY_DATA, f"data.cache_dir={cache_dir}"]).data) / "annotations" / "val"
+    scored = evaluate(gt, run_dir / "predictions" / "latest", protocol=protocol, tracking=True)  # the files on disk
+    total = scored.mota["Total"] if protocol == "poseval" else scored.hota["HOTA"]["Total"]
+    assert total == pytest.approx(results["tracking"][headline])
+
+    card = (run_dir / "model" / "README.md").read_text()
+    header = next(line for line in card.splitlines() if line.split()[:1] == ["Head"])
+    assert header.split()[-1] == headline  # the training section's table has the tracking column
+    assert load_config(run_dir / "config.yaml").eval.tracking  # the run config round-trips with the field
+    (checkpoint,) = (run_dir / "checkpoints").glob("step_*")
+    state = build(TrainState, json.loads((checkpoint / "trainer_state.json").read_text()))
+    saved = [entry.tracking for entry in state.history]  # --resume keeps the tracking scores of the history
+    assert saved == [entry["tracking"] for entry in results["history"][: len(saved)]]
+    assert len(saved) == 2  # the mean pose and the untrained model: the last evaluation follows the checkpoint

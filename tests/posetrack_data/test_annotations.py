@@ -2,13 +2,17 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from posetrack_data.annotations import (
     VERSIONS,
+    Detection,
     annotation_files,
     annotation_folder,
     annotation_splits,
     detect_version,
+    detection_document,
     joint_box,
     neighbour_name,
     read_detections,
@@ -16,6 +20,7 @@ from posetrack_data.annotations import (
 )
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import SLOT17_NAMES
+from posetrack_data.predictions import document_bytes
 
 
 def _write(path, content):
@@ -189,3 +194,31 @@ def test_reads_coco_and_dcpose_detections(tmp_path, posetrack18_sample):
 def test_neighbour_name_keeps_padding_and_suffix():
     assert neighbour_name("images/val/v/000009.jpg", 10) == "images/val/v/000010.jpg"
     assert neighbour_name("images/bonn/v/00000001.jpg", 2) == "images/bonn/v/00000002.jpg"
+
+
+_coordinates = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
+_boxes = st.tuples(_coordinates, _coordinates, _coordinates, _coordinates)
+
+
+@settings(max_examples=25, deadline=None)
+@given(boxes=st.lists(st.tuples(st.integers(0, 3), _boxes, st.floats(0, 1)), max_size=12))
+def test_detection_documents_read_back_bit_for_bit(tmp_path_factory, boxes):
+    names = [f"images/val/000001_mpii_test/{t:06d}.jpg" for t in range(4)]
+    ids = [10000010000 + t for t in range(4)]
+    written = [Detection(ids[t], names[t], bbox, score) for t, bbox, score in boxes]
+    path = tmp_path_factory.mktemp("detections") / "detections.json"
+    path.write_bytes(document_bytes(detection_document(names, ids, written)))
+    assert read_detections(path) == written  # every float and the order survive, each box keeps its frame name
+
+
+def test_detection_document_lists_every_frame_and_refuses_bad_boxes():
+    document = detection_document(["a/000000.jpg", "a/000001.jpg"], [7, 8], [Detection(8, None, (1, 2, 3, 4), 0.5)])
+    assert document["images"] == [{"id": 7, "file_name": "a/000000.jpg"}, {"id": 8, "file_name": "a/000001.jpg"}]
+    assert document["annotations"] == [{"image_id": 8, "category_id": 1, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}]
+    assert document["categories"][0]["name"] == "person"
+    with pytest.raises(ValueError, match="image_id 9, which is not one of the frames"):
+        detection_document(["a/000000.jpg"], [7], [Detection(9, None, (1, 2, 3, 4), 0.5)])
+    with pytest.raises(ValueError, match="must be finite"):
+        detection_document(["a/000000.jpg"], [7], [Detection(7, None, (1, 2, float("nan"), 4), 0.5)])
+    with pytest.raises(ValueError, match="one distinct image id per frame"):
+        detection_document(["a/000000.jpg", "a/000001.jpg"], [7, 7], [])

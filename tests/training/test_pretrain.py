@@ -82,3 +82,9 @@ def test_commit_moves_a_finished_stage1_into_place_and_clear_removes_a_leftover(
 @pytest.mark.parametrize("seed", [0, 5])
 def test_stage1_does_not_depend_on_the_stage2_seed(seed):
     assert stage1_of(load_config(None, [f"run.seed={seed}"])) == stage1_of(load_config(None))
+
+
+def test_stage1_is_scored_without_tracking_so_eval_tracking_shares_its_cache():
+    tracked = stage1_of(load_config(None, ["eval.tracking=true"]))
+    assert tracked == stage1_of(load_config(None))
+    assert not tracked.config.eval.tracking

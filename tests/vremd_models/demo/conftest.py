@@ -1,4 +1,4 @@
-"""Fixtures of the demo tests: a tiny random VREMD at a small image size, and the demo's synthetic clip."""
+"""Fixtures of the demo tests: a tiny random VREMD at a small image size and detector, the demo's synthetic clip."""
 
 import pytest
 
@@ -26,3 +26,10 @@ def demo_data_dir(tmp_path_factory):
     open_synthetic_clip(data_dir, on_generate=lambda: generations.append(1))
     assert generations == [1]
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_detector_dir(tmp_path_factory):
+    from tests.vremd_models.predict.tiny_detector import save_tiny_detector
+
+    return save_tiny_detector(tmp_path_factory.mktemp("detectors") / "rtdetr-tiny")

@@ -43,14 +43,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def demo_server(tmp_path, small_model_dir):
-    """`vremd-demo` on a free local port; yields (url, data dir)."""
+def demo_server(tmp_path, small_model_dir, tiny_detector_dir):
+    """`vremd-demo` on a free local port, with the tiny detector; yields (url, data dir)."""
     port = _free_port()
     data_dir = tmp_path / "data"
     executable = Path(sysconfig.get_path("scripts")) / "vremd-demo"
     log = (tmp_path / "server.log").open("w")
+    command = [executable, "--model", small_model_dir, "--port", port, "--data-dir", data_dir]
     process = subprocess.Popen(
-        [str(executable), "--model", str(small_model_dir), "--port", str(port), "--data-dir", str(data_dir)],
+        [str(arg) for arg in [*command, "--detector", tiny_detector_dir]],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=tmp_path,
@@ -111,7 +112,17 @@ def _gallery_sources(page) -> list[str]:
     return [image.get_attribute("src") for image in page.locator(".explain img").all()]
 
 
-def test_the_page_in_chromium(tmp_path, demo_server):
+def _detected_persons(data_dir: Path, detector_dir: Path) -> int:
+    """How many persons the page's detector finds on the synthetic clip (boxes scoring 0.2 and up)."""
+    from vremd_models.demo.clip import open_synthetic_clip
+    from vremd_models.predict.detector import load_detector
+
+    clip, detector = open_synthetic_clip(data_dir), load_detector(str(detector_dir))
+    frames = (clip.sequence.read(i) for i in range(len(clip.sequence)))
+    return sum(box.score >= 0.2 for frame in frames for box in detector.detect(frame))
+
+
+def test_the_page_in_chromium(tmp_path, demo_server, tiny_detector_dir):
     from playwright.sync_api import sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
@@ -197,6 +208,13 @@ def test_the_page_in_chromium(tmp_path, demo_server):
             predictions.mkdir()
             target = predictions / download.value.suggested_filename
             download.value.save_as(target)
+
+            # The person detector instead of the detection file, the same clip.
+            page.locator("#box-source").get_by_text("detector", exact=True).click()
+            page.locator("#run").click()
+            expected = f"Predicted {_detected_persons(data_dir, tiny_detector_dir)} persons on 24 frames"
+            status.filter(has_text=expected).wait_for(timeout=RUN_TIMEOUT_MS)
+            assert page.locator(".explain img").count() == 14
 
             if os.environ.get("VREMD_DEMO_SCREENSHOT"):
                 page.screenshot(path=os.environ["VREMD_DEMO_SCREENSHOT"], full_page=True)

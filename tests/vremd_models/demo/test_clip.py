@@ -17,6 +17,7 @@ from vremd_models.demo.clip import (
     predict_clip,
     write_predictions,
 )
+from vremd_models.predict.detector import load_detector
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.predictor import PosePredictor
 from vremd_models.predict.render import write_video
@@ -41,17 +42,32 @@ def test_synthetic_clip_is_generated_once(demo_data_dir):
     assert [p.name for p in demo_data_dir.iterdir()] == ["synthetic-2v24f-320x240-seed0"]  # no .partial left
 
 
-@pytest.mark.parametrize("source", ["detections", "ground truth", "drawn box"])
-def test_predictions_of_the_synthetic_clip_score(tmp_path, demo_data_dir, predictor, source):
+@pytest.mark.parametrize("source", ["detections", "ground truth", "drawn box", "detector"])
+def test_predictions_of_the_synthetic_clip_score(tmp_path, demo_data_dir, predictor, tiny_detector_dir, source):
     clip = open_synthetic_clip(demo_data_dir)
     boxes = clip_boxes(clip, source, drawn_box="60,20,100,200")
-    assert len(boxes) == len(clip.sequence)
+    if source == "detector":
+        assert boxes is None  # found while predicting
+    else:
+        assert len(boxes) == len(clip.sequence)
     if source == "drawn box":
         assert all(len(frame) == 1 and frame[0].bbox == (60.0, 20.0, 100.0, 200.0) for frame in boxes)
     frames_done = []
-    poses = predict_clip(predictor, clip, boxes, on_frame=frames_done.append)
+    detector = load_detector(str(tiny_detector_dir))
+    poses = predict_clip(predictor, clip, boxes, detector=detector, detect_every=3, on_frame=frames_done.append)
     assert sum(frames_done) == len(clip.sequence)
-    assert [len(frame) for frame in poses] == [len(frame) for frame in boxes]
+    if source == "detector":
+        found = [b.bbox for b in detector.detect(clip.sequence.read(0)) if b.score >= 0.2]
+        assert sorted(p.bbox for p in poses[0]) == sorted(found)
+        assert found
+        # detected on frames 0, 3, 6, ...; the boxes carried between (a random model leaves them where they were)
+        assert all(
+            poses[t][i].bbox == poses[t - t % 3][i].bbox for t in range(len(poses)) for i in range(len(poses[t]))
+        )
+        assert all(len(poses[t]) == len(poses[t - t % 3]) for t in range(len(poses)))
+        assert all(p.bbox[0] >= 0 and p.bbox[0] + p.bbox[2] <= 320 for frame in poses for p in frame)
+    else:
+        assert [len(frame) for frame in poses] == [len(frame) for frame in boxes]
     path = write_predictions(clip, poses, tmp_path / "preds")
     assert path.name == f"{clip.sequence.name}.json"
     assert len(json.loads(path.read_text())["images"]) == len(clip.sequence)
@@ -110,3 +126,5 @@ def test_bad_boxes_are_one_line(tmp_path, demo_data_dir):
     video = open_uploaded_video(tmp_path / "walk.mp4", UploadLimits())
     with pytest.raises(PredictInputError, match=r"upload a \.json file for walk\.mp4, or draw a box"):
         clip_boxes(video, "ground truth")
+    with pytest.raises(ValueError, match="predict_clip needs boxes or a detector"):
+        predict_clip(None, video, None)

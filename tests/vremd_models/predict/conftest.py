@@ -1,4 +1,4 @@
-"""Fixtures of the predict tests: a tiny random VREMD on disk and a small synthetic PoseTrack18 dataset."""
+"""Fixtures of the predict tests: a tiny random VREMD and detector on disk, a small synthetic PoseTrack18 dataset."""
 
 import json
 
@@ -34,3 +34,17 @@ def synthetic_val(synthetic_root):
     detections = synthetic_root / "person_detections" / "val.json"
     assert json.loads(detections.read_text())
     return synthetic_root / "images" / "val", detections, annotations
+
+
+@pytest.fixture(scope="session")
+def tiny_detector_dir(tmp_path_factory):
+    from tests.vremd_models.predict.tiny_detector import save_tiny_detector
+
+    return save_tiny_detector(tmp_path_factory.mktemp("detectors") / "rtdetr-tiny")
+
+
+@pytest.fixture(scope="session")
+def sample_clip(posetrack18_sample):
+    """The sample's one clip as a folder of five 1280x720 frames and as the same clip in an .mp4."""
+    folder = posetrack18_sample / "videos" / "000001_mpiinew_test"
+    return folder, folder / "000001_mpiinew_test.mp4"

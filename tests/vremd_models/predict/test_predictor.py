@@ -9,6 +9,7 @@ from vremd_models import VREMD
 from vremd_models.predict.detections import assign_boxes, load_detections
 from vremd_models.predict.frames import open_frames
 from vremd_models.predict.predictor import PosePredictor, crop_person, frame_window
+from vremd_models.predict.render import write_video
 
 
 @settings(max_examples=25, deadline=None)
@@ -95,9 +96,71 @@ def test_flip_test_changes_the_prediction_and_bfloat16_runs(model, val_inputs):
     model.float()
 
 
-def test_predictor_refuses_bad_arguments(model, val_inputs):
+def test_boxes_arriving_frame_by_frame_and_single_frames_give_the_same_poses(model, val_inputs):
+    sequence, boxes = val_inputs
+    predictor = PosePredictor(model, batch_size=2, flip_test=False)
+    asked = []
+
+    def one_at_a_time():
+        for index, frame_boxes in enumerate(boxes):
+            asked.append(index)
+            yield frame_boxes
+
+    eager = predictor.predict_sequence(sequence, boxes)
+    lazy = predictor.predict_sequence(sequence, one_at_a_time())
+    assert asked == list(range(len(boxes)))
+    single = [predictor.predict_frame(sequence, index, frame_boxes) for index, frame_boxes in enumerate(boxes)]
+    for frame_eager, frame_lazy, frame_single in zip(eager, lazy, single, strict=True):
+        assert len(frame_eager) == len(frame_lazy) == len(frame_single)
+        for a, b, c in zip(frame_eager, frame_lazy, frame_single, strict=True):
+            np.testing.assert_array_equal(a.keypoints, b.keypoints)  # the same batches, whenever boxes arrive
+            np.testing.assert_allclose(a.keypoints, c.keypoints, atol=1e-3)
+            np.testing.assert_allclose(a.scores, c.scores, atol=1e-6)
+
+
+def _decode_device_matches_opencv(model, sample, device):
+    pytest.importorskip("torchvision")
+    detections = sample / "annotations" / "test_posetrack18_human_detections.json"
+    sequences = open_frames(sample / "images" / "val")
+    boxes = assign_boxes(load_detections(detections), sequences, source=detections, min_score=0.9)
+    offsets, differences = [], []
+    for sequence in sequences:
+        ours = PosePredictor(model, flip_test=False, decode_device=device).predict_sequence(
+            sequence, boxes[sequence.name]
+        )
+        theirs = PosePredictor(model, flip_test=False).predict_sequence(sequence, boxes[sequence.name])
+        for a, b in zip(ours[0], theirs[0], strict=True):
+            assert a.bbox == b.bbox
+            differences.append(np.abs(a.scores - b.scores))
+            offsets.append(np.linalg.norm(a.keypoints - b.keypoints, axis=-1))
+    assert len(offsets) == 8
+    # Decoders' IDCTs and grid_sample's float weights against cv2's fixed point move heatmap maxima a little; a
+    # random model's flat heatmaps may then put a few joints elsewhere, most stay within a pixel.
+    assert np.concatenate(differences).max() < 2e-3
+    assert np.median(np.concatenate(offsets)) < 1.0
+
+
+def test_cpu_decode_device_matches_the_opencv_crops(model, posetrack18_sample):
+    _decode_device_matches_opencv(model, posetrack18_sample, "cpu")
+
+
+@pytest.mark.gpu
+def test_cuda_decode_device_matches_the_opencv_crops(model, posetrack18_sample):
+    _decode_device_matches_opencv(model, posetrack18_sample, "cuda")
+
+
+def test_predictor_refuses_bad_arguments(model, val_inputs, tmp_path):
     sequence, boxes = val_inputs
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         PosePredictor(model, batch_size=0)
-    with pytest.raises(ValueError, match=f"boxes must list {len(sequence)} frames"):
+    with pytest.raises(ValueError, match=f"boxes must list {len(sequence)} frames for {sequence.name}, got 4"):
         PosePredictor(model).predict_sequence(sequence, boxes[:-1])
+    with pytest.raises(ValueError, match="got more"):
+        PosePredictor(model).predict_sequence(sequence, [*boxes, []])
+    with pytest.raises(ValueError, match="a 'cuda' or 'cpu' device"):
+        PosePredictor(model, decode_device="meta")
+    images = [sequence.read(i) for i in range(len(sequence))]
+    write_video(images, tmp_path / "clip.mp4", fps=5)
+    (video,) = open_frames(tmp_path / "clip.mp4")
+    with pytest.raises(ValueError, match="a decode device needs a folder of frame files"):
+        PosePredictor(model, decode_device="cpu").predict_sequence(video, boxes)

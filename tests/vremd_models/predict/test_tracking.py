@@ -1,9 +1,13 @@
+import dataclasses
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vremd_models.predict.tracking import GreedyTracker, box_iou, object_keypoint_similarity
+from posetrack_data import PersonPose
+from vremd_models.predict.tracking import GreedyTracker, box_iou, object_keypoint_similarity, track_poses
 
 TEMPLATE = np.random.default_rng(7).normal(0, 40, (17, 2))
 
@@ -55,6 +59,29 @@ def test_ids_follow_people_through_reordering_and_a_newcomer(metric):
             assert by_person[2] == 2  # the newcomer got the next free id and keeps it
     assert first == {0: first[0], 1: first[1]}
     assert sorted(first.values()) == [0, 1]
+
+
+@pytest.mark.parametrize("metric", ["oks", "iou"])
+def test_track_poses_follows_people_in_frame_order_and_an_empty_frame_ends_their_tracks(metric):
+    # vremd-predict's tracking of a sequence: the frames in order; a frame without poses ages every track
+    rng = np.random.default_rng(2)
+    people = {"a": (200.0, 300.0), "b": (600.0, 300.0), "c": (1000.0, 320.0)}
+    frames = [["a", "b"], ["b", "a"], ["a", "b", "c"], [], ["a", "b"]]
+    poses = []
+    for t, names in enumerate(frames):
+        poses.append([])
+        for name in names:
+            box, keypoints = _person(rng, np.add(people[name], 5 * t))
+            scores = rng.uniform(0.2, 1.0, 17).astype(np.float32)
+            pose = PersonPose(bbox=tuple(box), box_score=0.9, keypoints=keypoints.astype(np.float32), scores=scores)
+            poses[-1].append(dataclasses.replace(pose, track_id=-1))
+    tracked = track_poses(poses, metric)
+    assert [[p.track_id for p in frame] for frame in tracked] == [[0, 1], [1, 0], [0, 1, 2], [], [3, 4]]
+    for before, after in zip(itertools.chain(*poses), itertools.chain(*tracked), strict=True):
+        assert before.track_id == -1  # the input poses are left as they were
+        assert (after.bbox, after.box_score) == (before.bbox, before.box_score)
+        assert after.keypoints is before.keypoints
+        assert after.scores is before.scores
 
 
 def test_track_is_dropped_after_max_age_frames():

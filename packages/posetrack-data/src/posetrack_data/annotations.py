@@ -2,11 +2,13 @@
 
 Every reader returns plain records in the 17-slot PoseTrack18 joint order and raises
 :class:`~posetrack_data.errors.PoseTrackFormatError` naming the file and field for anything malformed.
+Beside its reader, `detection_document` builds the detection files that `read_detections` reads back.
 """
 
 import json
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
@@ -30,6 +32,7 @@ __all__ = [
     "annotation_splits",
     "clip_box",
     "detect_version",
+    "detection_document",
     "joint_box",
     "neighbour_name",
     "parse_frame_name",
@@ -49,6 +52,7 @@ _NAME_ALIASES = {"neck": "head_bottom"}
 _SLOT_FOR_NAME = {name: slot for slot, name in enumerate(SLOT17_NAMES)}
 _SLOT_FOR_PT17_ID = {pt17: slot for slot, pt17 in enumerate(PT17_ID_FOR_SLOT) if pt17 is not None}
 _FRAME_NAME = re.compile(r"^([0-9]+)(.*)$")  # ASCII digits only: int() also reads other scripts' digits
+_PERSON_CATEGORY = {"supercategory": "person", "id": 1, "name": "person"}
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,47 @@ def read_detections(path: str | Path) -> list[Detection]:
         score = _number(path, f"{field}.score", _scalar(_require(path, entry, "score", field)))
         detections.append(Detection(image_id, image_name, bbox, score))
     return detections
+
+
+def detection_document(
+    file_names: Sequence[str], image_ids: Sequence[int], detections: Iterable[Detection]
+) -> dict[str, Any]:
+    """A PoseTrack18-style person-detection document, the layout `read_detections` reads with frame names.
+
+    ``images`` lists every frame (``id``, ``file_name``), so a box finds its frame by id or by name;
+    ``annotations`` holds one ``{image_id, category_id: 1, bbox, score}`` per detection, in the given order.
+    Values are written at full precision: JSON floats read back bit for bit, so the boxes read are the boxes
+    written.
+
+    Args:
+        file_names: Per frame, the image ``file_name``.
+        image_ids: Per frame, the image id.
+        detections: Boxes on those frames; each `Detection.image_id` must be one of `image_ids`.
+
+    Raises:
+        ValueError: The frame lists differ in length or repeat an id, a detection names another image, or a
+            box or score is not finite.
+    """
+    if len(file_names) != len(image_ids) or len(set(image_ids)) != len(image_ids):
+        raise ValueError(f"need one distinct image id per frame, got {len(file_names)} names and ids {image_ids}")
+    known = set(image_ids)
+    annotations = []
+    for detection in detections:
+        if detection.image_id not in known:
+            raise ValueError(f"detection on image_id {detection.image_id}, which is not one of the frames given")
+        values = (*detection.bbox, detection.score)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"image_id {detection.image_id}: box and score must be finite, got {values}")
+        annotations.append(
+            {
+                "image_id": int(detection.image_id),
+                "category_id": 1,
+                "bbox": [float(v) for v in detection.bbox],
+                "score": float(detection.score),
+            }
+        )
+    images = [{"id": int(i), "file_name": name} for name, i in zip(file_names, image_ids, strict=True)]
+    return {"images": images, "annotations": annotations, "categories": [dict(_PERSON_CATEGORY)]}
 
 
 # ---------------------------------------------------------------------------------------------------

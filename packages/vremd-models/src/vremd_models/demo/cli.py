@@ -2,6 +2,7 @@
 
     vremd-demo --model runs/default/model                 # http://127.0.0.1:7860
     vremd-demo --model org/vremd-vitl-pt17 --port 8000 --data-dir data
+    vremd-demo --model runs/default/model --detector my-detector/ --detect-every 5
 
 The page binds to 127.0.0.1 unless `--host` says otherwise. Gradio's telemetry and version check are
 switched off before Gradio is imported, and the page uses Gradio's bundled fonts only, so it loads and
@@ -15,11 +16,10 @@ import sys
 from pathlib import Path
 
 from vremd_models.predict.cli import load_model, quiet_ffmpeg, resolve_dtype
+from vremd_models.predict.detector import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from vremd_models.predict.errors import PredictInputError
 
 __all__ = ["build_parser", "main"]
-
-logger = logging.getLogger(__name__)
 
 # Set before Gradio is imported: no telemetry, no version check, no share tunnel, no server-side rendering
 # (which would start a Node server).
@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-frames", type=int, default=300, help="longest upload in frames (default 300)")
     parser.add_argument("--max-upload-mb", type=int, default=200, help="largest upload in MB (default 200)")
     parser.add_argument("--min-box-score", type=float, default=0.2, help="drop detections scoring lower")
+    parser.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help="the page's person detector: a transformers object-detection hub id or folder, loaded when first "
+        f"picked (default {DEFAULT_DETECTOR}; needs vremd-models[detect])",
+    )
+    parser.add_argument("--detector-threshold", type=float, default=DEFAULT_THRESHOLD, help="least detector score")
+    parser.add_argument("--detect-every", type=int, default=1, help="detect on every N-th frame (default 1)")
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="skip the flipped pass")
     return parser
 
@@ -58,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             raise PredictInputError(f"--port {args.port}: expected 1 to 65535")
         if args.max_frames < 1:
             raise PredictInputError(f"--max-frames {args.max_frames}: expected at least 1")
+        if not 0.0 <= args.detector_threshold <= 1.0:
+            raise PredictInputError(f"--detector-threshold {args.detector_threshold}: expected 0 to 1")
+        if args.detect_every < 1:
+            raise PredictInputError(f"--detect-every {args.detect_every}: expected at least 1")
         from vremd_models.predict.predictor import PosePredictor
 
         predictor = PosePredictor(
@@ -79,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir,
         limits=UploadLimits(max_frames=args.max_frames),
         min_box_score=args.min_box_score,
+        detector=args.detector,
+        detector_threshold=args.detector_threshold,
+        detect_every=args.detect_every,
     ).build()
     page.queue(default_concurrency_limit=1)
     page.launch(

@@ -25,6 +25,7 @@ from vremd_models.predict.detections import (
     load_annotations,
     load_detections,
 )
+from vremd_models.predict.detector import PersonDetector
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSequence, open_frames
 from vremd_models.predict.predictor import PosePredictor
@@ -44,7 +45,7 @@ __all__ = [
     "write_predictions",
 ]
 
-BOX_SOURCES = ("detections", "ground truth", "drawn box")
+BOX_SOURCES = ("detections", "ground truth", "detector", "drawn box")
 # What unusable input raises: frames and boxes (PredictInputError), malformed PoseTrack files (posetrack_data).
 INPUT_ERRORS = (PredictInputError, PoseTrackFormatError)
 # The built-in clip: one validation video (and one training video the generator insists on) in the
@@ -189,17 +190,19 @@ def clip_boxes(
     boxes_file: str | Path | None = None,
     drawn_box: str = "",
     min_score: float = 0.2,
-) -> list[list[PersonBox]]:
-    """Per frame, the person boxes the model runs on.
+) -> list[list[PersonBox]] | None:
+    """Per frame, the person boxes the model runs on; None for the detector's (found while predicting).
 
     Args:
         clip: The clip.
-        source: One of `BOX_SOURCES`. A drawn box is used on every frame (the demo ships no detector).
+        source: One of `BOX_SOURCES`. A drawn box is used on every frame.
         boxes_file: Uploaded detections or ground truth; the synthetic clip's own files when None.
         drawn_box: The `x,y,w,h` text of a drawn box.
         min_score: Detections scoring lower are dropped.
     """
     sequence = clip.sequence
+    if source == "detector":
+        return None
     if source == "drawn box":
         box = PersonBox(parse_box(drawn_box), 1.0)
         return [[box] for _ in range(len(sequence))]
@@ -221,14 +224,36 @@ def clip_boxes(
 def predict_clip(
     predictor: PosePredictor,
     clip: Clip,
-    boxes: list[list[PersonBox]],
+    boxes: list[list[PersonBox]] | None,
     *,
+    detector: PersonDetector | None = None,
+    detect_every: int = 1,
+    min_score: float = 0.2,
     on_frame: Callable[[int], None] | None = None,
 ) -> list[list[PersonPose]]:
-    """Poses with OKS track ids for every box of every frame, as `vremd-predict` makes them."""
-    from vremd_models.predict.cli import track_poses
+    """Poses with OKS track ids for every box of every frame, as `vremd-predict` makes them.
 
-    return track_poses(predictor.predict_sequence(clip.sequence, boxes, on_frame=on_frame), "oks")
+    Args:
+        predictor: Predicts the poses.
+        clip: The clip.
+        boxes: Per frame, the boxes (`clip_boxes`); None to find them with `detector` while predicting, on
+            every `detect_every`-th frame, carried from the poses between (`vremd_models.predict.online`).
+        detector: Finds the boxes when `boxes` is None.
+        detect_every: Detect on every N-th frame.
+        min_score: Detected boxes scoring lower are dropped.
+        on_frame: Called with 1 after each frame (for a progress bar).
+    """
+    from vremd_models.predict.cli import track_poses
+    from vremd_models.predict.online import detect_and_predict
+
+    if boxes is not None:
+        return track_poses(predictor.predict_sequence(clip.sequence, boxes, on_frame=on_frame), "oks")
+    if detector is None:
+        raise ValueError("predict_clip needs boxes or a detector")
+    _, poses = detect_and_predict(
+        predictor, clip.sequence, detector.detect, detect_every=detect_every, min_score=min_score, on_frame=on_frame
+    )
+    return track_poses(poses, "oks")
 
 
 def write_predictions(clip: Clip, poses: list[list[PersonPose]], folder: str | Path) -> Path:

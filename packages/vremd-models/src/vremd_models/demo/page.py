@@ -1,12 +1,11 @@
 """The Gradio page of `vremd-demo`: a thin layer over `vremd_models.demo.clip` and `.panels`.
 
 One page: pick the frames (the built-in synthetic clip, a video, a folder of frames) and the person boxes
-(detections, ground truth, or a box drawn by clicking two corners on the frame), run the model with a
-progress bar, then move through the frames and pick a person and a joint to see what the model saw.
+(detections, ground truth, the person detector, or a box drawn by clicking two corners on the frame), run the
+model with a progress bar, then move through the frames and pick a person and a joint to see what the model saw.
 Each browser tab has its own session; the model is shared and used by one request at a time.
 """
 
-import logging
 import shutil
 import tempfile
 import threading
@@ -35,12 +34,11 @@ from vremd_models.demo.clip import (
     write_predictions,
 )
 from vremd_models.demo.panels import explain_panels
+from vremd_models.predict.detector import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, PersonDetector, load_detector
 from vremd_models.predict.predictor import PosePredictor
 from vremd_models.predict.render import draw_poses
 
 __all__ = ["DemoPage"]
-
-logger = logging.getLogger(__name__)
 
 _BOX_COLOUR = (255, 220, 0)  # a drawn box, in RGB
 _INTRO = """# VREMD: what the model sees
@@ -83,6 +81,9 @@ class DemoPage:
         data_dir: Where the synthetic clip is generated on first use.
         limits: What uploads may be.
         min_box_score: Detections scoring lower are dropped.
+        detector: The person detector's hub id or folder, loaded when first picked (`vremd-models[detect]`).
+        detector_threshold: Least detector score.
+        detect_every: Detect on every N-th frame, carrying the boxes from the poses between.
     """
 
     def __init__(
@@ -93,6 +94,9 @@ class DemoPage:
         data_dir: str | Path = "data",
         limits: UploadLimits | None = None,
         min_box_score: float = 0.2,
+        detector: str = DEFAULT_DETECTOR,
+        detector_threshold: float = DEFAULT_THRESHOLD,
+        detect_every: int = 1,
     ) -> None:
         from posetrack_data.joints import SLOT17_NAMES
 
@@ -101,8 +105,12 @@ class DemoPage:
         self.data_dir = Path(data_dir)
         self.limits = limits or UploadLimits()
         self.min_box_score = min_box_score
+        self.detector_name = detector
+        self.detector_threshold = detector_threshold
+        self.detect_every = detect_every
         self.joint_names = tuple(SLOT17_NAMES)
         self._model_lock = threading.Lock()
+        self._detector: PersonDetector | None = None
         self._sessions: dict[str, _Session] = {}
 
     # ---- layout ----
@@ -120,7 +128,12 @@ class DemoPage:
                             label="or a folder of frames", file_count="directory", height=140, elem_id="folder-upload"
                         )
                     box_source = gr.Radio(
-                        list(BOX_SOURCES), value=BOX_SOURCES[0], label="Person boxes", elem_id="box-source"
+                        list(BOX_SOURCES),
+                        value=BOX_SOURCES[0],
+                        label="Person boxes",
+                        info=f"detector: {self.detector_name}"
+                        + ("" if self.detect_every == 1 else f", on one frame in {self.detect_every}"),
+                        elem_id="box-source",
                     )
                     boxes_file = gr.File(
                         label="Detections or ground truth (.json; the synthetic clip brings its own)",
@@ -294,7 +307,15 @@ class DemoPage:
 
             progress((0, total), desc="Predicting", unit="frames")
             with self._model_lock:
-                session.poses = predict_clip(self.predictor, clip, boxes, on_frame=on_frame)
+                session.poses = predict_clip(
+                    self.predictor,
+                    clip,
+                    boxes,
+                    detector=self._loaded_detector() if boxes is None else None,
+                    detect_every=self.detect_every,
+                    min_score=self.min_box_score,
+                    on_frame=on_frame,
+                )
             path = write_predictions(clip, session.poses, session.folder / "predictions")
         except INPUT_ERRORS as error:
             return self._error(f"**Cannot run:** {error}")
@@ -307,6 +328,14 @@ class DemoPage:
             gr.update(value=str(path), visible=True),
             *rest,
         )
+
+    def _loaded_detector(self) -> PersonDetector:
+        """The person detector, loaded on first use (under the model lock: one request at a time)."""
+        if self._detector is None:
+            self._detector = load_detector(
+                self.detector_name, threshold=self.detector_threshold, device=self.predictor.device
+            )
+        return self._detector
 
     def _error(self, message: str):
         return tuple([gr.update()] * 2 + [message] + [gr.update()] * 6)

@@ -1,8 +1,13 @@
 """`vremd-predict`: run a VREMD model on videos or PoseTrack frame folders and write PoseTrack18 predictions.
 
+    vremd-predict my_clip.mp4 --model org/vremd-vitl-pt17 --out preds/ --render out.mp4   # RT-DETR finds the people
+    vremd-predict my_clip.mp4 --model runs/x --out preds/ --detector my-detector/ --detect-every 5
     vremd-predict data/posetrack18/images/val --model runs/x --detections val_dets.json --out preds/
-    vremd-predict my_clip.mp4 --model org/vremd-vitl-pt17 --detections dets.json --out preds.json --render out.mp4
     vremd-predict data/posetrack18/images/val --model runs/x --gt-boxes --annotations data/.../val --out preds/
+
+Without a box file (`--detections`, `--gt-boxes`), a person detector finds the boxes (`vremd-models[detect]`,
+see `detector` and `online`), or `--whole-image` takes each whole frame; the boxes used are then recorded as
+`<out>/detections.json` (`box_record`), which `--detections` reads to give the same predictions again.
 
 Everything the run needs (frames, boxes, model, output paths) is checked before anything is written; no
 output replaces an input or a file vremd-predict did not write (without --overwrite). Each sequence's
@@ -21,24 +26,26 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from posetrack_data.annotations import clip_box
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.outputs import OutputPolicy, file_sha256, run_guarded
 from posetrack_data.predictions import PersonPose, PredictionWriter, sequence_document
 from vremd_models.decoding import REFINE_CHOICES
+from vremd_models.predict.box_record import BoxRecord
 from vremd_models.predict.detections import (
     PersonBox,
     assign_boxes,
     bind_ground_truth,
+    clip_to_frames,
     ground_truth_boxes,
     load_detections,
+    whole_image_boxes,
 )
-from vremd_models.predict.errors import PredictInputError
-from vremd_models.predict.frames import VIDEO_SUFFIXES, FrameSequence, open_frames
+from vremd_models.predict.detector import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, resolve_detector
+from vremd_models.predict.errors import PredictInputError, first_line
+from vremd_models.predict.frames import VIDEO_SUFFIXES, FolderSequence, FrameSequence, open_frames
+from vremd_models.predict.tracking import track_poses
 
 __all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command", "track_poses"]
-
-logger = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -52,9 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", type=Path, help="video file, sequence folder of frames, or folder of sequences")
     parser.add_argument("--model", required=True, help="hub id or local folder saved with save_pretrained")
     parser.add_argument("--out", required=True, type=Path, help="folder (one <sequence>.json each) or merged .json")
-    boxes = parser.add_mutually_exclusive_group(required=True)
+    boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--detections", type=Path, help="person boxes: COCO results or PoseTrack detection JSON")
     boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth boxes of --annotations")
+    boxes.add_argument("--whole-image", action="store_true", help="one box per frame: the whole frame (one person)")
+    boxes.add_argument(
+        "--detector",
+        help=f"without a box file, find persons with this transformers object-detection model: a hub id or folder "
+        f"(default {DEFAULT_DETECTOR}; needs vremd-models[detect])",
+    )
+    parser.add_argument("--detector-threshold", type=float, help=f"least detector score (default {DEFAULT_THRESHOLD})")
+    parser.add_argument(
+        "--detect-every", type=int, help="detect on every N-th frame; between, boxes follow the poses (default 1)"
+    )
     parser.add_argument(
         "--annotations",
         type=Path,
@@ -62,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--min-box-score", type=float, default=0.2, help="drop boxes scoring lower (default 0.2)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
+    parser.add_argument(
+        "--decode-device",
+        help="decode and crop frame folders' JPEGs on this torch device (cuda: nvJPEG); default OpenCV on the CPU",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="persons per forward pass (default 32)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="model compute dtype (default float32)")
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="skip the flipped pass")
@@ -100,8 +121,7 @@ def load_model(model_id: str, device: str):
     try:
         return VREMD.from_pretrained(model_id)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PredictInputError(f"--model {model_id}: cannot load a VREMD model ({reason})") from None
+        raise PredictInputError(f"--model {model_id}: cannot load a VREMD model ({first_line(error)})") from None
 
 
 def run(args: argparse.Namespace) -> str:
@@ -111,21 +131,33 @@ def run(args: argparse.Namespace) -> str:
     if render_video and len(sequences) != 1:
         raise PredictInputError(f"--render {args.render}: a video holds one sequence, the input has {len(sequences)}")
     model_dir = args.model if os.path.isdir(args.model) else None
+    detector_dir = resolve_detector(args.detector or DEFAULT_DETECTOR) if _uses_detector(args) else None
     policy = OutputPolicy.for_inputs(
-        (args.input, args.detections, args.annotations, model_dir), overwrite=args.overwrite
+        (args.input, args.detections, args.annotations, model_dir, detector_dir), overwrite=args.overwrite
     )
     if args.render is not None:  # every render target is checked before any work
         for sequence in sequences:
             _render_targets(policy, sequence, args.render, video=render_video)
-    writer = PredictionWriter(args.out, overwrite=args.overwrite, fingerprint=_fingerprint(args), policy=policy)
+    fingerprint = _fingerprint(args, detector_dir)
+    writer = PredictionWriter(args.out, overwrite=args.overwrite, fingerprint=fingerprint, policy=policy)
     names = [s.name for s in sequences]
     pending_names, redone = writer.pending(names)
+    record = None
+    if not writer.merged and (args.whole_image or detector_dir is not None):
+        record = BoxRecord(args.out, fingerprint=fingerprint, policy=policy, overwrite=args.overwrite)
+        record.check_names(sequences)
+        pending_names = [*pending_names, *record.pending(names)]
     pending = [s for s in sequences if s.name in set(pending_names)]
     if not pending:
         writer.finish(names)
         return f"{args.out}: all {len(sequences)} sequences already written; nothing to do (--overwrite redoes them)"
-    boxes, clipped, dropped = _clip_to_frames(pending, boxes)
+    if boxes is None and record is not None:  # a finished boxes file of this run: its boxes, not the detector's again
+        boxes = record.recorded(sequences, min_score=args.min_box_score)
+    clipped = dropped = 0
+    if boxes is not None:
+        boxes, clipped, dropped = clip_to_frames(pending, boxes)
 
+    from vremd_models.predict.online import detect_and_predict
     from vremd_models.predict.predictor import PosePredictor
 
     dtype = resolve_dtype(args.dtype, args.device)
@@ -136,12 +168,21 @@ def run(args: argparse.Namespace) -> str:
         batch_size=args.batch_size,
         flip_test=args.flip_test,
         refine=args.refine,
+        decode_device=args.decode_device,
     )
+    detector = None if boxes is not None else _load_detector(args, detector_dir)
     num_persons = 0
     with tqdm(total=sum(len(s) for s in pending), unit="frame", disable=not args.progress) as bar:
         for sequence in pending:
             bar.set_postfix_str(sequence.name)
-            poses = predictor.predict_sequence(sequence, boxes[sequence.name], on_frame=bar.update)
+            if detector is None:
+                used = boxes[sequence.name]
+                poses = predictor.predict_sequence(sequence, used, on_frame=bar.update)
+            else:
+                used, poses = detect_and_predict(
+                    predictor, sequence, detector.detect, detect_every=args.detect_every or 1,
+                    min_score=args.min_box_score, on_frame=bar.update,
+                )  # fmt: skip
             if args.tracking != "none":
                 poses = track_poses(poses, args.tracking)
             if args.render is not None:
@@ -149,19 +190,37 @@ def run(args: argparse.Namespace) -> str:
                     sequence, poses, _render_targets(policy, sequence, args.render, video=render_video), fps=args.fps
                 )
             writer.write(sequence.name, sequence_document(sequence.file_names, sequence.image_ids, poses))
+            if record is not None:  # after the predictions: a sequence counts as done once both are written
+                record.write(sequence, used)
             sequence.close()
             num_persons += sum(len(frame) for frame in poses)
-    out = writer.finish([s.name for s in sequences])
+    out = writer.finish(names)
     skipped = len(sequences) - len(pending)
     summary = f"{out}: wrote {len(pending)} sequences ({sum(len(s) for s in pending)} frames, {num_persons} persons)"
-    notes = [f"skipped {skipped} already written"] if skipped else []
+    notes = [f"boxes in {record.finish(names)}"] if record is not None else []
+    notes += [f"skipped {skipped} already written"] if skipped else []
     notes += [f"redid {redone} damaged parts"] if redone else []
     notes += [f"clipped {clipped} boxes reaching far outside their frame"] if clipped else []
     notes += [f"dropped {dropped} boxes outside their frame"] if dropped else []
     return ", ".join([summary, *notes])
 
 
-def _fingerprint(args: argparse.Namespace) -> str:
+def _uses_detector(args: argparse.Namespace) -> bool:
+    return not (args.detections is not None or args.gt_boxes or args.whole_image)
+
+
+def _detector_threshold(args: argparse.Namespace) -> float:
+    return DEFAULT_THRESHOLD if args.detector_threshold is None else args.detector_threshold
+
+
+def _load_detector(args: argparse.Namespace, folder: Path):
+    from vremd_models.predict.detector import PersonDetector
+
+    name = args.detector or DEFAULT_DETECTOR
+    return PersonDetector.from_folder(folder, threshold=_detector_threshold(args), device=args.device, name=name)
+
+
+def _fingerprint(args: argparse.Namespace, detector_dir: Path | None) -> str:
     """SHA-256 over the model files and every option that changes the predictions."""
     from vremd_models.weights import CONFIG_FILE, WEIGHTS_FILE, resolve_file
 
@@ -171,58 +230,39 @@ def _fingerprint(args: argparse.Namespace) -> str:
             digest.update(file_sha256(resolve_file(args.model, name)).encode())
         except (OSError, ValueError) as error:
             raise PredictInputError(f"--model {args.model}: cannot load a VREMD model ({error})") from None
-    boxes = args.detections if args.detections is not None else args.annotations
+    if args.detections is not None or args.gt_boxes:
+        source = {
+            "boxes": "gt" if args.gt_boxes else "detections",
+            "boxes_file": _tree_digest(Path(args.detections if args.detections is not None else args.annotations)),
+        }
+    elif args.whole_image:
+        source = {"boxes": "whole-image"}
+    else:
+        source = {
+            "boxes": "detector",
+            "detector": _tree_digest(detector_dir, "*.json", "*.safetensors"),
+            "detector_threshold": _detector_threshold(args),
+            "detect_every": args.detect_every or 1,
+        }
     options = {
+        **source,
         "input": str(Path(args.input).resolve()),
-        "boxes": "gt" if args.gt_boxes else "detections",
-        "boxes_file": _tree_digest(Path(boxes)),
         "annotations": _tree_digest(Path(args.annotations)) if args.annotations is not None else None,
         "min_box_score": None if args.gt_boxes else args.min_box_score,
         "dtype": args.dtype,
         "flip_test": args.flip_test,
         "refine": args.refine,
         "tracking": args.tracking,
+        "crops": "opencv" if args.decode_device is None else "torch",
     }
     digest.update(json.dumps(options, sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def _tree_digest(path: Path) -> str:
-    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+def _tree_digest(path: Path, *patterns: str) -> str:
+    """SHA-256 over a file, or over the files of a folder matching `patterns` (default: its JSON files)."""
+    files = sorted(f for pattern in patterns or ("*.json",) for f in path.glob(pattern)) if path.is_dir() else [path]
     return hashlib.sha256("".join(f"{f.name}:{file_sha256(f)};" for f in files).encode()).hexdigest()
-
-
-def _clip_to_frames(
-    sequences: list[FrameSequence], boxes: dict[str, list[list[PersonBox]]]
-) -> tuple[dict[str, list[list[PersonBox]]], int, int]:
-    """Drop boxes without a pixel in their frame; clip boxes reaching over a frame size beyond it.
-
-    A box of 1e30 would put every keypoint far outside the frame; boxes a little outside (common in
-    PoseTrack's ground truth) are kept as they are, so predictions match the training-time crops.
-    """
-    import dataclasses
-
-    clipped = dropped = 0
-    out = dict(boxes)
-    for sequence in sequences:
-        height, width = sequence.read(0).shape[:2]
-        frames = []
-        for frame_boxes in boxes[sequence.name]:
-            kept = []
-            for box in frame_boxes:
-                if clip_box(box.bbox, width, height) is None:
-                    dropped += 1
-                    continue
-                x, y, w, h = box.bbox
-                if x < -width or y < -height or x + w > 2 * width or y + h > 2 * height:
-                    x0, y0 = max(x, -width), max(y, -height)
-                    x1, y1 = min(x + w, 2.0 * width), min(y + h, 2.0 * height)
-                    clipped += 1
-                    box = dataclasses.replace(box, bbox=(x0, y0, x1 - x0, y1 - y0))
-                kept.append(box)
-            frames.append(kept)
-        out[sequence.name] = frames
-    return out, clipped, dropped
 
 
 def _render_targets(policy: OutputPolicy, sequence: FrameSequence, target: Path, *, video: bool) -> list[Path] | Path:
@@ -232,45 +272,55 @@ def _render_targets(policy: OutputPolicy, sequence: FrameSequence, target: Path,
     return [policy.inside(target, sequence.name, f"{Path(name).stem}.jpg") for name in sequence.file_names]
 
 
-def _prepare_inputs(args: argparse.Namespace) -> tuple[list[FrameSequence], dict[str, list[list[PersonBox]]]]:
+def _prepare_inputs(
+    args: argparse.Namespace,
+) -> tuple[list[FrameSequence], dict[str, list[list[PersonBox]]] | None]:
+    """The sequences and, unless a detector finds them while predicting (None), their boxes."""
     if args.batch_size < 1:
         raise PredictInputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.gt_boxes and args.annotations is None:
         raise PredictInputError("--gt-boxes: needs --annotations (the ground truth holding the boxes)")
+    _check_detector_options(args)
     sequences = open_frames(args.input)
+    if args.decode_device is not None:
+        _check_decode_device(args.decode_device, sequences)
     annotations = None
     if args.annotations is not None:
         annotations = bind_ground_truth(sequences, args.annotations, label=args.input)
     if args.gt_boxes:
         records = ground_truth_boxes(annotations)
-        boxes = assign_boxes(records, sequences, source=args.annotations, min_score=0.0)
-    else:
+        return sequences, assign_boxes(records, sequences, source=args.annotations, min_score=0.0)
+    if args.detections is not None:
         records = load_detections(args.detections)
-        boxes = assign_boxes(records, sequences, source=args.detections, min_score=args.min_box_score)
-    return sequences, boxes
+        return sequences, assign_boxes(records, sequences, source=args.detections, min_score=args.min_box_score)
+    if args.whole_image:
+        return sequences, {sequence.name: whole_image_boxes(sequence) for sequence in sequences}
+    return sequences, None
 
 
-def track_poses(poses: list[list[PersonPose]], metric: str) -> list[list[PersonPose]]:
-    """Give the poses of one sequence greedy track ids (`GreedyTracker` with `metric`, "oks" or "iou")."""
-    import dataclasses
+def _check_detector_options(args: argparse.Namespace) -> None:
+    for option, value in (("--detector-threshold", args.detector_threshold), ("--detect-every", args.detect_every)):
+        if value is not None and not _uses_detector(args):
+            raise PredictInputError(f"{option}: needs a detector (not --detections, --gt-boxes or --whole-image)")
+    if args.detector_threshold is not None and not 0.0 <= args.detector_threshold <= 1.0:
+        raise PredictInputError(f"--detector-threshold must be in [0, 1], got {args.detector_threshold}")
+    if args.detect_every is not None and args.detect_every < 1:
+        raise PredictInputError(f"--detect-every must be at least 1, got {args.detect_every}")
 
-    import numpy as np
 
-    from posetrack_data.joints import NUM_JOINTS
-    from vremd_models.predict.tracking import GreedyTracker
+def _check_decode_device(device: str, sequences: list[FrameSequence]) -> None:
+    from posetrack_data.torch_decode import check_device
 
-    tracker = GreedyTracker(metric=metric)
-    tracked = []
-    for frame in poses:
-        if not frame:
-            tracker.update(np.zeros((0, 4)), np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS)))
-            tracked.append([])
-            continue
-        ids = tracker.update(
-            [p.bbox for p in frame], np.stack([p.keypoints for p in frame]), np.stack([p.scores for p in frame])
+    try:
+        check_device(device)
+    except ValueError as error:
+        raise PredictInputError(f"--decode-device {device}: {error}") from None
+    videos = [s for s in sequences if not isinstance(s, FolderSequence)]
+    if videos:
+        raise PredictInputError(
+            f"--decode-device {device}: {videos[0].path} is a video, decoded by OpenCV (FFmpeg) on the CPU; "
+            "only folders of frame files are decoded on a device"
         )
-        tracked.append([dataclasses.replace(p, track_id=int(i)) for p, i in zip(frame, ids, strict=True)])
-    return tracked
 
 
 def _render(sequence: FrameSequence, poses: list[list[PersonPose]], target: list[Path] | Path, *, fps: float) -> None:

@@ -6,10 +6,10 @@ ground truth with `read_video`. A detection finds its frame by `image_id` (the i
 the ground truth's ids after `bind_annotations`) or by image name (`<video>/<frame stem>`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from posetrack_data.annotations import Detection, Video, read_detections, read_video
+from posetrack_data.annotations import Detection, Video, clip_box, read_detections, read_video
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import FrameSequence
 
@@ -19,9 +19,12 @@ __all__ = [
     "bind_annotations",
     "bind_ground_truth",
     "boxes_on_frame",
+    "clip_to_frames",
     "ground_truth_boxes",
     "load_annotations",
     "load_detections",
+    "sort_by_score",
+    "whole_image_boxes",
 ]
 
 
@@ -124,6 +127,40 @@ def ground_truth_boxes(annotations: list[Video]) -> list[Detection]:
     return records
 
 
+def clip_to_frames(
+    sequences: list[FrameSequence], boxes: dict[str, list[list[PersonBox]]]
+) -> tuple[dict[str, list[list[PersonBox]]], int, int]:
+    """Drop boxes without a pixel in their frame; clip boxes reaching over a frame size beyond it.
+
+    A box of 1e30 would put every keypoint far outside the frame; boxes a little outside (common in
+    PoseTrack's ground truth) are kept as they are, so predictions match the training-time crops.
+
+    Returns:
+        The boxes of `sequences` (others unchanged), and how many boxes were clipped and dropped.
+    """
+    clipped = dropped = 0
+    out = dict(boxes)
+    for sequence in sequences:
+        height, width = sequence.read(0).shape[:2]
+        frames = []
+        for frame_boxes in boxes[sequence.name]:
+            kept = []
+            for box in frame_boxes:
+                if clip_box(box.bbox, width, height) is None:
+                    dropped += 1
+                    continue
+                x, y, w, h = box.bbox
+                if x < -width or y < -height or x + w > 2 * width or y + h > 2 * height:
+                    x0, y0 = max(x, -width), max(y, -height)
+                    x1, y1 = min(x + w, 2.0 * width), min(y + h, 2.0 * height)
+                    clipped += 1
+                    box = replace(box, bbox=(x0, y0, x1 - x0, y1 - y0))
+                kept.append(box)
+            frames.append(kept)
+        out[sequence.name] = frames
+    return out, clipped, dropped
+
+
 def assign_boxes(
     records: list[Detection],
     sequences: list[FrameSequence],
@@ -170,10 +207,7 @@ def assign_boxes(
         )
     if not any(frame for frames in boxes.values() for frame in frames):
         raise PredictInputError(f"{source}: no box scores at least {min_score} on the input frames")
-    for frames in boxes.values():
-        for frame in frames:
-            frame.sort(key=lambda box: -box.score)
-    return boxes
+    return {name: [sort_by_score(frame) for frame in frames] for name, frames in boxes.items()}
 
 
 def boxes_on_frame(
@@ -190,7 +224,22 @@ def boxes_on_frame(
         if (record.image_id == image_id or (record.image_name is not None and _name_key(record.image_name) == key))
         and record.score >= min_score
     ]
+    return sort_by_score(boxes)
+
+
+def sort_by_score(boxes: list[PersonBox]) -> list[PersonBox]:
+    """The boxes of one frame in descending score order, ties kept in their given order.
+
+    Poses are predicted, tracked and written in this order whatever the boxes came from, so a rerun from a
+    written box file (stored in this order) gives the same output.
+    """
     return sorted(boxes, key=lambda box: -box.score)
+
+
+def whole_image_boxes(sequence: FrameSequence) -> list[list[PersonBox]]:
+    """One box covering the whole frame on every frame (score 1): single-person clips without a detector."""
+    height, width = sequence.read(0).shape[:2]
+    return [[PersonBox((0.0, 0.0, float(width), float(height)), 1.0)] for _ in range(len(sequence))]
 
 
 def _name_key(name: str) -> str:

@@ -10,7 +10,6 @@ heatmaps with the decoded joints, and the chosen joint's heatmap.
 
 import argparse
 import io
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,6 @@ from vremd_models.predict.frames import open_frames
 from vremd_models.predict.predictor import crop_person, frame_window
 
 __all__ = ["Explanation", "explain_person", "joint_token", "main", "plot_explanation", "token_to_pixel"]
-
-logger = logging.getLogger(__name__)
 
 # ViT patch size of every VREMD preset: token (i, j) covers crop pixels [16 j, 16 j + 16) x [16 i, 16 i + 16).
 _PATCH = 16

@@ -2,15 +2,20 @@
 
 Enough for `posetrack-eval --tracking` to score MOTA; it is not a re-identification tracker. Pairs are
 taken in descending similarity (the greedy matching of Simple Baselines' tracker, without optical flow);
-a pose that matches no track above the threshold starts a new track.
+a pose that matches no track above the threshold starts a new track. `track_poses` runs it over one
+sequence, for `vremd-predict` and for `train.py`'s validation alike.
 """
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["POSETRACK_OKS_SIGMAS", "GreedyTracker", "box_iou", "object_keypoint_similarity"]
+from posetrack_data.predictions import PersonPose
+
+__all__ = ["POSETRACK_OKS_SIGMAS", "GreedyTracker", "box_iou", "object_keypoint_similarity", "track_poses"]
 
 # COCO's per-joint OKS sigmas moved to the 17-slot PoseTrack order: head_bottom and head_top take the
 # eye slots' values (the slots they replace); see docs/paper-map.md.
@@ -180,3 +185,24 @@ class GreedyTracker:
         self._keypoints = np.concatenate([self._keypoints[keep], keypoints])
         self._visible = np.concatenate([self._visible[keep], visible])
         self._last_seen = np.concatenate([self._last_seen[keep], np.full(len(ids), self._frame)])
+
+
+def track_poses(poses: Sequence[Sequence[PersonPose]], metric: Literal["oks", "iou"]) -> list[list[PersonPose]]:
+    """Give the poses of one sequence greedy track ids (a fresh `GreedyTracker` with `metric`).
+
+    `poses` lists the frames in temporal order. A frame without poses still counts as a frame: a track not
+    matched in it is no longer matched after `max_age` such frames.
+    """
+    tracker = GreedyTracker(metric=metric)
+    J = len(tracker.sigmas)
+    tracked = []
+    for frame in poses:
+        if not frame:
+            tracker.update(np.zeros((0, 4)), np.zeros((0, J, 2)), np.zeros((0, J)))
+            tracked.append([])
+            continue
+        ids = tracker.update(
+            [p.bbox for p in frame], np.stack([p.keypoints for p in frame]), np.stack([p.scores for p in frame])
+        )
+        tracked.append([dataclasses.replace(p, track_id=int(i)) for p, i in zip(frame, ids, strict=True)])
+    return tracked
