@@ -156,8 +156,10 @@ class PredictionWriter:
 
     A manifest (``.vremd-predict.manifest`` in the folder, in the parts folder, or
     ``.<name>.vremd-predict.manifest`` beside a merged file) holds the run's fingerprint (model and options)
-    and each file's SHA-256. A file counts as done only when the manifest lists it with the same fingerprint
-    and checksum; any other file at an output path (foreign, stale, or changed since) is reported, never
+    and each file's SHA-256; per sequence, the digest of what it was made from (its input frames) and the
+    other files written for it (renders), with their checksums. A sequence counts as done only when the
+    manifest lists its file with the same fingerprint, checksum and inputs, and every artifact now asked for
+    unchanged; any other file at an output path (foreign, stale, or changed since) is reported, never
     skipped as done.
 
     Args:
@@ -165,14 +167,27 @@ class PredictionWriter:
         overwrite: Redo sequences that are already written, and replace files this did not write; each is
             replaced when its successor is written (a merged file when `finish` writes it), never before.
         fingerprint: Identifies the model and the options that change the predictions.
+        inputs: Per sequence name, a digest of its input (e.g. of its frames); a sequence recorded with
+            another digest is not done. None records and compares nothing.
+        artifacts: Per sequence name, the other files this run writes for it (renders); a sequence whose
+            artifacts are not all recorded and unchanged is not done.
         policy: The output policy (protects the inputs); None protects nothing but still refuses to
             replace files without ``overwrite``.
     """
 
     def __init__(
-        self, out: str | Path, *, overwrite: bool = False, fingerprint: str = "", policy: OutputPolicy | None = None
+        self,
+        out: str | Path,
+        *,
+        overwrite: bool = False,
+        fingerprint: str = "",
+        inputs: dict[str, str] | None = None,
+        artifacts: dict[str, list[Path]] | None = None,
+        policy: OutputPolicy | None = None,
     ) -> None:
         self.out = Path(out)
+        self.inputs = inputs or {}
+        self.artifacts = artifacts or {}
         self.merged = self.out.suffix.lower() == ".json"
         self.fingerprint = fingerprint
         self.overwrite = overwrite
@@ -186,26 +201,45 @@ class PredictionWriter:
         if self.merged and self._parts.exists() and not self._parts.is_dir():
             raise OutputError(f"{self._parts}: expected the parts folder of {self.out}, found a file")
         # with overwrite nothing counts as done; what is there stays until its successor replaces it
-        self._records = {} if overwrite else self._read_manifest(self._parts / MANIFEST)
+        self._records: dict[str, str] = {}
+        self._recorded_inputs: dict[str, str] = {}
+        self._artifacts: dict[str, dict[str, str]] = {}  # sequence name -> artifact path -> SHA-256
+        if not overwrite:
+            self._read_manifest(self._parts / MANIFEST)
+            if self.merged and not self._parts.exists():  # a finished merged run: its inputs and artifacts
+                self._read_manifest(self._merged_manifest())
+                self._records = {}
 
     # ---------------------------------------------------------------- manifest
 
-    def _read_manifest(self, path: Path) -> dict[str, str]:
-        """The recorded checksums of `path`'s manifest if it has this run's fingerprint, else none."""
+    def _read_manifest(self, path: Path) -> None:
+        """Take the records of `path`'s manifest if it has this run's fingerprint; else trust none."""
+        content = self._manifest_content(path)
+        if content is None or content.get("fingerprint") != self.fingerprint:
+            self._stale = content is not None and "fingerprint" in content
+            return
+        self._records = _strings(content.get("files"))
+        self._recorded_inputs = _strings(content.get("inputs"))
+        artifacts = content.get("artifacts")
+        if isinstance(artifacts, dict):
+            self._artifacts = {name: _strings(files) for name, files in artifacts.items()}
+
+    @staticmethod
+    def _manifest_content(path: Path) -> dict[str, Any] | None:
         try:
             content = json.loads(input_file(path).read_bytes())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, RecursionError):  # unreadable, not a file or corrupt: nothing in it is trusted
-            return {}
-        if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
-            self._stale = isinstance(content, dict) and "fingerprint" in content
-            return {}
-        files = content.get("files")
-        return {k: v for k, v in files.items() if isinstance(v, str)} if isinstance(files, dict) else {}
+        except (OSError, ValueError, RecursionError):  # missing, unreadable, not a file or corrupt: none trusted
+            return None
+        return content if isinstance(content, dict) else None
 
     def _write_manifest(self, path: Path, files: dict[str, str]) -> None:
-        manifest = {"written_by": "vremd-predict", "fingerprint": self.fingerprint, "files": files}
+        manifest = {
+            "written_by": "vremd-predict",
+            "fingerprint": self.fingerprint,
+            "files": files,
+            "inputs": self._recorded_inputs,
+            "artifacts": self._artifacts,
+        }
         atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
 
     def _merged_manifest(self) -> Path:
@@ -228,17 +262,32 @@ class PredictionWriter:
 
     @property
     def complete(self) -> bool:
-        """True when a merged file of an earlier run with this fingerprint exists, unchanged (never with overwrite)."""
+        """True when an earlier run's merged file is there, unchanged, with this fingerprint and these inputs.
+
+        Every artifact asked for must be recorded and unchanged too; never true with overwrite.
+        """
         if self.overwrite or not (self.merged and self.out.is_file() and not self._parts.exists()):
             return False
-        try:
-            content = json.loads(input_file(self._merged_manifest()).read_bytes())
-        except (OSError, ValueError, RecursionError):
+        content = self._manifest_content(self._merged_manifest())
+        if content is None or content.get("fingerprint") != self.fingerprint:
             return False
-        if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
+        if not all(self._inputs_match(name) and self._artifacts_done(name) for name in self.inputs | self.artifacts):
             return False
-        files = content.get("files")
-        return isinstance(files, dict) and files.get(self.out.name) == file_sha256(self.out)
+        return _strings(content.get("files")).get(self.out.name) == file_sha256(self.out)
+
+    def _inputs_match(self, name: str) -> bool:
+        return name not in self.inputs or self._recorded_inputs.get(name) == self.inputs[name]
+
+    def _artifacts_done(self, name: str) -> bool:
+        recorded = self._artifacts.get(name, {})
+        return all(
+            path.is_file() and recorded.get(str(path)) == file_sha256(path) for path in self.artifacts.get(name, ())
+        )
+
+    def artifact_is_ours(self, path: Path) -> bool:
+        """Whether `path` is an artifact an earlier run of this fingerprint recorded, unchanged (may be replaced)."""
+        recorded = {files[str(path)] for files in self._artifacts.values() if str(path) in files}
+        return bool(recorded) and file_sha256(path) in recorded
 
     def problem(self, name: str) -> str | None:
         """Why the existing output of sequence `name` cannot count as done, or None (missing or done)."""
@@ -250,11 +299,15 @@ class PredictionWriter:
             return "written with another model or options" if self._stale else "not written by vremd-predict"
         if recorded != file_sha256(path):
             return "changed or damaged since vremd-predict wrote it (checksum differs)"
+        if not self._inputs_match(name):
+            return "made from input frames that changed since"
         return None
 
     def is_done(self, name: str) -> bool:
         """Whether sequence `name` was written by this or an earlier run with the same fingerprint, unchanged."""
-        return self.complete or (self._part(name).is_file() and self.problem(name) is None)
+        if self.complete:
+            return True
+        return self._part(name).is_file() and self.problem(name) is None and self._artifacts_done(name)
 
     def pending(self, names: list[str]) -> tuple[list[str], int]:
         """The sequences still to write, and how many of them replace a damaged part of a merged run.
@@ -265,7 +318,7 @@ class PredictionWriter:
         """
         if self.merged and self.out.is_file() and not self.complete and not self.overwrite:
             reason = (
-                "written with another model or options"
+                "written with another model, options or input frames, or without the renders asked for"
                 if self._merged_is_ours(self.out)
                 else ("not written by vremd-predict, or changed since")
             )
@@ -284,11 +337,18 @@ class PredictionWriter:
     # ---------------------------------------------------------------- writing
 
     def write(self, name: str, document: dict[str, Any]) -> Path:
-        """Write one sequence's document atomically and record its checksum; returns its path."""
+        """Write one sequence's document atomically; returns its path.
+
+        Records its checksum, its inputs and its artifacts (written before it).
+        """
         path = self._part(name)
         data = document_bytes(document)
         atomic_write_bytes(path, data)
         self._records[path.name] = hashlib.sha256(data).hexdigest()
+        if name in self.inputs:
+            self._recorded_inputs[name] = self.inputs[name]
+        if name in self.artifacts:
+            self._artifacts[name] = {str(p): file_sha256(p) for p in self.artifacts[name]}
         self._write_manifest(self._parts / MANIFEST, self._records)
         return path
 
@@ -313,3 +373,10 @@ class PredictionWriter:
         self._write_manifest(self._merged_manifest(), {self.out.name: hashlib.sha256(data).hexdigest()})
         shutil.rmtree(self._parts)
         return self.out
+
+
+def _strings(mapping: Any) -> dict[str, str]:
+    """The string-valued entries of a manifest's mapping (anything else in an untrusted file is ignored)."""
+    if not isinstance(mapping, dict):
+        return {}
+    return {key: value for key, value in mapping.items() if isinstance(key, str) and isinstance(value, str)}
