@@ -145,3 +145,10 @@ def test_each_frame_of_a_folder_has_its_own_size(tmp_path):
     (sequence,) = open_frames(tmp_path / "seq")
     assert [sequence.frame_size(i) for i in range(2)] == [(24, 32), (48, 64)]
     assert [sequence.read(i).shape[:2] for i in range(2)] == [(24, 32), (48, 64)]
+
+
+def test_a_superscript_digit_is_not_a_frame_number(tmp_path):
+    _write_frames(tmp_path / "seq", [0, 1])
+    (tmp_path / "seq" / "000001.jpg").rename(tmp_path / "seq" / "².jpg")
+    (sequence,) = open_frames(tmp_path / "seq")  # named, not numbered: ordered by name
+    assert sequence.file_names == ("seq/000000.jpg", "seq/².jpg")

@@ -304,6 +304,12 @@ CASES = [
         lambda s, t: _explain(s, "--out", str(text_file(t / "e.png"))),
         "--overwrite replaces it",
     ),
+    Case(
+        "explain-joint-superscript",
+        EXPLAIN,
+        lambda s, t: _explain(s, "--out", str(t / "e.png"), "--joint", "²"),
+        "expected an index below 17",
+    ),
     Case("explain-bad-suffix", EXPLAIN, lambda s, t: _explain(s, "--out", str(t / "e.txt")), "expected a .png"),
     # ---- vremd-demo's server start
     Case("demo-port-busy", DEMO, _busy_port, "cannot serve there"),

@@ -248,7 +248,7 @@ def _parse_joint(value: str | None) -> int | None:
 
     if value is None:
         return None
-    if value.isdigit() and int(value) < len(SLOT17_NAMES):
+    if value.isascii() and value.isdigit() and int(value) < len(SLOT17_NAMES):  # "²".isdigit() holds too
         return int(value)
     if value in SLOT17_NAMES:
         return SLOT17_NAMES.index(value)

@@ -217,12 +217,17 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _frame_number(path: Path) -> int:
-    return int(path.stem) if path.stem.isdigit() else -1
+    return int(path.stem) if _numbered(path) else -1
+
+
+def _numbered(path: Path) -> bool:
+    """ASCII digits only: ``isdigit`` also holds for "²", which ``int`` refuses."""
+    return path.stem.isascii() and path.stem.isdigit()
 
 
 def _open_folder(folder: Path, position: int) -> FolderSequence:
     paths = _image_files(folder)
-    if all(p.stem.isdigit() for p in paths):
+    if all(_numbered(p) for p in paths):
         paths.sort(key=_frame_number)
         numbers = [_frame_number(p) for p in paths]
         expected = range(numbers[0], numbers[0] + len(numbers))
