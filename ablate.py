@@ -36,7 +36,14 @@ from typing import Any
 import numpy as np
 
 from posetrack_data import PoseTrackFormatError
-from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_text, file_sha256, run_guarded
+from posetrack_data.outputs import (
+    CommandParser,
+    OutputError,
+    OutputPolicy,
+    atomic_write_text,
+    file_sha256,
+    run_guarded,
+)
 from posetrack_eval import EvalInputError
 from posetrack_eval.resampling import resampled_ap, sequence_statistics
 from training.config import DEFAULT_CONFIG, REPO_DIR, Config, ConfigError, load_config, run_key
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="ablate.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="the study file (rows, seeds, differences)")
     parser.add_argument("--rows", nargs="+", help="only the rows whose names start with one of these")
     parser.add_argument("--seeds", nargs="+", type=int, help="instead of the study's seeds (distinct)")

@@ -36,10 +36,10 @@ from accelerate.utils import DataLoaderConfiguration, parse_flag_from_env, set_s
 from tqdm.auto import tqdm
 
 from posetrack_data import PoseTrackFormatError
-from posetrack_data.outputs import OutputError, atomic_write_text
+from posetrack_data.outputs import CommandParser, atomic_write_text, run_guarded
 from posetrack_eval import EvalInputError, format_table
 from training.card import save_model
-from training.checkpoints import TrainState, load_checkpoint, load_run_config, save_checkpoint
+from training.checkpoints import TrainState, claim_run_dir, load_checkpoint, load_run_config, save_checkpoint
 from training.config import Config, ConfigError, config_to_dict, flat_config, run_key
 from training.data import build_datasets, build_eval_examples, build_loaders, eval_loader, prepare_data_root
 from training.evaluation import (
@@ -59,10 +59,14 @@ from training.trackers import build_trackers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Load the config; train stage 1 unless cached; train stage 2. A mistake is one stderr line and exit 2."""
+    """Load the config; train stage 1 unless cached; train stage 2, each holding its folder while it writes there.
+
+    A mistake is one stderr line and exit 2, Ctrl-C 130 (``--resume`` continues from the last checkpoint).
+    """
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    try:
+
+    def stages() -> int:
         cfg, checkpoint = load_run_config(args.config, args.overrides, base=args.base, resume=args.resume)
         if cfg.run.threads is not None:  # before any torch work; stage 1 runs with the same count
             torch.set_num_threads(cfg.run.threads)
@@ -76,27 +80,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 processes.print(
                     f"stage 1: training the single-frame baseline into {stage1.folder} (once; later runs reuse it)"
                 )
-                clear_partial(stage1, processes)
-                train_run(stage1.config)
-                commit_stage1(stage1, processes)
+                with claim_run_dir(stage1.partial, new=False, main_process=processes.is_main_process):
+                    clear_partial(stage1, processes)
+                    train_run(stage1.config)
+                    commit_stage1(stage1, processes)
             processes.print("stage 2: the backbone is frozen; it and H_m's decoder start from stage 1")
             cfg = stage2_config(cfg, stage1)
         if not args.pretrain_only:
-            train_run(cfg, checkpoint)
+            run_dir = Path(cfg.run.output_dir)
+            with claim_run_dir(run_dir, new=checkpoint is None, main_process=processes.is_main_process):
+                train_run(cfg, checkpoint)
         processes.destroy_process_group()
-    except (ConfigError, PoseTrackFormatError, EvalInputError, OutputError) as error:
-        sys.stderr.write(f"train.py: error: {error}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("train.py: interrupted; --resume continues from the last checkpoint\n")
-        return 130
-    return 0
+        return 0
+
+    return run_guarded("train.py", stages, (ConfigError, PoseTrackFormatError, EvalInputError))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """``--config``, ``--base``, ``--set``, ``--resume`` and ``--pretrain-only``."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = CommandParser(
+        prog="train.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", type=Path, help="YAML run config (default: configs/default.yaml)")
     parser.add_argument("--base", type=Path, help="use this file instead of the config's own base:")

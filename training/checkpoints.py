@@ -1,12 +1,17 @@
-"""Where the loop stands (``TrainState``) and atomic checkpoints of the whole run, as safetensors and JSON only."""
+"""Where the loop stands (``TrainState``) and atomic checkpoints of the whole run, as safetensors and JSON only.
 
+Also the run directory itself: chosen, claimed while the run writes it, and never one holding files that
+train.py did not write.
+"""
+
+import contextlib
 import dataclasses
 import json
 import os
 import random
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,7 @@ import torch
 from accelerate import Accelerator
 from safetensors import SafetensorError
 
-from posetrack_data.outputs import atomic_write_text, file_sha256
+from posetrack_data.outputs import OutputError, atomic_write_text, claim, file_sha256, input_file
 from training.config import Config, ConfigError, load_config
 from training.evaluation import Validation
 from vremd_models.schema import build
@@ -24,6 +29,7 @@ from vremd_models.schema import build
 __all__ = [
     "MANIFEST",
     "TrainState",
+    "claim_run_dir",
     "find_checkpoint",
     "load_checkpoint",
     "load_run_config",
@@ -56,6 +62,7 @@ _FIXED_FILES = frozenset(
      MANIFEST}
 )  # fmt: skip
 _RNG_FILE = re.compile(r"^rng_\d+\.(json|safetensors)$")
+_CHECKPOINT = re.compile(r"^step_\d{8}$")
 
 
 def save_checkpoint(
@@ -63,7 +70,8 @@ def save_checkpoint(
 ) -> Path:
     """Write the run's state as safetensors and JSON (nothing pickled); keeps the newest ``keep``.
 
-    Written into a temporary folder, renamed into place once complete with a manifest of every file's SHA-256.
+    Written into a temporary folder, renamed into place once complete with a manifest of every file's SHA-256;
+    a write that fails (a full disk) removes the temporary folder and raises an ``OSError`` naming it.
 
     Files: ``model.safetensors``; ``optimizer.safetensors`` + ``optimizer.json`` (tensors, and the rest of
     ``optimizer.state_dict()``); ``scheduler.json``; ``rng_<process>.{safetensors,json}`` (torch, CUDA, numpy
@@ -76,6 +84,27 @@ def save_checkpoint(
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
     accelerator.wait_for_everyone()
+    try:
+        _write_checkpoint(accelerator, partial, state, model=model, optimizer=optimizer, scheduler=scheduler)
+    except BaseException as error:
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, SafetensorError):
+            raise OSError(f"{partial}: cannot write the checkpoint ({' '.join(str(error).split())})") from None
+        raise
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        for old in _checkpoint_folders(checkpoints)[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _write_checkpoint(
+    accelerator: Accelerator, partial: Path, state: TrainState, *, model: Any, optimizer: Any, scheduler: Any
+) -> None:
     rank = accelerator.process_index
     rng_tensors, rng_json = _rng_state()
     safetensors.torch.save_file(rng_tensors, partial / f"rng_{rank}.safetensors")
@@ -92,13 +121,13 @@ def save_checkpoint(
         atomic_write_text(partial / "trainer_state.json", json.dumps(dataclasses.asdict(state), indent=1))
         files = {f.name: file_sha256(f) for f in sorted(partial.iterdir())}
         atomic_write_text(partial / MANIFEST, json.dumps({"written_by": "train.py", "files": files}, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        for old in sorted(checkpoints.glob("step_*"))[:-keep]:
-            shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-    return final
+
+
+def _checkpoint_folders(checkpoints: Path) -> list[Path]:
+    """The ``step_########`` folders train.py wrote, oldest first; anything else there is not a checkpoint."""
+    if not checkpoints.is_dir():
+        return []
+    return sorted(p for p in checkpoints.iterdir() if _CHECKPOINT.match(p.name) and p.is_dir() and not p.is_symlink())
 
 
 def load_checkpoint(
@@ -137,7 +166,7 @@ def find_checkpoint(path: Path, *, say: Callable[[str], None] = print) -> Path:
     """
     candidates = [path] if (path / "trainer_state.json").is_file() or (path / MANIFEST).is_file() else None
     if candidates is None:
-        candidates = sorted((path / "checkpoints").glob("step_*"), reverse=True)
+        candidates = _checkpoint_folders(path / "checkpoints")[::-1]
         if not candidates:
             raise ConfigError(f"--resume: no checkpoint in {path / 'checkpoints'}")
     problems = []
@@ -158,7 +187,7 @@ def find_checkpoint(path: Path, *, say: Callable[[str], None] = print) -> Path:
 
 def _damage(checkpoint: Path) -> str | None:
     try:
-        manifest = json.loads((checkpoint / MANIFEST).read_text())
+        manifest = json.loads(input_file(checkpoint / MANIFEST).read_text())
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return f"no readable {MANIFEST}"
@@ -232,7 +261,39 @@ def resolve_run_dir(cfg: Config, resume: Path | None) -> tuple[Path, Path | None
     while (run_dir / "config.yaml").exists():
         n += 1
         run_dir = Path(f"{cfg.run.output_dir}-{n}")
+    _check_new(run_dir)
     return run_dir, None
+
+
+@contextlib.contextmanager
+def claim_run_dir(run_dir: Path, *, new: bool, main_process: bool) -> Iterator[Path]:
+    """Hold `run_dir` while a run writes it (main process): a second train.py writing there meanwhile is refused.
+
+    Args:
+        run_dir: The run directory (or stage 1's partial folder).
+        new: The run starts afresh there, so the folder must still be new or empty once held (another run may
+            have started in it since it was chosen); False for ``--resume`` and stage 1, which clears its own.
+        main_process: Only the main process claims; the others write where it says.
+
+    Raises:
+        OutputError: another train.py holds the folder, or a new run finds it no longer new or empty.
+    """
+    if not main_process:
+        yield run_dir
+        return
+    with claim(run_dir, "train.py"):
+        if new:
+            _check_new(run_dir)
+        yield run_dir
+
+
+def _check_new(run_dir: Path) -> None:
+    """A fresh run writes only into a new or empty folder: never among files train.py did not write."""
+    if os.path.lexists(run_dir) and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise OutputError(
+            f"{run_dir}: run.output_dir exists and is not a run of train.py (or is in use); choose a new or "
+            "empty folder"
+        )
 
 
 def load_run_config(

@@ -4,6 +4,10 @@
 chain and ``--set`` overrides and builds the dataclasses with ``vremd_models.schema`` (the type rules of
 ``VREMDConfig``); each dataclass checks its own ranges in ``__post_init__``, and ``ModelConfig`` resolves its
 ``VREMDConfig`` there, once. A mistake is one ``ConfigError`` naming the file (or ``--set``) and the dotted key.
+
+Every file and ``--set`` value goes through one strict YAML reader before anything is merged: a regular file of
+UTF-8 text, no aliases (nested ones expand exponentially), no key twice in a mapping (YAML would keep the last
+silently), and no key that is not a section or a field of one.
 """
 
 import dataclasses
@@ -17,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from posetrack_data import Version
+from posetrack_data.outputs import input_file
 from vremd_models import PRESETS, VREMDConfig
 from vremd_models.decoding import Refine
 from vremd_models.schema import FieldError, build, check_types, require
@@ -42,6 +47,8 @@ __all__ = [
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_DIR / "configs" / "default.yaml"
+# Run configs are a few kB; a larger file is not one.
+_MAX_CONFIG_BYTES = 2**20
 
 
 def _positive(value: float) -> bool:
@@ -61,6 +68,12 @@ def _optional_counts(section: Any, *names: str) -> None:
     for name in names:
         value = getattr(section, name)
         require(value is None or value >= 1, name, value, "null or at least 1")
+
+
+def _seeds(section: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        require(0 <= value < 2**32, name, value, "in [0, 2**32) (the seeds numpy takes)")
 
 
 def _milestones(section: Any, name: str) -> None:
@@ -184,6 +197,7 @@ class DataConfig:
             eval_frames,
             f"null or 3 to synthetic_frames = {self.synthetic_frames}",
         )
+        _seeds(self, "synthetic_seed")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -315,6 +329,7 @@ class RunConfig:
         check_types(self)
         _counts(self, 1, "gradient_accumulation_steps", "keep_checkpoints", "log_every_steps")
         _optional_counts(self, "checkpoint_every_steps", "threads")
+        _seeds(self, "seed")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -403,6 +418,7 @@ class PretrainConfig:
         _counts(self, 1, "stage1_epochs")
         _milestones(self, "stage1_lr_milestones")
         _optional_counts(self, "stage1_max_steps")
+        _seeds(self, "stage1_seed")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -488,17 +504,71 @@ def _base_of(path: Path) -> Path | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """One config file through the strict reader, its keys checked against the schema (types come later)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        size = input_file(path).stat().st_size
+        if size > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is too large for a run config (at most {_MAX_CONFIG_BYTES})")
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read the config: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: cannot read the config: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})") from None
+    data = _parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    _check_keys(data, str(path))
     return data
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing aliases and repeated keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"found the alias *{event.anchor}; aliases are not allowed in run configs", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) or key is None:  # SafeLoader refuses unhashable keys itself
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"found the key {key!r} twice in one mapping", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader, stricter still
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
+
+
+def _check_keys(data: dict[str, Any], source: str) -> None:
+    """Every top-level key a section (or ``base``), every key of a section one of its fields."""
+    sections = {section.name: section.type for section in dataclasses.fields(Config)}
+    for key, value in data.items():
+        if key == "base":
+            continue
+        if key not in sections:
+            raise ConfigError(f"{source}: {key}: unknown key (valid: base, {', '.join(sections)})")
+        if isinstance(value, dict):
+            names = [field.name for field in dataclasses.fields(sections[key]) if field.init]
+            unknown = next((name for name in value if name not in names), None)
+            if unknown is not None:
+                raise ConfigError(f"{source}: {key}.{unknown}: unknown key (valid: {', '.join(names)})")
 
 
 def _merge(
@@ -534,7 +604,7 @@ def _apply_override(merged: dict[str, Any], sources: dict[str, str], item: str) 
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {item}: {part!r} is not a section")
-    node[leaf] = yaml.safe_load(text) if text else None
+    node[leaf] = _parse_yaml(text, f"--set {item}") if text else None
     sources[key] = "--set"
 
 

@@ -1,8 +1,13 @@
 """Constants that the install rules force to exist twice, pinned equal.
 
 posetrack-eval runs without torch and without posetrack-data, and vremd-models may not import posetrack-data,
-so each keeps its own copy of the joint facts it needs; this is the one place that holds them together.
+so each keeps its own copy of the joint facts it needs and of the boundary module; this is the one place that
+holds them together.
 """
+
+import importlib
+
+import pytest
 
 import posetrack_data
 import posetrack_eval
@@ -38,10 +43,14 @@ def test_poseval_ids_and_the_pt17_conversion_agree():
     assert len(posetrack_eval.POSEVAL_JOINT_NAMES) == len(POSEVAL_FROM_SLOT17) == 15
 
 
-def test_the_output_policy_is_one_file():
-    # posetrack-eval may not import posetrack-data, so it carries posetrack_data/outputs.py as _outputs.py
+@pytest.mark.parametrize("copy", ["posetrack_eval._outputs", "vremd_models._outputs"])
+def test_the_boundary_is_one_file(copy):
+    # posetrack-eval and vremd-models may not import posetrack-data, so each carries posetrack_data/outputs.py (the
+    # output policy and the CLI boundary) as _outputs.py
     import posetrack_data.outputs
-    import posetrack_eval._outputs
 
-    with open(posetrack_data.outputs.__file__, "rb") as ours, open(posetrack_eval._outputs.__file__, "rb") as copy:
-        assert ours.read() == copy.read()
+    with (
+        open(posetrack_data.outputs.__file__, "rb") as ours,
+        open(importlib.import_module(copy).__file__, "rb") as pinned,
+    ):
+        assert ours.read() == pinned.read()

@@ -100,5 +100,5 @@ def test_synth_split_options_reach_the_generator_within_caps(tmp_path, capsys):
         assert main(["synth", str(tmp_path / "big"), option, value]) == 2
         assert capsys.readouterr().err.strip() == f"posetrack-data synth: error: {option} must be <= {cap}, got {value}"
     assert main(["synth", str(tmp_path / "big"), "--size", "5000x300"]) == 2
-    assert "--size must be at most 4096 px a side" in capsys.readouterr().err
+    assert "image_size must be 64 to 4096 pixels a side (W, H), got (5000, 300)" in capsys.readouterr().err
     assert not (tmp_path / "big").exists()

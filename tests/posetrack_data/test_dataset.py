@@ -228,3 +228,15 @@ def test_a_moved_root_and_a_save_to_disk_copy_transform_the_same(posetrack18_sam
         copy.with_transform(TopDownTransform(train=False))[:1]
     reloaded = load_posetrack(moved, split="val", cache_dir=tmp_path / "cache")  # rebuilt for the new root
     assert reloaded["frame_paths"] == ds["frame_paths"]
+
+
+def test_any_error_while_generating_rows_surfaces_as_itself(synthetic_root, tmp_path, monkeypatch):
+    # `datasets` wraps whatever the row generator raises in DatasetGenerationError; the caller sees the cause
+    import posetrack_data.dataset
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(posetrack_data.dataset, "read_video", unreadable)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        load_posetrack(synthetic_root, split="val", cache_dir=tmp_path)

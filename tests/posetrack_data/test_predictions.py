@@ -69,7 +69,7 @@ def test_merged_writer_keeps_parts_until_finish(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".preds.json{MANIFEST}", "preds.json"]
     assert PredictionWriter(out).complete
     assert not PredictionWriter(out, overwrite=True).is_done("a")
-    assert not out.exists()
+    assert out.exists()  # replaced when finish writes its successor, never deleted first
 
 
 def test_foreign_stale_and_changed_outputs_are_reported_never_done(tmp_path):
@@ -144,3 +144,51 @@ def test_joint_scores_clip_negative_maxima_and_scale_by_the_box():
     maxima = np.array([[-0.2, 0.0, 0.5, 1.2]], np.float32)
     assert joint_scores(maxima, 0.5).tolist() == [[0.0, 0.0, 0.25, 0.6000000238418579]]
     assert joint_scores(maxima, 0.5).dtype == np.float32
+
+
+def test_a_sequence_is_done_only_from_the_same_frames_with_every_artifact_asked_for(tmp_path):
+    out, render = tmp_path / "preds", tmp_path / "a.mp4"
+    document = sequence_document(["a/0.jpg"], [1], [[_pose()]])
+
+    def writer(frames: str, renders: list | None = None) -> PredictionWriter:
+        return PredictionWriter(out, fingerprint="f", inputs={"a": frames}, artifacts={"a": renders or []})
+
+    writer("frames-1").write("a", document)
+    assert writer("frames-1").pending(["a"]) == ([], 0)
+    with pytest.raises(OutputError, match=r"a\.json: exists, made from input frames that changed since"):
+        writer("frames-2").pending(["a"])
+    asking = writer("frames-1", [render])
+    assert asking.pending(["a"]) == (["a"], 0)  # the render was never made: the sequence is redone
+    render.write_bytes(b"a video")
+    assert not asking.artifact_is_ours(render)  # not recorded: the output policy refuses to replace it
+    asking.write("a", document)
+    again = writer("frames-1", [render])
+    assert again.pending(["a"]) == ([], 0)
+    assert again.artifact_is_ours(render)
+    render.write_bytes(b"changed since")
+    assert again.pending(["a"]) == (["a"], 0)
+    assert not again.artifact_is_ours(render)
+
+
+def test_a_merged_run_asked_for_renders_it_lacks_is_refused(tmp_path):
+    out = tmp_path / "preds.json"
+    writer = PredictionWriter(out, fingerprint="f")
+    writer.write("a", sequence_document(["a/0.jpg"], [1], [[_pose()]]))
+    writer.finish(["a"])
+    assert PredictionWriter(out, fingerprint="f").complete
+    asking = PredictionWriter(out, fingerprint="f", artifacts={"a": [tmp_path / "a.mp4"]})
+    with pytest.raises(OutputError, match="without the renders asked for"):
+        asking.pending(["a"])
+
+
+def test_no_sequence_name_lands_on_the_manifest(tmp_path):
+    name = MANIFEST.removesuffix(".manifest")  # a folder named so once wrote its predictions over the manifest
+    writer = PredictionWriter(tmp_path / "preds", fingerprint="f")
+    writer.write(name, sequence_document(["x/0.jpg"], [1], [[_pose()]]))
+    assert PredictionWriter(tmp_path / "preds", fingerprint="f").is_done(name)
+
+
+def test_non_finite_poses_are_never_written():
+    bad = PersonPose(bbox=(0.0, 0.0, 1.0, 1.0), box_score=0.5, keypoints=np.full((17, 2), np.nan), scores=np.ones(17))
+    with pytest.raises(ValueError, match=r"a/0\.jpg: person 0: the pose holds NaN or infinite values"):
+        sequence_document(["a/0.jpg"], [1], [[bad]])

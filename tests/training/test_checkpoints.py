@@ -1,6 +1,8 @@
 """Checkpoints: the loop state and its typed history through safetensors and JSON, and the run config of --resume."""
 
 import json
+import resource
+import signal
 
 import pytest
 import torch
@@ -68,3 +70,18 @@ def test_resume_reads_the_runs_own_config_and_a_new_run_never_reuses_a_run_folde
 
     fresh, checkpoint = load_run_config(None, [f"run.output_dir={run}"], base=None, resume=None)
     assert (fresh.run.output_dir, checkpoint) == (f"{run}-2", None)
+
+
+def test_a_write_that_fails_like_a_full_disk_is_one_error_and_leaves_no_partial_folder(tmp_path, accelerator, state):
+    # RLIMIT_FSIZE makes the kernel refuse every write past 64 bytes (EFBIG), as a full disk refuses them (ENOSPC)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))
+    try:
+        with pytest.raises(OSError, match=r"partial-step_00000007: cannot write the checkpoint") as raised:
+            save_checkpoint(accelerator, tmp_path, state, 1, **_trainables(0))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert "\n" not in str(raised.value)
+    assert not any((tmp_path / "checkpoints").iterdir())

@@ -101,7 +101,7 @@ def test_bad_uploads_are_one_line_naming_the_file(tmp_path):
         "notes.txt": "notes.txt: not a video (expected one of .avi",
         "broken.mp4": "broken.mp4: unreadable video (OpenCV decodes no frames from it)",
         "long.mp4": "long.mp4: 6 frames; the demo takes at most 4",
-        "tiny.mp4": "tiny.mp4: frames are 48x40 pixels; the demo takes 64 to 200 pixels a side",
+        "tiny.mp4": "tiny.mp4: frame 0 is 48x40 pixels; the demo takes 64 to 200 pixels a side",
     }
     for name, message in cases.items():
         with pytest.raises(PredictInputError) as error:
@@ -115,7 +115,11 @@ def test_bad_uploads_are_one_line_naming_the_file(tmp_path):
 
 def test_bad_boxes_are_one_line(tmp_path, demo_data_dir):
     clip = open_synthetic_clip(demo_data_dir)
-    for text, message in [("1,2,3", "expected four numbers"), ("0,0,-5,10", "must be positive")]:
+    for text, message in [
+        ("1,2,3", "expected four numbers"),
+        ("0,0,-5,10", "width and height positive"),
+        ("0,0,nan,nan", "finite numbers"),
+    ]:
         with pytest.raises(PredictInputError, match=message):
             parse_box(text)
     other = tmp_path / "other.json"

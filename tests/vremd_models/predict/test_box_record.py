@@ -38,7 +38,7 @@ def test_boxes_written_per_sequence_read_back_once_finished(tmp_path, sequences)
     assert again.pending(["clip"]) == []
     assert again.recorded([clip], min_score=0.0) == {"clip": boxes}
     assert again.recorded([clip], min_score=0.6) == {"clip": [boxes[0][:1]]}
-    with pytest.raises(OutputError, match="written with another model or options; --overwrite replaces it"):
+    with pytest.raises(OutputError, match="written with another model, options or input frames"):
         _record(tmp_path / "out", fingerprint="run-2").pending(["clip"])
     assert _record(tmp_path / "out", fingerprint="run-2", overwrite=True).pending(["clip"]) == ["clip"]
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from posetrack_data.predictions import MANIFEST
 from posetrack_eval import evaluate
 from vremd_models.predict.cli import main
 from vremd_models.predict.render import write_video
@@ -44,7 +45,7 @@ def test_sample_with_detections_to_a_merged_file_scores(capsys, tmp_path, posetr
     assert set(result.ap) == {"Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"}
     assert all(0.0 <= v <= 100.0 for v in result.ap.values())
     # no parts or temporaries left; the manifest records what was written
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".preds.json.vremd-predict.json", "preds.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".preds.json{MANIFEST}", "preds.json"]
 
 
 def _decode_device_run(capsys, tmp_path, sample, model_dir, *device_args):
@@ -81,7 +82,7 @@ def test_sample_with_gt_boxes_tracks_and_resumes(capsys, tmp_path, posetrack18_s
     code, stdout, stderr = _predict(capsys, *args)
     assert code == 0, stderr
     assert stdout == f"{out}: wrote 3 sequences (3 frames, 14 persons)"
-    assert sorted(p.name for p in out.iterdir()) == sorted([".vremd-predict.json", *(p.name for p in gt.iterdir())])
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, *(p.name for p in gt.iterdir())])
     result = evaluate(gt, out, tracking=True)
     assert result.mota is not None
     assert set(result.mota) == set(result.ap)
@@ -104,7 +105,7 @@ def test_sample_with_gt_boxes_tracks_and_resumes(capsys, tmp_path, posetrack18_s
     code, stdout, _ = _predict(capsys, *args)
     assert code == 0
     assert stdout.endswith("wrote 1 sequences (1 frames, 2 persons), skipped 2 already written")
-    rewritten = ("009473_mpii_test.json", ".vremd-predict.json")  # the redone sequence and the manifest
+    rewritten = ("009473_mpii_test.json", MANIFEST)  # the redone sequence and the manifest
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name not in rewritten} == {
         k: v for k, v in before.items() if k not in rewritten
     }
@@ -190,7 +191,7 @@ def test_detector_boxes_are_recorded_and_reproduce_the_run(
     assert code == 0, stderr
     assert stdout == f"{out}: wrote 1 sequences (5 frames, 15 persons), boxes in {out / 'detections.json'}"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [".vremd-predict.json", ".detections.json.vremd-predict.json", f"{CLIP}.json", "detections.json"]
+        [MANIFEST, f".detections.json{MANIFEST}", f"{CLIP}.json", "detections.json"]
     )
     recorded = json.loads((out / "detections.json").read_text())
     assert [(image["id"], image["file_name"]) for image in recorded["images"]] == [
@@ -255,7 +256,7 @@ def test_detector_runs_resume_and_never_replace_foreign_box_files(
     code, stdout, _ = _predict(capsys, *args)
     assert code == 0
     assert "wrote 1 sequences" in stdout
-    for name in ("detections.json", ".detections.json.vremd-predict.json"):
+    for name in ("detections.json", f".detections.json{MANIFEST}"):
         (out / name).unlink()
     code, stdout, _ = _predict(capsys, *args)
     assert code == 0

@@ -11,6 +11,7 @@ from vremd_models.predict.detections import (
     assign_boxes,
     bind_annotations,
     boxes_on_frame,
+    clip_to_frames,
     ground_truth_boxes,
     load_annotations,
     load_detections,
@@ -143,3 +144,16 @@ def test_boxes_on_one_frame_ignore_other_images(posetrack18_sample):
     expected = sorted((d["score"] for d in raw if d["image_id"] == 10094730000 and d["score"] >= 0.5), reverse=True)
     assert [box.score for box in boxes] == pytest.approx(expected)
     assert len(boxes) > 1
+
+
+def test_boxes_are_judged_by_their_own_frame_size(tmp_path):
+    # frame 0 is small, frame 1 large: a box on frame 1 beyond frame 0's size is still inside its own frame
+    rng = np.random.default_rng(0)
+    (tmp_path / "seq").mkdir()
+    cv2.imwrite(str(tmp_path / "seq" / "000000.jpg"), rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "seq" / "000001.jpg"), rng.integers(0, 255, (400, 300, 3), dtype=np.uint8))
+    (sequence,) = open_frames(tmp_path / "seq")
+    far = PersonBox((200.0, 300.0, 50.0, 80.0), 0.9)
+    kept, clipped, dropped = clip_to_frames([sequence], {"seq": [[far], [far]]})
+    assert kept["seq"] == [[], [far]]
+    assert (clipped, dropped) == (0, 1)

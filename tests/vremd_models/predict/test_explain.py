@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vremd_models import VREMD, VREMDConfig
-from vremd_models.predict.explain import explain_person, main, plot_explanation
+from vremd_models.predict.explain import explain_person, joint_token, main, plot_explanation, token_to_pixel
 from vremd_models.predict.frames import open_frames
 
 pytestmark = pytest.mark.slow
@@ -74,3 +74,18 @@ def test_explain_bad_person_is_one_line(capsys, tmp_path, synthetic_val, tiny_mo
     assert code == 2
     assert capsys.readouterr().err.strip() == "vremd-explain: error: --person 3: frame 0 has 1 boxes"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_with_8_pixel_patches_is_explained_on_its_own_grid(synthetic_val):
+    # the grid and the token centres follow the model's patch size (a hard-coded 16 broke this model)
+    frames, _, _ = synthetic_val
+    (sequence, _) = open_frames(frames)
+    torch.manual_seed(0)
+    model = VREMD(VREMDConfig.from_preset("vremd-tiny", image_size=(64, 48), patch_size=8)).eval()
+    explanation = explain_person(model, [sequence.read(0)] * 3, (20.0, 10.0, 80.0, 120.0))
+    assert explanation.patch_size == 8
+    assert explanation.human_mask.shape == (3, 8, 6)
+    token, column, row = joint_token(explanation, 0)
+    assert token == row * 6 + column
+    np.testing.assert_allclose(token_to_pixel(np.array([1.0, 2.0]), 8), [11.5, 19.5])
+    assert len(plot_explanation(explanation).axes) == 12

@@ -123,3 +123,32 @@ def test_recent_frames_are_decoded_once_and_read_only(tmp_path):
     np.testing.assert_array_equal(sequence.read(0), first)
     with pytest.raises(IndexError, match="frame index 6 out of range"):
         sequence.read(6)
+
+
+def test_a_video_has_the_frames_it_decodes_whatever_its_header_claims(tmp_path):
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 25, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])  # the header still says 10 frames
+    assert cv2.VideoCapture(str(tmp_path / "cut.avi")).get(cv2.CAP_PROP_FRAME_COUNT) == 10
+    (video,) = open_frames(tmp_path / "cut.avi")
+    assert 0 < len(video) < 10
+    assert all(video.read(i).shape == (48, 64, 3) for i in range(len(video)))
+
+
+def test_each_frame_of_a_folder_has_its_own_size(tmp_path):
+    _write_frames(tmp_path / "seq", [0], size=(24, 32))
+    _write_frames(tmp_path / "seq", [1], size=(48, 64))
+    (sequence,) = open_frames(tmp_path / "seq")
+    assert [sequence.frame_size(i) for i in range(2)] == [(24, 32), (48, 64)]
+    assert [sequence.read(i).shape[:2] for i in range(2)] == [(24, 32), (48, 64)]
+
+
+def test_a_superscript_digit_is_not_a_frame_number(tmp_path):
+    _write_frames(tmp_path / "seq", [0, 1])
+    (tmp_path / "seq" / "000001.jpg").rename(tmp_path / "seq" / "².jpg")
+    (sequence,) = open_frames(tmp_path / "seq")  # named, not numbered: ordered by name
+    assert sequence.file_names == ("seq/000000.jpg", "seq/².jpg")

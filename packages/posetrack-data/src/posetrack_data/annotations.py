@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from posetrack_data.errors import PoseTrackFormatError
 from posetrack_data.joints import NUM_JOINTS, PT17_ID_FOR_SLOT, SLOT17_NAMES
+from posetrack_data.outputs import input_file
 
 __all__ = [
     "VERSIONS",
@@ -50,7 +51,7 @@ _ANNOTATION_DIRS: Final[dict[Version, str]] = {"2017": "annotations", "2018": "a
 _NAME_ALIASES = {"neck": "head_bottom"}
 _SLOT_FOR_NAME = {name: slot for slot, name in enumerate(SLOT17_NAMES)}
 _SLOT_FOR_PT17_ID = {pt17: slot for slot, pt17 in enumerate(PT17_ID_FOR_SLOT) if pt17 is not None}
-_FRAME_NAME = re.compile(r"^(\d+)(.*)$")
+_FRAME_NAME = re.compile(r"^([0-9]+)(.*)$")  # ASCII digits only: int() also reads other scripts' digits
 _PERSON_CATEGORY = {"supercategory": "person", "id": 1, "name": "person"}
 
 
@@ -125,18 +126,21 @@ class Detection:
 
 
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file, raising :class:`PoseTrackFormatError` for a missing or malformed one."""
+    """Parse a JSON file, raising :class:`PoseTrackFormatError` for a missing, unreadable or malformed one.
+
+    Only a regular file is opened: a FIFO or a device named as an annotation file is refused, not waited on.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(input_file(path), encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
         raise PoseTrackFormatError(path, "file", "not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PoseTrackFormatError(path, "json", f"malformed JSON ({err})") from None
+    except ValueError as err:  # malformed JSON, bytes that are not UTF-8, an integer of more than 4300 digits
+        raise PoseTrackFormatError(path, "json", f"malformed JSON ({str(err)[:200]})") from None
     except RecursionError:
         raise PoseTrackFormatError(path, "json", "nested too deeply to be PoseTrack data") from None
-    except IsADirectoryError:
-        raise PoseTrackFormatError(path, "file", "is a folder, expected a JSON file") from None
+    except OSError as err:
+        raise PoseTrackFormatError(path, "file", err.strerror or str(err)) from None
 
 
 def detect_version(root: str | Path) -> Version:
@@ -237,31 +241,33 @@ def read_detections(path: str | Path) -> list[Detection]:
 
     Boxes of another category than 1 (person) are dropped.
     """
+    path = Path(path)
     content = read_json(path)
-    names: dict[Any, str] = {}
+    names: dict[int, str] = {}
     if isinstance(content, dict) and "annotations" in content:
-        images = content.get("images") or []
-        if not isinstance(images, list):
-            raise PoseTrackFormatError(path, "images", f"expected a list, got {type(images).__name__}")
-        names = {im.get("id"): im.get("file_name") for im in images if isinstance(im, dict)}
+        for i, image in enumerate(_list(path, "images", content.get("images") or [])):
+            image = _object(path, f"images[{i}]", image)
+            image_id = _int(path, f"images[{i}].id", _require(path, image, "id", f"images[{i}]"))
+            names[image_id] = _string(
+                path, f"images[{i}].file_name", _require(path, image, "file_name", f"images[{i}]")
+            )
         content = content["annotations"]
     if not isinstance(content, list):
         raise PoseTrackFormatError(path, "json", f"expected a list of detections, got {type(content).__name__}")
     detections = []
     for i, entry in enumerate(content):
         field = f"[{i}]"
-        if not isinstance(entry, dict):
-            raise PoseTrackFormatError(path, field, f"expected an object, got {type(entry).__name__}")
-        if _scalar(entry.get("category_id", 1)) != 1:
+        entry = _object(path, field, entry)
+        if _int(path, f"{field}.category_id", _scalar(entry.get("category_id", 1))) != 1:
             continue
         image_id = entry.get("image_id")
+        if image_id is not None:
+            image_id = _int(path, f"{field}.image_id", image_id)
         image_name = entry.get("image_name", entry.get("file_name", names.get(image_id)))
         if image_id is None and image_name is None:
             raise PoseTrackFormatError(path, f"{field}.image_id", "missing (and no image_name either)")
-        if image_id is not None:
-            image_id = _int(path, f"{field}.image_id", image_id)
-        if image_name is not None and not isinstance(image_name, str):
-            raise PoseTrackFormatError(path, f"{field}.image_name", f"expected a string, got {image_name!r}")
+        if image_name is not None:
+            image_name = _string(path, f"{field}.image_name", image_name)
         bbox = _box(path, f"{field}.bbox", _require(path, entry, "bbox", field))
         score = _number(path, f"{field}.score", _scalar(_require(path, entry, "score", field)))
         detections.append(Detection(image_id, image_name, bbox, score))
@@ -317,20 +323,18 @@ def _read_pt18(path: Path, content: dict) -> Video:
     images = _require(path, content, "images", "")
     if not isinstance(images, list) or not images:
         raise PoseTrackFormatError(path, "images", "expected a non-empty list of frames")
-    annotations = content.get("annotations") or []
-    if not isinstance(annotations, list):
-        raise PoseTrackFormatError(path, "annotations", f"expected a list, got {type(annotations).__name__}")
+    annotations = content.get("annotations")
+    annotations = [] if annotations is None else _list(path, "annotations", annotations)
     slots = _slots_from_categories(path, content.get("categories"))
 
     persons_by_image: dict[int, list[Person]] = {}
     for i, ann in enumerate(annotations):
         field = f"annotations[{i}]"
-        if not isinstance(ann, dict):
-            raise PoseTrackFormatError(path, field, f"expected an object, got {type(ann).__name__}")
+        ann = _object(path, field, ann)
         image_id = _int(path, f"{field}.image_id", _require(path, ann, "image_id", field))
         raw = ann.get("keypoints")
         keypoints = np.zeros((NUM_JOINTS, 3), np.float32)
-        if raw:  # PT21 persons may carry a box and no keypoints
+        if raw is not None and raw != []:  # PT21 persons may carry a box and no keypoints
             keypoints[slots] = _keypoint_array(path, f"{field}.keypoints", raw, len(slots))
         bbox = _box(path, f"{field}.bbox", ann["bbox"]) if ann.get("bbox") is not None else None
         head = _box(path, f"{field}.bbox_head", ann["bbox_head"]) if ann.get("bbox_head") is not None else None
@@ -346,12 +350,9 @@ def _read_pt18(path: Path, content: dict) -> Video:
     seen_names: dict[str, int] = {}
     for i, image in enumerate(images):
         field = f"images[{i}]"
-        if not isinstance(image, dict):
-            raise PoseTrackFormatError(path, field, f"expected an object, got {type(image).__name__}")
+        image = _object(path, field, image)
         image_id = _int(path, f"{field}.id", _require(path, image, "id", field))
-        file_name = _require(path, image, "file_name", field)
-        if not isinstance(file_name, str):
-            raise PoseTrackFormatError(path, f"{field}.file_name", f"expected a string, got {file_name!r}")
+        file_name = _string(path, f"{field}.file_name", _require(path, image, "file_name", field))
         index, _, _ = parse_frame_name(path, f"{field}.file_name", file_name)
         # a repeated id or frame would attach persons and neighbour frames to the wrong image
         if seen_ids.setdefault(image_id, i) != i:
@@ -363,11 +364,11 @@ def _read_pt18(path: Path, content: dict) -> Video:
                 path, f"{field}.file_name", f"frame {file_name!r} listed twice (also images[{seen_names[file_name]}])"
             )
         if num_frames is None and "nframes" in image:
-            num_frames = _int(path, f"{field}.nframes", image["nframes"])
+            num_frames = _positive_int(path, f"{field}.nframes", image["nframes"])
         persons = tuple(persons_by_image.pop(image_id, ()))
-        is_labeled = bool(image.get("is_labeled", bool(persons)))
-        width = _int(path, f"{field}.width", image["width"]) if "width" in image else None
-        height = _int(path, f"{field}.height", image["height"]) if "height" in image else None
+        is_labeled = _flag(path, f"{field}.is_labeled", image.get("is_labeled", bool(persons)))
+        width = _positive_int(path, f"{field}.width", image["width"]) if "width" in image else None
+        height = _positive_int(path, f"{field}.height", image["height"]) if "height" in image else None
         frames.append(Frame(image_id, file_name, index, is_labeled, width, height, persons, f"{field}.file_name"))
     if persons_by_image:
         orphan = next(iter(persons_by_image))
@@ -384,8 +385,7 @@ def _slots_from_categories(path: Path, categories: Any) -> list[int]:
     names = categories[0].get("keypoints")
     if names is None:
         return list(range(NUM_JOINTS))
-    if not isinstance(names, list):
-        raise PoseTrackFormatError(path, field, f"expected a list of joint names, got {names!r}")
+    names = [_string(path, f"{field}[{k}]", name) for k, name in enumerate(_list(path, field, names))]
     unknown = [n for n in names if _NAME_ALIASES.get(n, n) not in _SLOT_FOR_NAME]
     if unknown:
         raise PoseTrackFormatError(path, field, f"unknown joint order: names {unknown} are not PoseTrack joints")
@@ -418,38 +418,34 @@ def _read_annolist(path: Path, content: dict) -> Video:
     frames = []
     for i, entry in enumerate(annolist):
         field = f"annolist[{i}]"
-        if not isinstance(entry, dict):
-            raise PoseTrackFormatError(path, field, f"expected an object, got {type(entry).__name__}")
+        entry = _object(path, field, entry)
         image = _scalar(_require(path, entry, "image", field))
         name = image.get("name") if isinstance(image, dict) else None
         name = _scalar(name)
         if not isinstance(name, str):
             raise PoseTrackFormatError(path, f"{field}.image[0].name", f"expected a string, got {name!r}")
         index, _, _ = parse_frame_name(path, f"{field}.image[0].name", name)
-        rects = entry.get("annorect") or []
-        if isinstance(rects, dict):  # mat2json writes a lone struct without the list
-            rects = [rects]
+        rects = _list(path, f"{field}.annorect", _lone_struct(entry.get("annorect")))
         persons = tuple(_read_annorect(path, f"{field}.annorect[{j}]", rect) for j, rect in enumerate(rects))
         labeled_default = any(p.has_keypoints for p in persons)
-        is_labeled = bool(_scalar(entry.get("is_labeled", labeled_default)))
+        is_labeled = _flag(path, f"{field}.is_labeled", _scalar(entry.get("is_labeled", labeled_default)))
         image_id = _pt17_image_id(path, f"{field}.image[0].name", name, index)
         frames.append(Frame(image_id, name, index, is_labeled, None, None, persons, f"{field}.image[0].name"))
     return Video(path.stem, path, len(frames), 1, tuple(frames))
 
 
 def _read_annorect(path: Path, field: str, rect: Any) -> Person:
-    if not isinstance(rect, dict):
-        raise PoseTrackFormatError(path, field, f"expected an object, got {type(rect).__name__}")
+    rect = _object(path, field, rect)
     keypoints = np.zeros((NUM_JOINTS, 3), np.float32)
-    annopoints = rect.get("annopoints") or []
-    points = _scalar(annopoints).get("point", []) if annopoints else []
-    if isinstance(points, dict):
-        points = [points]
+    annopoints = rect.get("annopoints")
+    points = []
+    if annopoints is not None and annopoints != []:
+        annopoint = _object(path, f"{field}.annopoints[0]", _scalar(annopoints))
+        points = _list(path, f"{field}.annopoints[0].point", _lone_struct(annopoint.get("point")))
     seen = set()
     for k, point in enumerate(points):
         pfield = f"{field}.annopoints[0].point[{k}]"
-        if not isinstance(point, dict):
-            raise PoseTrackFormatError(path, pfield, f"expected an object, got {type(point).__name__}")
+        point = _object(path, pfield, point)
         joint_id = _int(path, f"{pfield}.id", _scalar(_require(path, point, "id", pfield)))
         if joint_id not in _SLOT_FOR_PT17_ID:
             raise PoseTrackFormatError(path, f"{pfield}.id", f"unknown joint order: id {joint_id} is not in 0..14")
@@ -482,8 +478,41 @@ def _pt17_image_id(path: Path, field: str, name: str, index: int) -> int:
 # field helpers
 
 
+# Each reads one JSON value as the type the format says, or raises PoseTrackFormatError naming file and field.
+
+
 def _scalar(value: Any) -> Any:
     return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def _lone_struct(value: Any) -> Any:
+    """mat2json writes a list of one struct as the struct alone, and an empty one as null or nothing."""
+    return [] if value is None else [value] if isinstance(value, dict) else value
+
+
+def _object(path: Path, field: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PoseTrackFormatError(path, field, f"expected an object, got {_short(value)}")
+    return value
+
+
+def _list(path: Path, field: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise PoseTrackFormatError(path, field, f"expected a list, got {_short(value)}")
+    return value
+
+
+def _string(path: Path, field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise PoseTrackFormatError(path, field, f"expected a string, got {_short(value)}")
+    return value
+
+
+def _flag(path: Path, field: str, value: Any) -> bool:
+    """A JSON boolean, or 0 / 1 as mat2json writes MATLAB's logicals."""
+    if value not in (True, False) or not isinstance(value, bool | int):
+        raise PoseTrackFormatError(path, field, f"expected true or false, got {_short(value)}")
+    return bool(value)
 
 
 def _require(path: Path, obj: dict, key: str, field: str) -> Any:
@@ -507,6 +536,13 @@ def _int(path: Path, field: str, value: Any) -> int:
     if int(value) not in INT64_RANGE:
         raise PoseTrackFormatError(path, field, f"{int(value)} is out of range (64-bit integers only)")
     return int(value)
+
+
+def _positive_int(path: Path, field: str, value: Any) -> int:
+    number = _int(path, field, value)
+    if number < 1:
+        raise PoseTrackFormatError(path, field, f"expected a positive integer, got {number}")
+    return number
 
 
 def _finite(value: int | float) -> bool:

@@ -4,7 +4,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from posetrack_data.annotations import (
@@ -18,6 +17,7 @@ from posetrack_data.annotations import (
     read_video,
 )
 from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.images import open_image
 
 __all__ = ["Problem", "check_root"]
 
@@ -53,12 +53,15 @@ def check_root(
     Args:
         root: Dataset root.
         version: Layout (one of ``VERSIONS``); None detects it.
-        splits: Annotation sub-folders to check; None checks all.
+        splits: Annotation sub-folders to check; None checks all. A split without a folder is an error.
         decode: Decode every listed frame (slow on a full dataset) instead of only checking it exists.
         progress: Show a progress bar over annotation files.
 
     Returns:
         The problems found, in file order (empty when the root is clean).
+
+    Raises:
+        ValueError: `root` is not a folder, or a split in `splits` has no annotation folder.
     """
     root = Path(root)
     if not root.is_dir():
@@ -67,7 +70,12 @@ def check_root(
         version = version or detect_version(root)
     except PoseTrackFormatError as err:
         return [Problem(err.file, err.field, err.problem)]
-    split_names = sorted(splits) if splits is not None else annotation_splits(root, version)
+    present = annotation_splits(root, version)
+    split_names = sorted(set(splits)) if splits is not None else present
+    for split in split_names:
+        if split not in present:  # a typo would otherwise check nothing and report no problem
+            folder = annotation_folder(root, version, split)
+            raise ValueError(f"split {split!r}: no annotation folder {folder} (splits: {', '.join(present) or 'none'})")
     problems: list[Problem] = []
     for split in split_names:
         files = sorted(annotation_folder(root, version, split).glob("*.json"))
@@ -161,14 +169,12 @@ def _check_persons(video: Video, frame: Frame, width: int | None, height: int | 
 
 
 def _frame_size(path: Path, decode: bool) -> tuple[tuple[int, int] | None, str | None]:
-    if not path.is_file():
-        return None, "frame not found"
     try:
-        with Image.open(path) as image:
+        with open_image(path, path) as image:
             size = image.size
             if decode:
                 image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
                 image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        return None, f"unreadable frame ({err})"
+    except PoseTrackFormatError as err:
+        return None, err.problem
     return size, None

@@ -12,7 +12,6 @@ import datasets
 import numpy as np
 import numpy.typing as npt
 from datasets.exceptions import DatasetGenerationError
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from posetrack_data.annotations import (
@@ -30,6 +29,7 @@ from posetrack_data.annotations import (
     read_video,
 )
 from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.images import open_image
 from posetrack_data.joints import NUM_JOINTS
 
 __all__ = ["dataset_features", "dataset_info", "load_posetrack", "resolve_frame_paths"]
@@ -173,7 +173,8 @@ def load_posetrack(
     files = annotation_files(root, version, split)
     detections_file = Path(detections).resolve() if detections is not None else None
     if detections_file is not None and not detections_file.is_file():
-        raise PoseTrackFormatError(detections_file, "file", "detections file not found")
+        problem = "detections file not found" if not os.path.lexists(detections_file) else "not a regular file"
+        raise PoseTrackFormatError(detections_file, "file", problem)
     plan = _Plan(str(root), version, tuple(str(f) for f in files), detections_file, min_detection_score, offsets)
     try:
         info = dataset_info(version, split, detections=detections_file is not None)
@@ -188,8 +189,9 @@ def load_posetrack(
             fingerprint=_fingerprint(plan, split),
         )
     except DatasetGenerationError as err:
-        # `datasets` wraps errors raised while generating rows; surface ours with file and field.
-        if isinstance(err.__cause__, PoseTrackFormatError):
+        # `datasets` wraps whatever generating the rows raised (ours name file and field, an OSError its file):
+        # surface the cause itself, so that the caller's boundary reports it as it would any other.
+        if err.__cause__ is not None:
             raise err.__cause__ from None
         raise
 
@@ -361,9 +363,9 @@ def _neighbour(root: Path, video: Video, frame: Frame, offset: int, listings: di
 
 def _image_size(path: Path, video: Video) -> tuple[int, int]:
     try:
-        with Image.open(path) as image:
+        with open_image(path, path) as image:
             return image.size
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
+    except PoseTrackFormatError as err:
         raise PoseTrackFormatError(
-            path, "image", f"cannot read the frame size ({video.file} has no width/height): {err}"
+            path, "image", f"cannot read the frame size ({video.file} has no width/height): {err.problem}"
         ) from None

@@ -7,7 +7,11 @@ files by this name), or one merged file. Every file appears atomically (temporar
 `os.replace`), so an interrupted run leaves finished sequences complete and nothing half-written; a
 rerun with the same model and options skips them, after checking them against the run's manifest. A
 merged file is assembled at the end from per-sequence parts kept in a hidden
-`.<name>.parts/` folder beside it, which also makes merged runs resumable.
+`.<name>.parts/` folder beside it, which also makes merged runs resumable. With ``overwrite``, earlier files
+are replaced as the new ones are written, never deleted first.
+
+Results are checked before they are written: a pose with NaN or infinite values is refused, so a broken model
+cannot leave a file that scorers then reject.
 """
 
 import hashlib
@@ -21,8 +25,15 @@ import numpy as np
 import numpy.typing as npt
 
 from posetrack_data.errors import PoseTrackFormatError
-from posetrack_data.joints import SKELETON, SLOT17_NAMES
-from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text, file_sha256
+from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
+from posetrack_data.outputs import (
+    OutputError,
+    OutputPolicy,
+    atomic_write_bytes,
+    atomic_write_text,
+    file_sha256,
+    input_file,
+)
 
 __all__ = [
     "MANIFEST",
@@ -34,8 +45,9 @@ __all__ = [
     "sequence_document",
 ]
 
-# What the writer wrote, with the run's fingerprint and each file's SHA-256 (see PredictionWriter).
-MANIFEST = ".vremd-predict.json"
+# What the writer wrote, with the run's fingerprint and each file's SHA-256 (see PredictionWriter). Not a .json
+# name: sequence files are `<name>.json`, so no sequence name can land on it.
+MANIFEST = ".vremd-predict.manifest"
 
 # poseval asserts track ids below this (evaluateTracking.py, MAX_TRACK_ID).
 MAX_TRACK_ID = 10_000
@@ -86,6 +98,10 @@ def sequence_document(
 
     Every frame is listed (poseval pairs frames by position), with or without persons.
 
+    Raises:
+        ValueError: the lists differ in length, a frame repeats a track id or has one out of range, or a pose
+            is not 17 finite keypoints, scores, a finite box and box score (names the frame and the person).
+
     Args:
         file_names: Per frame, the image `file_name`.
         image_ids: Per frame, the image id.
@@ -102,6 +118,7 @@ def sequence_document(
                 f"{file_name}: track ids must be unique per frame and in [0, {MAX_TRACK_ID}), got {track_ids}"
             )
         for index, person in enumerate(persons):
+            _check_pose(person, f"{file_name}: person {index}")
             keypoints = np.concatenate([person.keypoints, np.ones((len(person.keypoints), 1))], axis=1)
             annotations.append(
                 {
@@ -125,26 +142,52 @@ def sequence_document(
     return {"images": images, "annotations": annotations, "categories": [category]}
 
 
+def _check_pose(person: PersonPose, where: str) -> None:
+    shapes = (np.shape(person.keypoints), np.shape(person.scores))
+    if shapes != ((NUM_JOINTS, 2), (NUM_JOINTS,)):
+        raise ValueError(f"{where}: expected keypoints ({NUM_JOINTS}, 2) and scores ({NUM_JOINTS},), got {shapes}")
+    values = (person.keypoints, person.scores, person.bbox, person.box_score)
+    if not all(np.isfinite(np.asarray(v, np.float64)).all() for v in values):
+        raise ValueError(f"{where}: the pose holds NaN or infinite values; not written")
+
+
 class PredictionWriter:
     """Writes per-sequence documents to a folder, or merges them into one file, and records what it wrote.
 
-    A manifest (``.vremd-predict.json`` in the folder, in the parts folder, or ``.<name>.vremd-predict.json``
-    beside a merged file) holds the run's fingerprint (model and options) and each file's SHA-256. A file
-    counts as done only when the manifest lists it with the same fingerprint and checksum; any other file
-    at an output path (foreign, stale, or changed since) is reported, never skipped as done.
+    A manifest (``.vremd-predict.manifest`` in the folder, in the parts folder, or
+    ``.<name>.vremd-predict.manifest`` beside a merged file) holds the run's fingerprint (model and options)
+    and each file's SHA-256; per sequence, the digest of what it was made from (its input frames) and the
+    other files written for it (renders), with their checksums. A sequence counts as done only when the
+    manifest lists its file with the same fingerprint, checksum and inputs, and every artifact now asked for
+    unchanged; any other file at an output path (foreign, stale, or changed since) is reported, never
+    skipped as done.
 
     Args:
         out: A `.json` path (merged file) or a folder (one file per sequence).
-        overwrite: Redo sequences that are already written, and replace files this did not write.
+        overwrite: Redo sequences that are already written, and replace files this did not write; each is
+            replaced when its successor is written (a merged file when `finish` writes it), never before.
         fingerprint: Identifies the model and the options that change the predictions.
+        inputs: Per sequence name, a digest of its input (e.g. of its frames); a sequence recorded with
+            another digest is not done. None records and compares nothing.
+        artifacts: Per sequence name, the other files this run writes for it (renders); a sequence whose
+            artifacts are not all recorded and unchanged is not done.
         policy: The output policy (protects the inputs); None protects nothing but still refuses to
             replace files without ``overwrite``.
     """
 
     def __init__(
-        self, out: str | Path, *, overwrite: bool = False, fingerprint: str = "", policy: OutputPolicy | None = None
+        self,
+        out: str | Path,
+        *,
+        overwrite: bool = False,
+        fingerprint: str = "",
+        inputs: dict[str, str] | None = None,
+        artifacts: dict[str, list[Path]] | None = None,
+        policy: OutputPolicy | None = None,
     ) -> None:
         self.out = Path(out)
+        self.inputs = inputs or {}
+        self.artifacts = artifacts or {}
         self.merged = self.out.suffix.lower() == ".json"
         self.fingerprint = fingerprint
         self.overwrite = overwrite
@@ -154,31 +197,49 @@ class PredictionWriter:
         if not self.merged and self.out.is_file():
             raise PoseTrackFormatError(self.out, "out", "is a file; use a .json name for one merged file, or a folder")
         self._parts = self.out.with_name(f".{self.out.name}.parts") if self.merged else self.out
-        self.policy.target(self.out, ours=self._merged_is_ours)
+        self.policy.target(self.out, ours=self._merged_is_ours, folder=not self.merged)
         if self.merged and self._parts.exists() and not self._parts.is_dir():
             raise OutputError(f"{self._parts}: expected the parts folder of {self.out}, found a file")
-        self._records = self._read_manifest(self._parts / MANIFEST)
-        if overwrite:
-            self._clear()
+        # with overwrite nothing counts as done; what is there stays until its successor replaces it
+        self._records: dict[str, str] = {}
+        self._recorded_inputs: dict[str, str] = {}
+        self._artifacts: dict[str, dict[str, str]] = {}  # sequence name -> artifact path -> SHA-256
+        if not overwrite:
+            self._read_manifest(self._parts / MANIFEST)
+            if self.merged and not self._parts.exists():  # a finished merged run: its inputs and artifacts
+                self._read_manifest(self._merged_manifest())
+                self._records = {}
 
     # ---------------------------------------------------------------- manifest
 
-    def _read_manifest(self, path: Path) -> dict[str, str]:
-        """The recorded checksums of `path`'s manifest if it has this run's fingerprint, else none."""
+    def _read_manifest(self, path: Path) -> None:
+        """Take the records of `path`'s manifest if it has this run's fingerprint; else trust none."""
+        content = self._manifest_content(path)
+        if content is None or content.get("fingerprint") != self.fingerprint:
+            self._stale = content is not None and "fingerprint" in content
+            return
+        self._records = _strings(content.get("files"))
+        self._recorded_inputs = _strings(content.get("inputs"))
+        artifacts = content.get("artifacts")
+        if isinstance(artifacts, dict):
+            self._artifacts = {name: _strings(files) for name, files in artifacts.items()}
+
+    @staticmethod
+    def _manifest_content(path: Path) -> dict[str, Any] | None:
         try:
-            content = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, RecursionError):  # unreadable or corrupt: nothing in it is trusted
-            return {}
-        if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
-            self._stale = isinstance(content, dict) and "fingerprint" in content
-            return {}
-        files = content.get("files")
-        return {k: v for k, v in files.items() if isinstance(v, str)} if isinstance(files, dict) else {}
+            content = json.loads(input_file(path).read_bytes())
+        except (OSError, ValueError, RecursionError):  # missing, unreadable, not a file or corrupt: none trusted
+            return None
+        return content if isinstance(content, dict) else None
 
     def _write_manifest(self, path: Path, files: dict[str, str]) -> None:
-        manifest = {"written_by": "vremd-predict", "fingerprint": self.fingerprint, "files": files}
+        manifest = {
+            "written_by": "vremd-predict",
+            "fingerprint": self.fingerprint,
+            "files": files,
+            "inputs": self._recorded_inputs,
+            "artifacts": self._artifacts,
+        }
         atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
 
     def _merged_manifest(self) -> Path:
@@ -187,19 +248,12 @@ class PredictionWriter:
     def _merged_is_ours(self, path: Path) -> bool:
         """Whether the merged file at `path` was written by vremd-predict (any fingerprint)."""
         try:
-            content = json.loads(self._merged_manifest().read_bytes())
+            content = json.loads(input_file(self._merged_manifest()).read_bytes())
             return isinstance(content, dict) and content.get("files", {}).get(path.name) == file_sha256(path)
         except (OSError, ValueError, RecursionError, AttributeError):
             return False
 
     _stale = False
-
-    def _clear(self) -> None:
-        if self.merged:
-            shutil.rmtree(self._parts, ignore_errors=True)
-            self.out.unlink(missing_ok=True)
-            self._merged_manifest().unlink(missing_ok=True)
-        self._records = {}
 
     def _part(self, name: str) -> Path:
         return self.policy.inside(self._parts, f"{name}.json", ours=lambda _: True)
@@ -208,17 +262,32 @@ class PredictionWriter:
 
     @property
     def complete(self) -> bool:
-        """True when a merged file from an earlier run with the same fingerprint exists, unchanged."""
-        if not (self.merged and self.out.is_file() and not self._parts.exists()):
+        """True when an earlier run's merged file is there, unchanged, with this fingerprint and these inputs.
+
+        Every artifact asked for must be recorded and unchanged too; never true with overwrite.
+        """
+        if self.overwrite or not (self.merged and self.out.is_file() and not self._parts.exists()):
             return False
-        try:
-            content = json.loads(self._merged_manifest().read_bytes())
-        except (OSError, ValueError, RecursionError):
+        content = self._manifest_content(self._merged_manifest())
+        if content is None or content.get("fingerprint") != self.fingerprint:
             return False
-        if not isinstance(content, dict) or content.get("fingerprint") != self.fingerprint:
+        if not all(self._inputs_match(name) and self._artifacts_done(name) for name in self.inputs | self.artifacts):
             return False
-        files = content.get("files")
-        return isinstance(files, dict) and files.get(self.out.name) == file_sha256(self.out)
+        return _strings(content.get("files")).get(self.out.name) == file_sha256(self.out)
+
+    def _inputs_match(self, name: str) -> bool:
+        return name not in self.inputs or self._recorded_inputs.get(name) == self.inputs[name]
+
+    def _artifacts_done(self, name: str) -> bool:
+        recorded = self._artifacts.get(name, {})
+        return all(
+            path.is_file() and recorded.get(str(path)) == file_sha256(path) for path in self.artifacts.get(name, ())
+        )
+
+    def artifact_is_ours(self, path: Path) -> bool:
+        """Whether `path` is an artifact an earlier run of this fingerprint recorded, unchanged (may be replaced)."""
+        recorded = {files[str(path)] for files in self._artifacts.values() if str(path) in files}
+        return bool(recorded) and file_sha256(path) in recorded
 
     def problem(self, name: str) -> str | None:
         """Why the existing output of sequence `name` cannot count as done, or None (missing or done)."""
@@ -230,11 +299,15 @@ class PredictionWriter:
             return "written with another model or options" if self._stale else "not written by vremd-predict"
         if recorded != file_sha256(path):
             return "changed or damaged since vremd-predict wrote it (checksum differs)"
+        if not self._inputs_match(name):
+            return "made from input frames that changed since"
         return None
 
     def is_done(self, name: str) -> bool:
         """Whether sequence `name` was written by this or an earlier run with the same fingerprint, unchanged."""
-        return self.complete or (self._part(name).is_file() and self.problem(name) is None)
+        if self.complete:
+            return True
+        return self._part(name).is_file() and self.problem(name) is None and self._artifacts_done(name)
 
     def pending(self, names: list[str]) -> tuple[list[str], int]:
         """The sequences still to write, and how many of them replace a damaged part of a merged run.
@@ -245,7 +318,7 @@ class PredictionWriter:
         """
         if self.merged and self.out.is_file() and not self.complete and not self.overwrite:
             reason = (
-                "written with another model or options"
+                "written with another model, options or input frames, or without the renders asked for"
                 if self._merged_is_ours(self.out)
                 else ("not written by vremd-predict, or changed since")
             )
@@ -264,11 +337,18 @@ class PredictionWriter:
     # ---------------------------------------------------------------- writing
 
     def write(self, name: str, document: dict[str, Any]) -> Path:
-        """Write one sequence's document atomically and record its checksum; returns its path."""
+        """Write one sequence's document atomically; returns its path.
+
+        Records its checksum, its inputs and its artifacts (written before it).
+        """
         path = self._part(name)
         data = document_bytes(document)
         atomic_write_bytes(path, data)
         self._records[path.name] = hashlib.sha256(data).hexdigest()
+        if name in self.inputs:
+            self._recorded_inputs[name] = self.inputs[name]
+        if name in self.artifacts:
+            self._artifacts[name] = {str(p): file_sha256(p) for p in self.artifacts[name]}
         self._write_manifest(self._parts / MANIFEST, self._records)
         return path
 
@@ -293,3 +373,10 @@ class PredictionWriter:
         self._write_manifest(self._merged_manifest(), {self.out.name: hashlib.sha256(data).hexdigest()})
         shutil.rmtree(self._parts)
         return self.out
+
+
+def _strings(mapping: Any) -> dict[str, str]:
+    """The string-valued entries of a manifest's mapping (anything else in an untrusted file is ignored)."""
+    if not isinstance(mapping, dict):
+        return {}
+    return {key: value for key, value in mapping.items() if isinstance(key, str) and isinstance(value, str)}

@@ -21,7 +21,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from posetrack_data.joints import NUM_JOINTS, SKELETON, SLOT17_NAMES
-from posetrack_data.outputs import OutputError, OutputPolicy, atomic_write_bytes, atomic_write_text
+from posetrack_data.outputs import (
+    OutputPolicy,
+    atomic_write_bytes,
+    atomic_write_text,
+    claim,
+    commit_folder,
+    staging,
+)
 from posetrack_data.synthetic_conditions import CONDITIONS, condition_names, crossing, shows_mask
 from posetrack_data.synthetic_effects import frame_corruptions
 from posetrack_data.synthetic_scene import Scene, clip_scene, crowd_scene
@@ -33,6 +40,10 @@ logger = logging.getLogger(__name__)
 _SOURCE_MPII = 1  # poseval frame id `T SSSSSS FFFF`: source 1 = mpii
 # Its sequence and frame digits bound the videos and frames; annotation ids append two digits of track id.
 _MAX_SEQUENCES, _MAX_FRAMES, _MAX_PEOPLE = 999_999, 10_000, 100
+_MIN_SIDE, _MAX_SIDE = 64, 4096
+# What one dataset may hold in all, checked before any work (PoseTrack18 is ~10^5 frames of ~10^6 pixels): the
+# per-field limits above allow 10^10 frames, whose paths alone take hours to check.
+_MAX_TOTAL_FRAMES, _MAX_TOTAL_PIXELS = 2_000_000, 2 * 10**11
 # Random streams per clip besides the main one ([seed, video]), so that each option changes only its own
 # part; pretraining frames draw from [seed, frame, _PRETRAIN_STREAM], apart from every clip.
 _CROSSING_STREAM, _BACKGROUND_STREAM, _CORRUPTION_STREAM, _WINDOW_STREAM, _PRETRAIN_STREAM = 1, 2, 3, 4, 5
@@ -136,8 +147,8 @@ def generate_dataset(
         `root` as a Path.
 
     Raises:
-        ValueError: an impossible argument.
-        OutputError: a file this would write exists (and `overwrite` is off).
+        ValueError: an impossible argument, or more frames or pixels than one run writes.
+        OutputError: a file this would write exists (and `overwrite` is off), or another run is writing `root`.
     """
     width, height = image_size
     probs = {"occlusion_prob": occlusion_prob, "blur_prob": blur_prob, "defocus_prob": defocus_prob}
@@ -162,7 +173,6 @@ def generate_dataset(
         "pretrain_person_height": list(pretrain_person_height),
     }
     _check_settings(settings)
-    root = Path(root)
     if num_val_videos is None:
         num_val_videos = min(max(1, round(num_videos * val_fraction)), num_videos - 1)
     clips = ["train"] * (num_videos - num_val_videos) + ["val"] * num_val_videos + ["test"] * num_test_videos
@@ -171,57 +181,62 @@ def generate_dataset(
     videos += [("pretrain", 1)] * num_pretrain_frames
     eval_splits = [split for split in ("val", "test") if split in clips]
     splits = [*dict.fromkeys(split for split, _ in videos)]
-    _claim_outputs(root, videos, eval_splits, splits, overwrite)
+    # Claimed for the whole run (a second synth into the same folder is refused), written into a staging folder
+    # and moved into place at the end: an interrupted run leaves nothing, --overwrite never deletes first.
+    root = Path(root)
+    with claim(root, "posetrack-data synth"), staging(root) as staged:
+        _claim_outputs(root, videos, eval_splits, splits, overwrite)
 
-    detections: dict[str, list[dict]] = {split: [] for split in eval_splits}
-    subsets = {split: {name: [] for name in CONDITIONS} for split in splits}
-    corrupted_frames: dict[str, dict] = {}
-    clip_videos = tqdm(videos[: len(clips)], desc="Synthesising videos", unit="video", disable=not progress)
-    for index, (split, length) in enumerate(clip_videos):
-        rng = np.random.default_rng([seed, index])
-        scene = clip_scene(
-            rng,
-            num_frames,
-            image_size,
-            max_people,
-            person_height,
-            occlusion_prob,
-            crossing=np.random.default_rng([seed, index, _CROSSING_STREAM]) if crossing else None,
-            background=np.random.default_rng([seed, index, _BACKGROUND_STREAM]) if background_motion else None,
-            corruptions=frame_corruptions(
-                np.random.default_rng([seed, index, _CORRUPTION_STREAM]), num_frames, blur_prob, defocus_prob
-            ),
+        detections: dict[str, list[dict]] = {split: [] for split in eval_splits}
+        subsets = {split: {name: [] for name in CONDITIONS} for split in splits}
+        corrupted_frames: dict[str, dict] = {}
+        clip_videos = tqdm(videos[: len(clips)], desc="Synthesising videos", unit="video", disable=not progress)
+        for index, (split, length) in enumerate(clip_videos):
+            rng = np.random.default_rng([seed, index])
+            scene = clip_scene(
+                rng,
+                num_frames,
+                image_size,
+                max_people,
+                person_height,
+                occlusion_prob,
+                crossing=np.random.default_rng([seed, index, _CROSSING_STREAM]) if crossing else None,
+                background=np.random.default_rng([seed, index, _BACKGROUND_STREAM]) if background_motion else None,
+                corruptions=frame_corruptions(
+                    np.random.default_rng([seed, index, _CORRUPTION_STREAM]), num_frames, blur_prob, defocus_prob
+                ),
+            )
+            # A shorter val/test video is a window of a full clip, placed from a stream of its own.
+            window = np.random.default_rng([seed, index, _WINDOW_STREAM])
+            first = 0 if length == num_frames else int(window.integers(num_frames - length + 1))
+            if split == "train":
+                labelled = range(length)
+            elif eval_frames is None:
+                labelled = range(0, length, val_label_every)
+            else:
+                labelled = range(1, length - 1, val_label_every)
+            video = _Video(split, index + 1, scene, first, length, frozenset(labelled))
+            corrupted_frames[video.name] = scene.corrupted_frames(first, length)
+            if split == "train":
+                _write_video(staged, video, None, subsets[split], jpeg_quality)
+            else:  # detector boxes drawn from the main stream, between frames
+                detections[split] += _write_video(staged, video, rng, subsets[split], jpeg_quality)
+        pretrain_bar = tqdm(
+            range(num_pretrain_frames), desc="Synthesising pretraining frames", unit="frame", disable=not progress
         )
-        # A shorter val/test video is a window of a full clip, placed from a stream of its own.
-        window = np.random.default_rng([seed, index, _WINDOW_STREAM])
-        first = 0 if length == num_frames else int(window.integers(num_frames - length + 1))
-        if split == "train":
-            labelled = range(length)
-        elif eval_frames is None:
-            labelled = range(0, length, val_label_every)
-        else:
-            labelled = range(1, length - 1, val_label_every)
-        video = _Video(split, index + 1, scene, first, length, frozenset(labelled))
-        corrupted_frames[video.name] = scene.corrupted_frames(first, length)
-        if split == "train":
-            _write_video(root, video, None, subsets[split], jpeg_quality)
-        else:  # detector boxes drawn from the main stream, between frames
-            detections[split] += _write_video(root, video, rng, subsets[split], jpeg_quality)
-    pretrain_bar = tqdm(
-        range(num_pretrain_frames), desc="Synthesising pretraining frames", unit="frame", disable=not progress
-    )
-    for frame in pretrain_bar:
-        rng = np.random.default_rng([seed, frame, _PRETRAIN_STREAM])
-        corruptions = frame_corruptions(rng, 1, blur_prob, defocus_prob)
-        scene = crowd_scene(rng, image_size, pretrain_people, pretrain_person_height, occlusion_prob, corruptions)
-        video = _Video("pretrain", len(clips) + frame + 1, scene, 0, 1, frozenset({0}))
-        corrupted_frames[video.name] = scene.corrupted_frames(0, 1)
-        _write_video(root, video, None, subsets["pretrain"], jpeg_quality)
-    for split in eval_splits:
-        _write_json(root / "person_detections" / f"{split}.json", detections[split])
-    for split in splits:
-        _write_json(subsets_file(root, split), {name: sorted(ids) for name, ids in subsets[split].items()})
-    _write_json(root / "synthetic.json", {"settings": settings, "corrupted_frames": corrupted_frames})
+        for frame in pretrain_bar:
+            rng = np.random.default_rng([seed, frame, _PRETRAIN_STREAM])
+            corruptions = frame_corruptions(rng, 1, blur_prob, defocus_prob)
+            scene = crowd_scene(rng, image_size, pretrain_people, pretrain_person_height, occlusion_prob, corruptions)
+            video = _Video("pretrain", len(clips) + frame + 1, scene, 0, 1, frozenset({0}))
+            corrupted_frames[video.name] = scene.corrupted_frames(0, 1)
+            _write_video(staged, video, None, subsets["pretrain"], jpeg_quality)
+        for split in eval_splits:
+            _write_json(staged / "person_detections" / f"{split}.json", detections[split])
+        for split in splits:
+            _write_json(subsets_file(staged, split), {name: sorted(ids) for name, ids in subsets[split].items()})
+        _write_json(staged / "synthetic.json", {"settings": settings, "corrupted_frames": corrupted_frames})
+        commit_folder(staged, root)
     logger.info("wrote %d synthetic videos (%s) to %s", len(videos), ", ".join(splits), root)
     return root
 
@@ -234,8 +249,10 @@ def _check_settings(args: dict) -> None:
         raise ValueError(f"num_videos must be >= 2 (one train, one val), got {num_videos}")
     if not 3 <= num_frames <= _MAX_FRAMES:
         raise ValueError(f"num_frames must be in [3, {_MAX_FRAMES}], got {num_frames}")
-    if width < 64 or height < 64:
-        raise ValueError(f"image_size must be at least 64x64 (W, H), got {(width, height)!r}")
+    if not (_MIN_SIDE <= width <= _MAX_SIDE and _MIN_SIDE <= height <= _MAX_SIDE):
+        raise ValueError(f"image_size must be {_MIN_SIDE} to {_MAX_SIDE} pixels a side (W, H), got {(width, height)!r}")
+    if args["seed"] < 0:
+        raise ValueError(f"seed must be >= 0, got {args['seed']}")
     if not 0 < args["val_fraction"] < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {args['val_fraction']}")
     num_val = args["num_val_videos"]
@@ -249,6 +266,12 @@ def _check_settings(args: dict) -> None:
         raise ValueError(
             f"num_videos + num_test_videos + num_pretrain_frames must be <= {_MAX_SEQUENCES} "
             f"(the sequence digits of a PoseTrack frame id), got {sequences}"
+        )
+    total = (num_videos + args["num_test_videos"]) * num_frames + args["num_pretrain_frames"]
+    if total > _MAX_TOTAL_FRAMES or total * width * height > _MAX_TOTAL_PIXELS:
+        raise ValueError(
+            f"the dataset would hold up to {total} frames of {width}x{height} ({total * width * height:.2g} pixels); "
+            f"one run writes at most {_MAX_TOTAL_FRAMES} frames and {_MAX_TOTAL_PIXELS:.0e} pixels"
         )
     eval_frames = args["eval_frames"]
     if eval_frames is not None and not 3 <= eval_frames <= num_frames:
@@ -298,8 +321,7 @@ def _claim_outputs(
 ) -> None:
     """Refuse, before anything is written, when a file this would write exists (unless `overwrite`)."""
     policy = OutputPolicy.for_inputs((), overwrite=overwrite)
-    if root.exists() and not root.is_dir():
-        raise OutputError(f"{root}: exists and is not a folder")
+    policy.target(root, folder=True)
     for index, (split, length) in enumerate(videos):
         name = _video_name(index + 1, split)
         policy.target(root / "annotations" / split / f"{name}.json")

@@ -1,6 +1,5 @@
 """`TopDownTransform`: 3-frame top-down crops, training augmentation and Gaussian heatmap targets."""
 
-import io
 import math
 import os
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import simplejpeg
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from posetrack_data.dataset import resolve_frame_paths
 from posetrack_data.errors import PoseTrackFormatError
@@ -26,7 +25,9 @@ from posetrack_data.geometry import (
     invert_affine,
     mirror_matrix,
 )
+from posetrack_data.images import check_pixels, open_image
 from posetrack_data.joints import FLIP_PAIRS, LOWER_BODY, NUM_JOINTS, UPPER_BODY
+from posetrack_data.outputs import input_file
 
 __all__ = ["BBOX_ENLARGE", "IMAGENET_MEAN", "IMAGENET_STD", "TopDownTransform", "decode_frame"]
 
@@ -178,17 +179,20 @@ class TopDownTransform:
         H, W = self.image_size
         rng = self._current_rng()
 
-        # Each distinct frame is read once (neighbouring key frames and people of one frame share frames).
+        # Each distinct frame is read once (neighbouring key frames and people of one frame share frames), and
+        # its header checked before any frame is decoded.
         encoded: dict[str, bytes] = {}
+        sizes: dict[str, tuple[int, int]] = {}
         for clip in clips:
             for path in clip:
                 if path not in encoded:
                     encoded[path] = _read_frame(path)
+                    sizes[path] = _encoded_size(encoded[path], path)
         crop_from_image = np.empty((B, 2, 3))
         heatmaps = np.empty((B, NUM_JOINTS, *self.heatmap_size), np.float32)
         weights = np.empty((B, NUM_JOINTS), np.float32)
         for b, clip in enumerate(clips):
-            image_width = _encoded_size(encoded[clip[T // 2]], clip[T // 2])[0]
+            image_width = sizes[clip[T // 2]][0]
             crop_from_image[b], joints = self._sample_crop(keypoints[b], boxes[b], image_width, rng)
             heatmaps[b], weights[b] = self._targets(joints)
 
@@ -341,14 +345,15 @@ def decode_frame(path: str, *, max_reduction: int = 1) -> tuple[npt.NDArray[np.u
     [r*i, r*i + r), centred at r*i + (r-1)/2).
 
     Raises:
-        PoseTrackFormatError: The frame is missing, truncated or not an image.
+        PoseTrackFormatError: The frame is missing, not a regular file, truncated, not an image, or claims more
+            pixels than `posetrack_data.images.check_pixels` allows.
     """
     return _decode(_read_frame(path), path, max_reduction)
 
 
 def _read_frame(path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
+        with open(input_file(path), "rb") as handle:
             return handle.read()
     except FileNotFoundError:
         raise PoseTrackFormatError(path, "image", "frame not found") from None
@@ -367,6 +372,7 @@ def _decode(data: bytes, path: str, max_reduction: int) -> tuple[npt.NDArray[np.
     if data[:2] == b"\xff\xd8":
         try:
             height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+            check_pixels(width, height, path)
             if colorspace in ("YCbCr", "Gray"):  # PIL converts CMYK and YCCK with its own formulas
                 frame = simplejpeg.decode_jpeg(
                     data, "RGBX", min_height=-(-height // max_reduction), min_width=-(-width // max_reduction)
@@ -381,14 +387,11 @@ def _decode(data: bytes, path: str, max_reduction: int) -> tuple[npt.NDArray[np.
 
 def _decode_with_pil(data: bytes, path: str, max_reduction: int) -> tuple[int, npt.NDArray[np.uint8]]:
     """(full width, RGBX pixels) of any image PIL reads."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            full_width = image.size[0]
-            if max_reduction > 1 and image.format == "JPEG":
-                image.draft("RGB", (image.size[0] // max_reduction, image.size[1] // max_reduction))
-            return full_width, _rgbx_pixels(image.convert("RGB") if image.mode != "RGB" else image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise PoseTrackFormatError(path, "image", f"unreadable frame ({err})") from None
+    with open_image(data, path) as image:
+        full_width = image.size[0]
+        if max_reduction > 1 and image.format == "JPEG":
+            image.draft("RGB", (image.size[0] // max_reduction, image.size[1] // max_reduction))
+        return full_width, _rgbx_pixels(image.convert("RGB") if image.mode != "RGB" else image)
 
 
 def _rgbx_pixels(image: Image.Image) -> npt.NDArray[np.uint8]:
@@ -405,18 +408,17 @@ def _rgbx_pixels(image: Image.Image) -> npt.NDArray[np.uint8]:
 
 
 def _encoded_size(data: bytes, path: str) -> tuple[int, int]:
-    """(width, height) from the file's header."""
+    """(width, height) from the file's header, refused when it claims more pixels than a frame may have."""
     if data[:2] == b"\xff\xd8":
         try:
             height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-            return width, height
         except ValueError:
             pass
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise PoseTrackFormatError(path, "image", f"unreadable frame ({err})") from None
+        else:
+            check_pixels(width, height, path)
+            return width, height
+    with open_image(data, path) as image:
+        return image.size
 
 
 def _coarsest_reduction(zoom: float) -> int:

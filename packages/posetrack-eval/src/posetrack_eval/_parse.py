@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from posetrack_eval._outputs import input_file
 from posetrack_eval.records import EvalInputError
 
 __all__ = [
@@ -44,7 +45,7 @@ def read_json(path: Path) -> Any:
     reject the same files and give the same values.
     """
     try:
-        text = path.read_bytes()
+        text = input_file(path).read_bytes()  # a FIFO or a device is refused, not waited on
     except OSError as err:
         raise EvalInputError(path, "file", f"cannot read ({err.strerror})") from None
     if not text.strip():
@@ -58,8 +59,8 @@ def read_json(path: Path) -> Any:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise EvalInputError(path, "file", f"not valid JSON ({err})") from None
+    except ValueError as err:  # malformed, not UTF-8, or an integer of more than 4300 digits
+        raise EvalInputError(path, "file", f"not valid JSON ({str(err)[:200]})") from None
     except RecursionError:
         raise EvalInputError(path, "file", "JSON nested too deeply") from None
     finally:

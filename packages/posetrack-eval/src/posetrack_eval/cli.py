@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from posetrack_eval._outputs import OutputError, OutputPolicy, atomic_write_text, run_guarded
+from posetrack_eval._outputs import CommandParser, OutputError, OutputPolicy, atomic_write_text, run_guarded
 
 __all__ = ["main"]
 
@@ -22,7 +22,7 @@ _PROG = "posetrack-eval"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=_PROG,
         description="PoseTrack mAP, MOTA and keypoint HOTA exactly as poseval and PoseTrack21's scorer compute them.",
     )
@@ -44,17 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also AP over subsets of GT persons: a JSON list of GT annotation ids, or name -> list",
     )
-    parser.add_argument("--plot", metavar="PNG", help="save precision-recall curves per joint group (needs [plot])")
+    parser.add_argument("--plot", metavar="PNG", help="save precision-recall curves per joint group (needs [plot]); "
+                        "the suffix picks the format (.png, .pdf, .svg, any that matplotlib writes)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json or --plot file")
     parser.add_argument("--tie-order", choices=("numpy1", "installed"), default="numpy1",
                         help="tied scores rank as numpy 1.x ranks them (default) or as this numpy")  # fmt: skip
     return parser
-
-
-def _fail(message: str) -> int:
-    print(f"{_PROG}: error: {message}", file=sys.stderr)
-    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,15 +67,11 @@ def _run(args: argparse.Namespace) -> int:
     from posetrack_eval.scorer import evaluate
 
     if args.plot:
-        # fail before the (long) evaluation when the optional extra is missing
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            return _fail("--plot needs matplotlib: pip install 'posetrack-eval[plot]'")
+        _check_plot_format(args.plot)  # before the (long) evaluation
     policy = OutputPolicy.for_inputs((args.predictions, args.gt, args.subset), overwrite=args.overwrite)
     for option, target in (("--json", args.json), ("--plot", args.plot)):
         if target and not Path(target).resolve().parent.is_dir():
-            return _fail(f"{option} {target}: folder does not exist")
+            raise OutputError(f"{option} {target}: folder does not exist")
         if target:
             policy.target(target)
     if args.json and args.plot and Path(args.json).resolve() == Path(args.plot).resolve():
@@ -99,6 +91,18 @@ def _run(args: argparse.Namespace) -> int:
 
         save_pr_curves(result, args.plot)
     return 0
+
+
+def _check_plot_format(path: str) -> None:
+    """Refuse a --plot the writer cannot make: matplotlib missing, or a suffix it has no format for."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise OutputError("--plot needs matplotlib: pip install 'posetrack-eval[plot]'") from None
+    suffix = Path(path).suffix.lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        raise OutputError(f"--plot {path}: matplotlib writes no .{suffix} files (it writes .{', .'.join(formats)})")
 
 
 if __name__ == "__main__":

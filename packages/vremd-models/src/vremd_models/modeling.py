@@ -34,10 +34,10 @@ from vremd_models.weights import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     CheckpointMismatchError,
-    compare_keys,
     read_safetensors,
     read_vremd_config,
     resolve_file,
+    skeleton_report,
 )
 
 __all__ = ["VREMD", "heatmap_loss"]
@@ -448,13 +448,13 @@ class VREMD(
         elif not isinstance(config, VREMDConfig):
             raise TypeError(f"config must be a VREMDConfig or a dict of its fields, got {type(config).__name__}")
         weights_path = fetch(WEIGHTS_FILE)
-        state_dict = read_safetensors(weights_path, device=map_location)
-        model = cls(config)
-        report = compare_keys(model.state_dict(), state_dict)
+        report = skeleton_report(cls, config, weights_path)  # before anything is allocated
         if not report.ok:
             if strict:
                 raise CheckpointMismatchError(report)
             logger.warning("loading %s non-strictly: %s", weights_path, report.summary())
+        state_dict = read_safetensors(weights_path, device=map_location)
+        model = cls(config)
         model.load_state_dict(state_dict, strict=strict)
         model.to(map_location)
         return model.eval()

@@ -12,9 +12,12 @@ runs without a network.
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
+from posetrack_data.errors import PoseTrackFormatError
+from posetrack_data.outputs import CommandParser, run_guarded
 from vremd_models.predict.cli import load_model, quiet_ffmpeg, resolve_dtype
 from vremd_models.predict.detector import DEFAULT_DETECTOR, DEFAULT_THRESHOLD
 from vremd_models.predict.errors import PredictInputError
@@ -32,7 +35,7 @@ _OFFLINE_ENVIRONMENT = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The `vremd-demo` argument parser."""
-    parser = argparse.ArgumentParser(prog="vremd-demo", description="A local web page showing what VREMD sees.")
+    parser = CommandParser(prog="vremd-demo", description="A local web page showing what VREMD sees.")
     parser.add_argument("--model", required=True, help="hub id or local folder saved with save_pretrained")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
@@ -55,32 +58,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `vremd-demo`: serves until interrupted; 1 for unusable arguments or model."""
+    """Entry point of `vremd-demo`: serves until interrupted; 2 (one line) for unusable arguments, port or model."""
     args = build_parser().parse_args(argv)
     quiet_ffmpeg()
     for name, value in _OFFLINE_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if not 1 <= args.port <= 65535:
-            raise PredictInputError(f"--port {args.port}: expected 1 to 65535")
-        if args.max_frames < 1:
-            raise PredictInputError(f"--max-frames {args.max_frames}: expected at least 1")
-        if not 0.0 <= args.detector_threshold <= 1.0:
-            raise PredictInputError(f"--detector-threshold {args.detector_threshold}: expected 0 to 1")
-        if args.detect_every < 1:
-            raise PredictInputError(f"--detect-every {args.detect_every}: expected at least 1")
-        from vremd_models.predict.predictor import PosePredictor
+    return run_guarded("vremd-demo", lambda: _serve(args), (PredictInputError, PoseTrackFormatError))
 
-        predictor = PosePredictor(
-            load_model(args.model, args.device),
-            device=args.device,
-            dtype=resolve_dtype(args.dtype, args.device),
-            flip_test=args.flip_test,
-        )
-    except PredictInputError as error:
-        print(f"vremd-demo: error: {error}", file=sys.stderr)
-        return 1
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port this machine cannot serve on (taken, or not ours to bind) before the model loads."""
+    if not 1 <= port <= 65535:
+        raise PredictInputError(f"--port {port}: expected 1 to 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+            probe.bind(address)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise PredictInputError(f"--host {host} --port {port}: cannot serve there ({reason})") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.max_frames < 1:
+        raise PredictInputError(f"--max-frames {args.max_frames}: expected at least 1")
+    if not 0.0 <= args.detector_threshold <= 1.0:
+        raise PredictInputError(f"--detector-threshold {args.detector_threshold}: expected 0 to 1")
+    if args.detect_every < 1:
+        raise PredictInputError(f"--detect-every {args.detect_every}: expected at least 1")
+    _check_port(args.host, args.port)
+    from vremd_models.predict.predictor import PosePredictor
+
+    predictor = PosePredictor(
+        load_model(args.model, args.device),
+        device=args.device,
+        dtype=resolve_dtype(args.dtype, args.device),
+        flip_test=args.flip_test,
+        name=f"--model {args.model}",
+    )
 
     from vremd_models.demo.clip import UploadLimits
     from vremd_models.demo.page import DemoPage

@@ -6,6 +6,7 @@ uploaded folder of frames. Uploads are checked against `UploadLimits` before the
 problem is a `PredictInputError` whose message names the uploaded file, shown on the page as one line.
 """
 
+import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from vremd_models.predict.detections import (
     ground_truth_boxes,
     load_annotations,
     load_detections,
+    parse_box,
 )
 from vremd_models.predict.detector import PersonDetector
 from vremd_models.predict.errors import PredictInputError
@@ -132,6 +134,9 @@ def open_uploaded_frames(
     images = sorted((Path(p) for p in paths if Path(p).suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
     if not images:
         raise PredictInputError("the uploaded folder holds no image files (.jpg, .jpeg, .png, .bmp)")
+    repeated = next((a.name for a, b in itertools.pairwise(images) if a.name == b.name), None)
+    if repeated is not None:  # one would silently stand for both
+        raise PredictInputError(f"the upload holds two frames named {repeated}; frames need distinct names")
     if len(images) > limits.max_frames:
         raise PredictInputError(
             f"the uploaded folder holds {len(images)} frames; the demo takes at most {limits.max_frames}"
@@ -164,23 +169,13 @@ def _named_after(path: Path) -> Iterator[None]:
 def _check_size(sequence: FrameSequence, path: Path, limits: UploadLimits) -> None:
     if len(sequence) > limits.max_frames:
         raise PredictInputError(f"{path}: {len(sequence)} frames; the demo takes at most {limits.max_frames}")
-    height, width = sequence.read(0).shape[:2]
-    if min(height, width) < limits.min_side or max(height, width) > limits.max_side:
-        raise PredictInputError(
-            f"{path}: frames are {width}x{height} pixels; the demo takes {limits.min_side} to "
-            f"{limits.max_side} pixels a side"
-        )
-
-
-def parse_box(text: str) -> tuple[float, float, float, float]:
-    """A box typed (or drawn) as `x,y,w,h` in image pixels."""
-    try:
-        x, y, w, h = (float(v) for v in text.replace(" ", "").split(","))
-    except ValueError:
-        raise PredictInputError(f"box {text!r}: expected four numbers x,y,w,h (or click two corners)") from None
-    if w <= 0 or h <= 0:
-        raise PredictInputError(f"box {text!r}: width and height must be positive")
-    return x, y, w, h
+    for index in range(len(sequence)):
+        height, width = sequence.frame_size(index)
+        if min(height, width) < limits.min_side or max(height, width) > limits.max_side:
+            raise PredictInputError(
+                f"{path}: frame {index} is {width}x{height} pixels; the demo takes {limits.min_side} to "
+                f"{limits.max_side} pixels a side"
+            )
 
 
 def clip_boxes(

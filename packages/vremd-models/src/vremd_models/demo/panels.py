@@ -105,10 +105,10 @@ def render_panels(explanation: Explanation, heads: HeadHeatmaps, joint: int, *, 
             ]
     if e.sampling_locations is not None:
         token, column, row = joint_token(e, joint)
-        query = token_to_pixel(np.array([column, row], dtype=np.float32)) * scale
+        query = token_to_pixel(np.array([column, row], dtype=np.float32), e.patch_size) * scale
         streams = [("forward", T - 1), ("backward", 0)] if len(e.sampling_locations) == 2 else [("joint", key)]
         for s, (stream, frame) in enumerate(streams):
-            points = token_to_pixel(e.sampling_locations[s, token].reshape(-1, 2)) * scale
+            points = token_to_pixel(e.sampling_locations[s, token].reshape(-1, 2), e.patch_size) * scale
             image = _draw_points(crops[frame], points, query, _STREAM_COLORS[s % 2])
             panels.append(Panel(image, f"DCA {stream} sampling of the {joint_name} token (on {names[frame]})"))
     maps = [("H", e.heatmaps), ("H_m", heads.motion), ("H_k", heads.keypoint)]

@@ -28,13 +28,24 @@ class BoxRecord:
     Args:
         folder: The prediction folder (`--out`).
         fingerprint: The run's fingerprint (model, box source and options).
+        inputs: Per sequence, the digest of its frames (see `PredictionWriter`).
         policy: The run's output policy.
         overwrite: Replace a boxes file of another run or tool.
     """
 
-    def __init__(self, folder: Path, *, fingerprint: str, policy: OutputPolicy, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        fingerprint: str,
+        inputs: dict[str, str] | None = None,
+        policy: OutputPolicy,
+        overwrite: bool = False,
+    ) -> None:
         self.path = Path(folder) / DETECTIONS_FILE
-        self._writer = PredictionWriter(self.path, overwrite=overwrite, fingerprint=fingerprint, policy=policy)
+        self._writer = PredictionWriter(
+            self.path, overwrite=overwrite, fingerprint=fingerprint, inputs=inputs, policy=policy
+        )
 
     def check_names(self, sequences: list[FrameSequence]) -> None:
         """Refuse a sequence whose predictions would be written to the boxes file."""

@@ -12,7 +12,8 @@ see `detector` and `online`), or `--whole-image` takes each whole frame; the box
 Everything the run needs (frames, boxes, model, output paths) is checked before anything is written; no
 output replaces an input or a file vremd-predict did not write (without --overwrite). Each sequence's
 predictions (and render) appear atomically, and a rerun with the same model and options skips the
-sequences its manifest shows written and unchanged; any other file at an output path is reported.
+sequences its manifest shows written from the same frames, with every render asked for, all unchanged; any
+other file at an output path is reported.
 """
 
 import argparse
@@ -27,8 +28,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from posetrack_data.errors import PoseTrackFormatError
-from posetrack_data.outputs import OutputPolicy, file_sha256, run_guarded
-from posetrack_data.predictions import PersonPose, PredictionWriter, sequence_document
+from posetrack_data.outputs import CommandParser, OutputPolicy, file_sha256, run_guarded
+from posetrack_data.predictions import MAX_TRACK_ID, PersonPose, PredictionWriter, sequence_document
 from vremd_models.decoding import REFINE_CHOICES
 from vremd_models.predict.box_record import BoxRecord
 from vremd_models.predict.detections import (
@@ -48,11 +49,33 @@ from vremd_models.predict.tracking import track_poses
 __all__ = ["build_parser", "load_model", "main", "quiet_ffmpeg", "resolve_dtype", "run", "run_command", "track_poses"]
 
 DTYPES = ("float32", "float16", "bfloat16")
+# The video formats `render.write_video` encodes (OpenCV reads more than it writes).
+RENDER_VIDEO_SUFFIXES = (".mp4", ".avi")
+_MAX_FPS = 1000.0
+
+
+def _fps(text: str) -> float:
+    try:
+        fps = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < fps <= _MAX_FPS:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected a frame rate above 0 and at most {_MAX_FPS:g}, got {text!r}")
+    return fps
+
+
+def _render_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() in VIDEO_SUFFIXES and path.suffix.lower() not in RENDER_VIDEO_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text}: rendered videos are {' or '.join(RENDER_VIDEO_SUFFIXES)} (any other name is a folder of images)"
+        )
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `vremd-predict` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="vremd-predict",
         description="Top-down VREMD inference with flip test; writes PoseTrack18-format predictions.",
     )
@@ -88,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="skip the flipped pass")
     parser.add_argument("--refine", choices=REFINE_CHOICES, default="dark", help="sub-pixel decoding")
     parser.add_argument("--tracking", choices=("oks", "iou", "none"), default="oks", help="track-id assignment")
-    parser.add_argument("--render", type=Path, help="also draw the poses: a .mp4/.avi (one sequence) or a folder")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate of rendered videos (default 25)")
+    parser.add_argument(
+        "--render", type=_render_path, help="also draw the poses: a .mp4/.avi (one sequence) or a folder"
+    )
+    parser.add_argument("--fps", type=_fps, default=25.0, help="frame rate of rendered videos (default 25)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo written sequences; replace files vremd-predict did not write")  # fmt: skip
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
@@ -135,16 +160,25 @@ def run(args: argparse.Namespace) -> str:
     policy = OutputPolicy.for_inputs(
         (args.input, args.detections, args.annotations, model_dir, detector_dir), overwrite=args.overwrite
     )
-    if args.render is not None:  # every render target is checked before any work
-        for sequence in sequences:
-            _render_targets(policy, sequence, args.render, video=render_video)
     fingerprint = _fingerprint(args, detector_dir)
-    writer = PredictionWriter(args.out, overwrite=args.overwrite, fingerprint=fingerprint, policy=policy)
+    inputs = {sequence.name: _frames_digest(sequence) for sequence in sequences}
+    renders = {}
+    if args.render is not None:
+        renders = {s.name: _render_paths(s, args.render, video=render_video) for s in sequences}
+    writer = PredictionWriter(
+        args.out, overwrite=args.overwrite, fingerprint=fingerprint, inputs=inputs, artifacts=renders, policy=policy
+    )
+    for name, paths in renders.items():  # every render target is checked before any work
+        for path in paths:
+            if render_video:
+                policy.target(path, ours=writer.artifact_is_ours)
+            else:  # names from the input stay inside the render folder
+                policy.inside(args.render, name, path.name, ours=writer.artifact_is_ours)
     names = [s.name for s in sequences]
     pending_names, redone = writer.pending(names)
     record = None
     if not writer.merged and (args.whole_image or detector_dir is not None):
-        record = BoxRecord(args.out, fingerprint=fingerprint, policy=policy, overwrite=args.overwrite)
+        record = BoxRecord(args.out, fingerprint=fingerprint, inputs=inputs, policy=policy, overwrite=args.overwrite)
         record.check_names(sequences)
         pending_names = [*pending_names, *record.pending(names)]
     pending = [s for s in sequences if s.name in set(pending_names)]
@@ -156,6 +190,7 @@ def run(args: argparse.Namespace) -> str:
     clipped = dropped = 0
     if boxes is not None:
         boxes, clipped, dropped = clip_to_frames(pending, boxes)
+        _check_box_counts(pending, boxes)
 
     from vremd_models.predict.online import detect_and_predict
     from vremd_models.predict.predictor import PosePredictor
@@ -169,6 +204,7 @@ def run(args: argparse.Namespace) -> str:
         flip_test=args.flip_test,
         refine=args.refine,
         decode_device=args.decode_device,
+        name=f"--model {args.model}",
     )
     detector = None if boxes is not None else _load_detector(args, detector_dir)
     num_persons = 0
@@ -186,9 +222,7 @@ def run(args: argparse.Namespace) -> str:
             if args.tracking != "none":
                 poses = track_poses(poses, args.tracking)
             if args.render is not None:
-                _render(
-                    sequence, poses, _render_targets(policy, sequence, args.render, video=render_video), fps=args.fps
-                )
+                _render(sequence, poses, renders[sequence.name], video=render_video, fps=args.fps)
             writer.write(sequence.name, sequence_document(sequence.file_names, sequence.image_ids, poses))
             if record is not None:  # after the predictions: a sequence counts as done once both are written
                 record.write(sequence, used)
@@ -244,9 +278,8 @@ def _fingerprint(args: argparse.Namespace, detector_dir: Path | None) -> str:
             "detector_threshold": _detector_threshold(args),
             "detect_every": args.detect_every or 1,
         }
-    options = {
+    options = {  # the input frames are not here: each sequence's own are recorded (see `_frames_digest`)
         **source,
-        "input": str(Path(args.input).resolve()),
         "annotations": _tree_digest(Path(args.annotations)) if args.annotations is not None else None,
         "min_box_score": None if args.gt_boxes else args.min_box_score,
         "dtype": args.dtype,
@@ -265,11 +298,32 @@ def _tree_digest(path: Path, *patterns: str) -> str:
     return hashlib.sha256("".join(f"{f.name}:{file_sha256(f)};" for f in files).encode()).hexdigest()
 
 
-def _render_targets(policy: OutputPolicy, sequence: FrameSequence, target: Path, *, video: bool) -> list[Path] | Path:
-    """The checked render output of one sequence: the video file, or one image per frame in its folder."""
+def _frames_digest(sequence: FrameSequence) -> str:
+    """SHA-256 over a sequence's frame names, image ids and frame files: what its predictions are made from."""
+    files = sequence.paths if isinstance(sequence, FolderSequence) else (sequence.path,)
+    digest = hashlib.sha256(json.dumps([sequence.file_names, sequence.image_ids]).encode())
+    for path in files:
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def _render_paths(sequence: FrameSequence, target: Path, *, video: bool) -> list[Path]:
+    """The render output of one sequence: the video file, or one image per frame in its folder."""
     if video:
-        return policy.target(target)
-    return [policy.inside(target, sequence.name, f"{Path(name).stem}.jpg") for name in sequence.file_names]
+        return [target]
+    folder = target / sequence.name
+    return [folder / f"{Path(name).stem}.jpg" for name in sequence.file_names]
+
+
+def _check_box_counts(sequences: list[FrameSequence], boxes: dict[str, list[list[PersonBox]]]) -> None:
+    """Refuse a frame with more boxes than track ids exist (poseval's limit), before any inference."""
+    for sequence in sequences:
+        for index, frame_boxes in enumerate(boxes[sequence.name]):
+            if len(frame_boxes) >= MAX_TRACK_ID:
+                raise PredictInputError(
+                    f"{sequence.name}: frame {index} has {len(frame_boxes)} boxes; a frame holds fewer than "
+                    f"{MAX_TRACK_ID} persons (poseval's track-id limit); raise --min-box-score"
+                )
 
 
 def _prepare_inputs(
@@ -323,12 +377,14 @@ def _check_decode_device(device: str, sequences: list[FrameSequence]) -> None:
         )
 
 
-def _render(sequence: FrameSequence, poses: list[list[PersonPose]], target: list[Path] | Path, *, fps: float) -> None:
+def _render(
+    sequence: FrameSequence, poses: list[list[PersonPose]], target: list[Path], *, video: bool, fps: float
+) -> None:
     from vremd_models.predict.render import draw_poses, write_image, write_video
 
     frames = (draw_poses(sequence.read(i), poses[i]) for i in range(len(sequence)))
-    if isinstance(target, Path):
-        write_video(frames, target, fps=fps)
+    if video:
+        write_video(frames, target[0], fps=fps)
         return
     for path, frame in zip(target, frames, strict=True):
         write_image(frame, path)

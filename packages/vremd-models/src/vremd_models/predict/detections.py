@@ -6,6 +6,7 @@ ground truth with `read_video`. A detection finds its frame by `image_id` (the i
 the ground truth's ids after `bind_annotations`) or by image name (`<video>/<frame stem>`).
 """
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ __all__ = [
     "ground_truth_boxes",
     "load_annotations",
     "load_detections",
+    "parse_box",
     "sort_by_score",
     "whole_image_boxes",
 ]
@@ -141,9 +143,9 @@ def clip_to_frames(
     clipped = dropped = 0
     out = dict(boxes)
     for sequence in sequences:
-        height, width = sequence.read(0).shape[:2]
         frames = []
-        for frame_boxes in boxes[sequence.name]:
+        for index, frame_boxes in enumerate(boxes[sequence.name]):
+            height, width = sequence.frame_size(index) if frame_boxes else (0, 0)  # each frame its own size
             kept = []
             for box in frame_boxes:
                 if clip_box(box.bbox, width, height) is None:
@@ -227,6 +229,21 @@ def boxes_on_frame(
     return sort_by_score(boxes)
 
 
+def parse_box(text: str, label: str = "box") -> tuple[float, float, float, float]:
+    """A box typed as ``x,y,w,h`` in image pixels: four finite numbers, width and height positive.
+
+    Raises:
+        PredictInputError: anything else (NaN passes a plain "not <= 0" test), naming `label` and `text`.
+    """
+    try:
+        x, y, w, h = (float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise PredictInputError(f"{label} {text!r}: expected four numbers x,y,w,h") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        raise PredictInputError(f"{label} {text!r}: expected finite numbers, width and height positive")
+    return x, y, w, h
+
+
 def sort_by_score(boxes: list[PersonBox]) -> list[PersonBox]:
     """The boxes of one frame in descending score order, ties kept in their given order.
 
@@ -238,8 +255,8 @@ def sort_by_score(boxes: list[PersonBox]) -> list[PersonBox]:
 
 def whole_image_boxes(sequence: FrameSequence) -> list[list[PersonBox]]:
     """One box covering the whole frame on every frame (score 1): single-person clips without a detector."""
-    height, width = sequence.read(0).shape[:2]
-    return [[PersonBox((0.0, 0.0, float(width), float(height)), 1.0)] for _ in range(len(sequence))]
+    sizes = (sequence.frame_size(index) for index in range(len(sequence)))
+    return [[PersonBox((0.0, 0.0, float(width), float(height)), 1.0)] for height, width in sizes]
 
 
 def _name_key(name: str) -> str:

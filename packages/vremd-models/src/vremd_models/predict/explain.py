@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from posetrack_data.outputs import OutputPolicy, atomic_write_bytes
+from posetrack_data.outputs import CommandParser, OutputPolicy, atomic_write_bytes
 from posetrack_data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vremd_models.predict.cli import run_command
 from vremd_models.predict.detections import (
@@ -27,15 +27,13 @@ from vremd_models.predict.detections import (
     ground_truth_boxes,
     load_annotations,
     load_detections,
+    parse_box,
 )
 from vremd_models.predict.errors import PredictInputError
 from vremd_models.predict.frames import open_frames
 from vremd_models.predict.predictor import crop_person, frame_window
 
 __all__ = ["Explanation", "explain_person", "joint_token", "main", "plot_explanation", "token_to_pixel"]
-
-# ViT patch size of every VREMD preset: token (i, j) covers crop pixels [16 j, 16 j + 16) x [16 i, 16 i + 16).
-_PATCH = 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,9 +49,10 @@ class Explanation:
         heatmaps: Predicted heatmaps (single pass, no flip test).
         keypoints: Decoded joints in crop pixels.
         scores: Heatmap maxima.
+        patch_size: The model's ViT patch size p: token (i, j) covers crop pixels [p j, p j + p) x [p i, p i + p).
 
     Shapes:
-        crops: Float[T, H, W, 3], human_mask / keypoint_mask: Float[T, H/16, W/16],
+        crops: Float[T, H, W, 3], human_mask / keypoint_mask: Float[T, H/p, W/p],
         sampling_locations: Float[S, N, h, P, 2], heatmaps: Float[J, 64, 48], keypoints: Float[J, 2],
         scores: Float[J]
     """
@@ -65,6 +64,7 @@ class Explanation:
     heatmaps: npt.NDArray[np.float32]
     keypoints: npt.NDArray[np.float32]
     scores: npt.NDArray[np.float32]
+    patch_size: int
 
 
 @torch.inference_mode()
@@ -97,7 +97,7 @@ def explain_person(
     heatmaps = output.heatmaps.float()
     coords, scores = decode_heatmaps(heatmaps, refine="none")
     stride = torch.tensor([W / heatmaps.shape[-1], H / heatmaps.shape[-2]], device=coords.device)
-    grid = (H // _PATCH, W // _PATCH)
+    grid = config.grid_size
     crops = np.clip(
         pixel_values.transpose(0, 2, 3, 1) * np.asarray(IMAGENET_STD, np.float32)
         + np.asarray(IMAGENET_MEAN, np.float32),
@@ -112,6 +112,7 @@ def explain_person(
         heatmaps=heatmaps[0].cpu().numpy(),
         keypoints=(coords[0] * stride).cpu().numpy(),
         scores=scores[0].cpu().numpy(),
+        patch_size=config.patch_size,
     )
 
 
@@ -184,18 +185,19 @@ def plot_explanation(explanation: Explanation, *, joint: int | None = None, titl
     return figure
 
 
-def token_to_pixel(points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Token-grid (x, y) to crop pixels: token k covers pixels 16k .. 16k + 15, so its centre is 16k + 7.5."""
-    return points * _PATCH + (_PATCH - 1) / 2
+def token_to_pixel(points: npt.NDArray[np.float32], patch_size: int) -> npt.NDArray[np.float32]:
+    """Token-grid (x, y) to crop pixels: token k covers pixels pk .. pk + p - 1, so its centre is pk + (p - 1) / 2."""
+    return points * patch_size + (patch_size - 1) / 2
 
 
 def joint_token(explanation: Explanation, joint: int) -> tuple[int, int, int]:
     """The query token under a decoded joint: its flat index and its (column, row) on the token grid."""
     H, W = explanation.crops.shape[1:3]
-    grid_w = W // _PATCH
+    patch = explanation.patch_size
+    grid_w = W // patch
     x, y = explanation.keypoints[joint]
-    column = int(np.clip(x // _PATCH, 0, grid_w - 1))
-    row = int(np.clip(y // _PATCH, 0, H // _PATCH - 1))
+    column = int(np.clip(x // patch, 0, grid_w - 1))
+    row = int(np.clip(y // patch, 0, H // patch - 1))
     return row * grid_w + column, column, row
 
 
@@ -209,9 +211,9 @@ def _plot_sampling_points(axis, e: Explanation, joint: int, key: int, name: str)
     streams = ["forward", "backward"] if len(e.sampling_locations) == 2 else ["joint stream"]
     colors = ["cyan", "magenta", "yellow"]
     for s, stream in enumerate(streams):
-        points = token_to_pixel(e.sampling_locations[s, token].reshape(-1, 2))
+        points = token_to_pixel(e.sampling_locations[s, token].reshape(-1, 2), e.patch_size)
         axis.scatter(points[:, 0], points[:, 1], s=10, c=colors[s], alpha=0.8, label=stream)
-    query = token_to_pixel(np.array([column, row], dtype=np.float32))
+    query = token_to_pixel(np.array([column, row], dtype=np.float32), e.patch_size)
     axis.scatter([query[0]], [query[1]], s=60, marker="*", c="red", label="query")
     axis.set_xlim(-0.5, W - 0.5)
     axis.set_ylim(H - 0.5, -0.5)
@@ -221,7 +223,7 @@ def _plot_sampling_points(axis, e: Explanation, joint: int, key: int, name: str)
 
 def build_parser() -> argparse.ArgumentParser:
     """The `vremd-explain` argument parser."""
-    parser = argparse.ArgumentParser(prog="vremd-explain", description="Figure of VREMD's masks and DCA sampling.")
+    parser = CommandParser(prog="vremd-explain", description="Figure of VREMD's masks and DCA sampling.")
     parser.add_argument("input", type=Path, help="video file, sequence folder, or folder of sequences")
     parser.add_argument("--model", required=True, help="hub id or local folder saved with save_pretrained")
     parser.add_argument("--out", required=True, type=Path, help="figure file (.png, .jpg, .pdf, .svg)")
@@ -246,23 +248,13 @@ def _parse_joint(value: str | None) -> int | None:
 
     if value is None:
         return None
-    if value.isdigit() and int(value) < len(SLOT17_NAMES):
+    if value.isascii() and value.isdigit() and int(value) < len(SLOT17_NAMES):  # "²".isdigit() holds too
         return int(value)
     if value in SLOT17_NAMES:
         return SLOT17_NAMES.index(value)
     raise PredictInputError(
         f"--joint {value}: expected an index below {len(SLOT17_NAMES)} or one of {list(SLOT17_NAMES)}"
     )
-
-
-def _parse_box(value: str) -> tuple[float, float, float, float]:
-    try:
-        x, y, w, h = (float(v) for v in value.split(","))
-    except ValueError:
-        raise PredictInputError(f"--box {value}: expected four numbers x,y,w,h") from None
-    if w <= 0 or h <= 0:
-        raise PredictInputError(f"--box {value}: width and height must be positive")
-    return x, y, w, h
 
 
 def run(args: argparse.Namespace) -> str:
@@ -293,7 +285,7 @@ def run(args: argparse.Namespace) -> str:
         annotations = load_annotations(args.annotations)
         bind_annotations(sequences, annotations)
     if args.box is not None:
-        boxes = [_parse_box(args.box)]
+        boxes = [parse_box(args.box, "--box")]
     elif args.detections is not None or args.gt_boxes:
         records = ground_truth_boxes(annotations) if args.gt_boxes else load_detections(args.detections)
         source = args.annotations if args.gt_boxes else args.detections

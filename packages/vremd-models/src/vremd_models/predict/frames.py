@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from posetrack_data.images import open_image
 from vremd_models.predict.errors import PredictInputError
 
 __all__ = [
@@ -39,6 +40,11 @@ _POSETRACK_VIDEO = re.compile(r"^(\d{6})_(mpiinew|mpii|bonn)(?:_|$)")
 _FALLBACK_ID_STRIDE = 10**7
 # A sliding window of decoded frames: inference reads t-1, t, t+1 for each key frame t in order.
 _CACHE_SIZE = 4
+# A video's frames are counted by decoding them (its header may claim any count); more than this is refused.
+MAX_VIDEO_FRAMES = 1_000_000
+# EXIF orientations that turn a frame by 90 degrees: OpenCV's decoder applies them, so its size is swapped.
+_TURNED = frozenset({5, 6, 7, 8})
+_EXIF_ORIENTATION = 0x0112
 
 
 def posetrack_image_id(video: str, frame_index: int) -> int | None:
@@ -100,6 +106,10 @@ class FrameSequence(ABC):
         """Drop the decoded frames (and, for videos, the decoder); a later `read` starts afresh."""
         self._cache.clear()
 
+    def frame_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of frame `index` as `read` returns it; frames of one sequence may differ."""
+        return self.read(index).shape[:2]
+
     @abstractmethod
     def _decode(self, index: int) -> npt.NDArray[np.uint8]:
         """Decode frame `index` as RGB."""
@@ -118,6 +128,13 @@ class FolderSequence(FrameSequence):
     def __init__(self, name: str, paths: tuple[Path, ...], *, file_names: tuple[str, ...], image_ids: tuple[int, ...]):
         super().__init__(name, file_names=file_names, image_ids=image_ids)
         self.paths = paths
+
+    def frame_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of frame `index` from its file's header, without decoding it."""
+        with open_image(self.paths[index], self.paths[index]) as image:
+            width, height = image.size
+            turned = image.format == "JPEG" and image.getexif().get(_EXIF_ORIENTATION, 1) in _TURNED
+        return (width, height) if turned else (height, width)
 
     def _decode(self, index: int) -> npt.NDArray[np.uint8]:
         path = self.paths[index]
@@ -146,6 +163,10 @@ class VideoSequence(FrameSequence):
             raise PredictInputError(f"{self.path}: frame {index} of {len(self)} could not be decoded")
         self._next_index = index + 1
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def frame_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of every frame: a video's frames share one size."""
+        return super().frame_size(0)
 
     def close(self) -> None:
         super().close()
@@ -196,12 +217,17 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _frame_number(path: Path) -> int:
-    return int(path.stem) if path.stem.isdigit() else -1
+    return int(path.stem) if _numbered(path) else -1
+
+
+def _numbered(path: Path) -> bool:
+    """ASCII digits only: ``isdigit`` also holds for "²", which ``int`` refuses."""
+    return path.stem.isascii() and path.stem.isdigit()
 
 
 def _open_folder(folder: Path, position: int) -> FolderSequence:
     paths = _image_files(folder)
-    if all(p.stem.isdigit() for p in paths):
+    if all(_numbered(p) for p in paths):
         paths.sort(key=_frame_number)
         numbers = [_frame_number(p) for p in paths]
         expected = range(numbers[0], numbers[0] + len(numbers))
@@ -229,14 +255,18 @@ def _open_folder(folder: Path, position: int) -> FolderSequence:
 
 
 def _open_video(path: Path) -> VideoSequence:
+    """The video's frames, counted by decoding them: a 10 kB file's header may claim 2^31 frames."""
     capture = cv2.VideoCapture(str(path))
+    num_frames = 0
     try:
-        num_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-        ok = capture.grab() if num_frames > 0 else False
+        while capture.isOpened() and num_frames <= MAX_VIDEO_FRAMES and capture.grab():
+            num_frames += 1
     finally:
         capture.release()
-    if not ok:
+    if num_frames == 0:
         raise PredictInputError(f"{path}: unreadable video (OpenCV decodes no frames from it)")
+    if num_frames > MAX_VIDEO_FRAMES:
+        raise PredictInputError(f"{path}: more than {MAX_VIDEO_FRAMES} frames; split the video")
     numbers = list(range(num_frames))
     return VideoSequence(
         path,

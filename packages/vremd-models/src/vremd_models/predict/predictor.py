@@ -119,6 +119,7 @@ class PosePredictor:
         decode_device: None: frames are decoded by OpenCV and cropped with `cv2.warpAffine` on the CPU. A torch
             device (`"cuda"`): each batch's JPEG frames are decoded there (nvJPEG) and cropped with
             `grid_sample` (`posetrack_data.torch_decode`); needs `FolderSequence` frames.
+        name: The model's name in messages (its hub id or folder).
     """
 
     def __init__(
@@ -131,7 +132,9 @@ class PosePredictor:
         flip_test: bool = True,
         refine: Refine = "dark",
         decode_device: str | None = None,
+        name: str = "the model",
     ) -> None:
+        self.name = name
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.decode_device = None
@@ -205,6 +208,9 @@ class PosePredictor:
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], torch.Tensor]:
         """Joint positions in image pixels, heatmap maxima and the heatmaps of a batch of crops.
 
+        Raises:
+            PredictInputError: the model's output is not finite (names the model).
+
         Shapes:
             pixel_values: Float[B, T, 3, H, W], image_from_crop: Float[B, 2, 3]
             -> keypoints: Float[B, J, 2], scores: Float[B, J], heatmaps: Float[B, J, 64, 48]
@@ -214,6 +220,8 @@ class PosePredictor:
 
         inputs = torch.as_tensor(pixel_values).to(device=self.device, dtype=self.dtype)
         heatmaps = predict_heatmaps(self.model, inputs, flip_test=self.flip_test).float()
+        if not torch.isfinite(heatmaps).all():  # e.g. NaN weights: nothing is written from such output
+            raise PredictInputError(f"{self.name}: the model's heatmaps hold NaN or infinite values")
         coords, scores = decode_heatmaps(heatmaps, refine=self.refine)
         keypoints = heatmap_to_image(
             coords,

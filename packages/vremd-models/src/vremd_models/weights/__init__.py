@@ -5,6 +5,7 @@
   the one JSON / ``config.json`` reader.
 - :mod:`.hub`: a local file or folder, or a hub id through the HF cache; pickle-only model folders refused.
 - :mod:`.report`: the one strict key and shape report (``KeyReport``, ``CheckpointMismatchError``).
+- :mod:`.budget`: a model compared with a weights file's header on the ``meta`` device, before it is allocated.
 - :mod:`.pos_embed`: the one position-embedding resize.
 - :mod:`.layouts`: ViTPose's mmpose, mmpose 1.x and transformers key layouts renamed to VREMD's.
 - :mod:`.vitpose_source`: ViTPose files, folders, shards and hub ids, and the backbone they describe.
@@ -13,6 +14,7 @@
   this package's readers.
 """
 
+from vremd_models.weights.budget import skeleton_report
 from vremd_models.weights.hub import hub_id_of, resolve_file, resolve_source
 from vremd_models.weights.initialise import InitialisationError, init_backbone, init_head, load_vitpose_into
 from vremd_models.weights.layouts import ConvertedCheckpoint, Layout, convert_vitpose_state_dict, detect_layout
@@ -26,7 +28,7 @@ from vremd_models.weights.names import (
     WEIGHTS_FILE,
 )
 from vremd_models.weights.pos_embed import resize_pos_embed
-from vremd_models.weights.reading import read_json_object, read_safetensors, read_vremd_config
+from vremd_models.weights.reading import read_json_object, read_safetensors, read_vremd_config, safetensors_skeleton
 from vremd_models.weights.report import CheckpointMismatchError, KeyReport, compare_keys
 from vremd_models.weights.vitpose_source import (
     BackboneShape,
@@ -68,5 +70,7 @@ __all__ = [
     "resize_pos_embed",
     "resolve_file",
     "resolve_source",
+    "safetensors_skeleton",
+    "skeleton_report",
     "vremd_config_for",
 ]

@@ -22,6 +22,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
+from vremd_models._outputs import input_file
 from vremd_models.weights.names import PICKLE_SUFFIXES, WEIGHTS_FILE
 
 __all__ = ["hub_id_of", "resolve_file", "resolve_source"]
@@ -70,14 +71,14 @@ def resolve_file(source: str | os.PathLike, filename: str, **download_kwargs: An
     Raises:
         FileNotFoundError: as :func:`resolve_source`; ``source`` is a file; the folder or repo lacks ``filename``
             (for the weights, naming any pickle files found beside: they are never read).
-        OSError: the hub answered with an error.
+        OSError: the hub answered with an error; ``filename`` is not a regular file (a FIFO would block its reader).
     """
     folder = resolve_source(source, allow_patterns=[filename], **download_kwargs)
     if not folder.is_dir():
         raise FileNotFoundError(f"{source}: a file, not a model folder or hub id")
     path = folder / filename
-    if path.is_file():
-        return path
+    if os.path.lexists(path):
+        return input_file(path)
     if filename == WEIGHTS_FILE:
         pickles = sorted(p.name for p in folder.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
         found = f" (found pickle file(s) {pickles})" if pickles else ""

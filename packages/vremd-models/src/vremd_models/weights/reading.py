@@ -1,8 +1,9 @@
 """The one reader of each weight-folder file: safetensors tensors, JSON objects, and a VREMD ``config.json``.
 
 A truncated, hostile or foreign file becomes one `ValueError` naming the file and what is wrong, before anything
-is allocated for its tensors: the safetensors header length, and every tensor's dtype, shape and byte range, are
-checked against the file's size; JSON that is too large, not UTF-8, nested too deeply or not an object is refused.
+is allocated for its tensors: only a regular file is opened (a FIFO would block the reader); the safetensors
+header length, and every tensor's dtype, shape and byte range, are checked against the file's size; JSON that
+is too large, not UTF-8, nested too deeply or not an object is refused.
 """
 
 import json
@@ -14,9 +15,10 @@ from typing import Any, Final
 import torch
 from safetensors import SafetensorError, safe_open
 
+from vremd_models._outputs import input_file
 from vremd_models.config import VREMDConfig
 
-__all__ = ["read_json_object", "read_safetensors", "read_vremd_config"]
+__all__ = ["read_json_object", "read_safetensors", "read_vremd_config", "safetensors_skeleton"]
 
 # safetensors' own limit on the header (100 MB); real headers are a few hundred kB at most
 _MAX_HEADER: Final = 100_000_000
@@ -53,6 +55,21 @@ def read_safetensors(
         raise ValueError(f"{path}: not a readable safetensors file ({' '.join(str(err).split())})") from None
 
 
+def safetensors_skeleton(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file as ``meta`` tensors of their shapes, from the checked header alone.
+
+    Nothing is read past the header and nothing is allocated: for comparing a model with a file (dtypes are not
+    carried over).
+
+    Raises:
+        ValueError: as :func:`read_safetensors`.
+    """
+    header = _checked_header(Path(path))
+    return {
+        name: torch.empty(entry["shape"], device="meta") for name, entry in header.items() if name != "__metadata__"
+    }
+
+
 def read_json_object(path: str | Path) -> dict[str, Any]:
     """Parse a JSON file that must hold one object.
 
@@ -62,7 +79,7 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        size = input_file(path).stat().st_size
         if size > _MAX_JSON:
             raise ValueError(f"{path}: {size} bytes is too large for a JSON file here (at most {_MAX_JSON})")
         content = json.loads(path.read_bytes())
@@ -99,7 +116,7 @@ def read_vremd_config(path: str | Path) -> VREMDConfig:
 def _checked_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file, every entry checked against the file's size."""
     try:
-        size = path.stat().st_size
+        size = input_file(path).stat().st_size
         with path.open("rb") as handle:
             length_bytes = handle.read(8)
             if len(length_bytes) < 8:

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import torch
 
+from vremd_models._outputs import input_file
 from vremd_models.backbone import VITPOSE_VARIANTS
 from vremd_models.config import VREMDConfig
 from vremd_models.weights.hub import resolve_source
@@ -120,11 +121,14 @@ def load_vitpose_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Raises:
         FileNotFoundError: no such file.
+        OSError: not a regular file (a folder, a FIFO).
         ValueError: the file is not a weights-only checkpoint or holds no tensors.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        input_file(path)  # a FIFO or a folder is refused here, before torch.load would wait on it
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such checkpoint file") from None
     try:
         # The one pickle read of the project: restricted to tensors and containers (no code execution).
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # noqa: TID251 -- foreign .pth checkpoints
@@ -201,7 +205,7 @@ def backbone_shape(source: VitPoseSource, *, num_heads: int | None = None) -> Ba
             f"{source.weights}: backbone_num_heads: width {dim} with {depth} blocks is none of the ViTPose S/B/L/H "
             "shapes and there is no config.json, so the head count is unknown; pass it (CLI: --num-heads)"
         )
-    if dim % heads:
+    if heads < 1 or dim % heads:  # a hostile config.json or num_heads may say 0
         raise ValueError(f"{source.weights}: backbone_num_heads: {heads} heads do not divide the width {dim}")
     return BackboneShape(
         layout=layout,
