@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import logging
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DataLoaderConfiguration, parse_flag_from_env, set_seed
+from accelerate.utils import parse_flag_from_env, set_seed
 from tqdm.auto import tqdm
 
 from posetrack_data import PoseTrackFormatError
@@ -42,20 +41,10 @@ from training.card import save_model
 from training.checkpoints import TrainState, claim_run_dir, load_checkpoint, load_run_config, save_checkpoint
 from training.config import Config, ConfigError, config_to_dict, flat_config, run_key
 from training.data import build_datasets, build_eval_examples, build_loaders, eval_loader, prepare_data_root
-from training.evaluation import (
-    Results,
-    Scorer,
-    Validation,
-    conditions_file,
-    gt_folder,
-    mean_pose_baseline,
-    predict_keypoints,
-    summary_table,
-    write_results,
-)
+from training.evaluation import Results, Scored, Validation, mean_pose_baseline, summary_table, write_results
 from training.model import build_model, build_optimizer, build_scheduler
 from training.pretrain import clear_partial, commit_stage1, needs_stage1, stage1_of, stage2_config
-from training.trackers import build_trackers
+from training.trackers import build_accelerator
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,14 +101,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------- one run
 
 
-@dataclasses.dataclass(frozen=True)
-class Scored:
-    """A split the run scores: its loader and its scorer."""
-
-    loader: Any
-    scorer: Scorer
-
-
 @dataclasses.dataclass(kw_only=True)
 class Run:
     """Everything the loop touches, built once by ``build_run``."""
@@ -153,7 +134,7 @@ def train_run(cfg: Config, checkpoint: Path | None = None) -> None:
     train(run, state)
     test = None
     if run.test is not None:
-        test = score(run, run.test, "predictions_test", f"test split '{cfg.data.test_split}'", state)
+        test = evaluate(run, run.test, "predictions_test", f"test split '{cfg.data.test_split}'", state)
     if accelerator.is_main_process:
         out = save_model(accelerator.unwrap_model(run.model), cfg, state)
         results = Results(run_key=run_key(cfg), steps=state.step, final=state.history[-1], test=test,
@@ -167,21 +148,7 @@ def train_run(cfg: Config, checkpoint: Path | None = None) -> None:
 def build_run(cfg: Config) -> Run:
     """Accelerator, run directory, data, model, optimizer, schedule and scorer of one run."""
     run_dir = Path(cfg.run.output_dir)
-    accelerator = Accelerator(
-        mixed_precision=cfg.run.mixed_precision,
-        gradient_accumulation_steps=cfg.run.gradient_accumulation_steps,
-        log_with=build_trackers(cfg.logging, run_dir),
-        project_dir=str(run_dir),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.run.seed),
-    )
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != accelerator.num_processes:
-        # torchrun started several processes, but accelerate found no device to join them on: each would train
-        # alone on all the data. On CPU the processes join over gloo with ACCELERATE_USE_CPU=1.
-        raise ConfigError(
-            f"{launched} processes were launched but accelerate joined {accelerator.num_processes}; on CPU use "
-            "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N train.py"
-        )
+    accelerator = build_accelerator(cfg)
     accelerator.wait_for_everyone()  # every process has picked the same run_dir before it is created
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +175,7 @@ def build_run(cfg: Config) -> Run:
     scheduler = build_scheduler(optimizer, cfg.schedule, steps_per_epoch)
     test = None
     if test_set is not None:
-        test = _scored(cfg, root, cfg.data.test_split, accelerator.prepare(eval_loader(cfg, test_set)), test_set)
+        test = Scored.of(cfg, root, cfg.data.test_split, accelerator.prepare(eval_loader(cfg, test_set)), test_set)
     return Run(
         cfg=cfg,
         accelerator=accelerator,
@@ -217,17 +184,10 @@ def build_run(cfg: Config) -> Run:
         optimizer=optimizer,
         scheduler=scheduler,
         train_loader=train_loader,
-        val=_scored(cfg, root, cfg.data.val_split, val_loader, val_set),
+        val=Scored.of(cfg, root, cfg.data.val_split, val_loader, val_set),
         test=test,
         train_rows=train_set.rows.select_columns(["keypoints", "bbox"]).to_dict(),
     )
-
-
-def _scored(cfg: Config, root: Path, split: str, loader: Any, examples: Any) -> Scored:
-    rows = examples.rows.select_columns(["video", "image_id", "file_name", "box_score", "bbox"]).to_dict()
-    subsets = conditions_file(cfg, root, split)
-    scorer = Scorer(rows, gt_folder(cfg, root, split), cfg.eval.protocol, subsets, cfg.eval.tracking)
-    return Scored(loader, scorer)
 
 
 def run_baselines(run: Run, state: TrainState) -> None:
@@ -248,7 +208,7 @@ def run_baselines(run: Run, state: TrainState) -> None:
 def validate(run: Run, state: TrainState, name: str) -> None:
     """Score the validation split (``score``), print and log it, and add it to the history."""
     state.evaluated_step = state.step
-    scored = score(run, run.val, "predictions", name, state)
+    scored = evaluate(run, run.val, "predictions", name, state)
     if scored is not None:
         run.accelerator.log(
             {f"val/{k}": v for k, v in (scored.ap | scored.tracking).items()}
@@ -260,24 +220,10 @@ def validate(run: Run, state: TrainState, name: str) -> None:
         state.history.append(scored)
 
 
-def score(run: Run, split: Scored, folder: str, name: str, state: TrainState) -> Validation | None:
-    """Predict every row of ``split``, score H (per condition too) and each head alone, and print them.
-
-    The poseval files go under ``<run_dir>/<folder>``. Returns the ``Validation`` on the main process, ``None``
-    on the others.
-    """
-    accelerator = run.accelerator
-    model = accelerator.unwrap_model(run.model)
-    index, heads = predict_keypoints(model, split.loader, accelerator, run.cfg.eval, desc=f"eval {name}")
-    scored = None
-    if accelerator.is_main_process:
-        results = split.scorer.score_heads(run.run_dir / folder, index, heads)
-        scored = Validation.of(name, state.step, state.epoch, len(index), results)
-        table = format_table(results["H"])
-        accelerator.print(f"\n{name} (step {state.step}): {table}\n{scored.summary()}")
-    accelerator.wait_for_everyone()
-    model.train()
-    return scored
+def evaluate(run: Run, split: Scored, folder: str, name: str, state: TrainState) -> Validation | None:
+    """``split`` scored by the model as it is now, its files under ``<run_dir>/<folder>`` (``Scored.evaluate``)."""
+    model = run.accelerator.unwrap_model(run.model)
+    return split.evaluate(model, run.accelerator, run.cfg.eval, run.run_dir / folder, name, state.step, state.epoch)
 
 
 def train(run: Run, state: TrainState) -> None:

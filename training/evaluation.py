@@ -10,7 +10,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from posetrack_data import (
 )
 from posetrack_data.annotations import detect_version
 from posetrack_data.outputs import atomic_write_text
-from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate
+from posetrack_eval import TABLE_COLUMNS, EvalResult, evaluate, format_table
 from training.config import Config, ConfigError, EvalConfig
 from vremd_models import VREMD
 from vremd_models.decoding import decode_heatmaps
@@ -40,6 +40,7 @@ __all__ = [
     "ALONE",
     "HEAD_NAMES",
     "Results",
+    "Scored",
     "Scorer",
     "Validation",
     "conditions_file",
@@ -254,6 +255,38 @@ class Scorer:
             head: scorers[head].score(out_dir / folders[head], index, *heads[head], conditions=head == "H")
             for head in heads
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """A split a run scores: its loader (prepared by accelerate) and the scorer of its rows."""
+
+    loader: Any
+    scorer: Scorer
+
+    @classmethod
+    def of(cls, cfg: Config, root: Path, split: str, loader: Any, examples: Any) -> "Scored":
+        """``split``'s loader and a scorer of its examples' rows (per condition with ``eval.conditions``)."""
+        rows = examples.rows.select_columns(["video", "image_id", "file_name", "box_score", "bbox"]).to_dict()
+        subsets = conditions_file(cfg, root, split)
+        return cls(loader, Scorer(rows, gt_folder(cfg, root, split), cfg.eval.protocol, subsets, cfg.eval.tracking))
+
+    def evaluate(
+        self, model: VREMD, accelerator: Accelerator, cfg: EvalConfig, out_dir: Path, name: str, step: int, epoch: int
+    ) -> "Validation | None":
+        """Predict every row, score H (per condition too) and each head alone into ``out_dir``, print the table.
+
+        Returns the ``Validation`` on the main process, ``None`` on the others; leaves ``model`` in train mode.
+        """
+        index, heads = predict_keypoints(model, self.loader, accelerator, cfg, desc=f"eval {name}")
+        scored = None
+        if accelerator.is_main_process:
+            results = self.scorer.score_heads(out_dir, index, heads)
+            scored = Validation.of(name, step, epoch, len(index), results)
+            accelerator.print(f"\n{name} (step {step}): {format_table(results['H'])}\n{scored.summary()}")
+        accelerator.wait_for_everyone()
+        model.train()
+        return scored
 
 
 def gt_folder(cfg: Config, root: Path, split: str | None = None) -> Path:

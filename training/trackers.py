@@ -1,14 +1,17 @@
-"""Trackers: the always-on ``log.jsonl``, an optional long-form ``log.csv``, and those accelerate knows."""
+"""Trackers (``log.jsonl``, an optional ``log.csv``, those accelerate knows) and the ``Accelerator`` using them."""
 
 import json
+import os
 import time
 from pathlib import Path
 
+from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
+from accelerate.utils import DataLoaderConfiguration
 
-from training.config import ConfigError, LoggingConfig
+from training.config import Config, ConfigError, LoggingConfig
 
-__all__ = ["CsvTracker", "JsonlTracker", "build_trackers"]
+__all__ = ["CsvTracker", "JsonlTracker", "build_accelerator", "build_trackers"]
 
 
 class _FileTracker(GeneralTracker):
@@ -71,3 +74,28 @@ def build_trackers(cfg: LoggingConfig, run_dir: Path) -> list:
             raise ConfigError(f"logging.trackers: {name!r} needs its package: pip install {name}")
         trackers.append(name)
     return trackers
+
+
+def build_accelerator(cfg: Config) -> Accelerator:
+    """The run's ``Accelerator``, logging to ``build_trackers``; refuses launched processes it could not join.
+
+    Raises:
+        ConfigError: torchrun started several processes but accelerate joined fewer (no device to join on).
+    """
+    run_dir = Path(cfg.run.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=cfg.run.mixed_precision,
+        gradient_accumulation_steps=cfg.run.gradient_accumulation_steps,
+        log_with=build_trackers(cfg.logging, run_dir),
+        project_dir=str(run_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.run.seed),
+    )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        # torchrun started several processes, but accelerate found no device to join them on: each would train
+        # alone on all the data. On CPU the processes join over gloo with ACCELERATE_USE_CPU=1.
+        raise ConfigError(
+            f"{launched} processes were launched but accelerate joined {accelerator.num_processes}; on CPU use "
+            "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N train.py"
+        )
+    return accelerator
