@@ -100,11 +100,9 @@ def open_synthetic_clip(data_dir: str | Path, *, on_generate: Callable[[], None]
     if not (root / "annotations").is_dir():
         if on_generate is not None:
             on_generate()
-        # Generated beside the final folder and renamed, so an interrupted generation is never reused.
-        partial = root.with_name(f"{root.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        generate_dataset(partial, **SYNTHETIC_CLIP, progress=False)
-        os.replace(partial, root)
+        # The generator claims the folder, stages it and renames it into place: an interrupted generation leaves
+        # nothing to reuse, and nothing already there is deleted.
+        generate_dataset(root, **SYNTHETIC_CLIP, progress=False)
     (sequence,) = open_frames(root / "images" / "val")
     annotations = root / "annotations" / "val"
     bind_annotations([sequence], load_annotations(annotations))
