@@ -157,6 +157,7 @@ def test_a_run_resolves_each_model_config_once(tmp_path, cache_dir, monkeypatch)
 def test_resume_gives_the_parameters_of_an_uninterrupted_run(tmp_path, cache_dir):
     # 16 per batch on ~4 batches per epoch: the stop at step 2 is mid-epoch, and step 6 is in the next epoch.
     common = [f"data.cache_dir={cache_dir}", "data.batch_size=16", "eval.baselines=false", "run.keep_checkpoints=1"]
+    common.append("schedule.epochs=2")  # the default is one epoch: without a second, training ends at step ~4
     common.append("pretrain.stage1_max_steps=2")  # stage 1 once, then both runs (and the resumed one) reuse it
     _run(tmp_path, *common, "schedule.max_steps=6", f"run.output_dir={tmp_path / 'straight'}")
     _run(tmp_path, *common, "schedule.max_steps=2", f"run.output_dir={tmp_path / 'stopped'}")
