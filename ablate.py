@@ -93,12 +93,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def study(args: argparse.Namespace) -> int:
     """The whole command: plan, stage 1, the row-seeds, the statistics, the report."""
-    plan = select(load_study(args.study), args.rows, args.seeds)
+    whole = load_study(args.study)
+    plan = select(whole, args.rows, args.seeds)
     policy = OutputPolicy.for_inputs([args.study, args.base, ABLATIONS], overwrite=args.overwrite)
     for name in ("results.md", "study.json"):
         policy.target(args.out / name, ours=lambda path: _ours(args.out, path))
     policy.target(args.out / MANIFEST, ours=lambda path: _manifest(args.out) is not None)
-    runs = resolve(plan, args)
+    runs = resolve(plan, whole.rows, args)
     if not (args.split == "val" or runs[0].config.data.test_split):
         raise ConfigError("--split test: data.test_split is null (set it, or report on --split val)")
     stage1 = [sys.executable, str(REPO_DIR / "train.py"), "--pretrain-only", "--base", str(args.base)]
@@ -148,16 +149,27 @@ def select(plan: Study, patterns: list[str] | None, seeds: list[int] | None) -> 
     return dataclasses.replace(plan, tables=tables, seeds=seeds if seeds is not None else plan.seeds)
 
 
-def resolve(plan: Study, args: argparse.Namespace) -> list[RowSeed]:
-    """Every row x seed, with the config train.py will train and its key; equal rows share the first's folder."""
-    runs, first_of_key = [], {}
+def resolve(plan: Study, every_row: list[str], args: argparse.Namespace) -> list[RowSeed]:
+    """Every row x seed, with the config train.py will train and its key.
+
+    Rows with equal keys share one folder, the first of ``every_row`` (the whole study's rows) with that key,
+    so ``--rows table5`` after ``--rows table4`` reuses Table 4 (c)'s runs for Table 5 (d).
+    """
+    runs = []
     for seed in plan.seeds:  # seed by seed, so that an interrupted study has whole seeds of every row
+        keys = {row: run_key(trained_config(_config(row, seed, args))) for row in every_row}
+        owners = {}
+        for row, key in keys.items():
+            owners.setdefault(key, row)
         for row in plan.rows:
-            cfg = load_config(ABLATIONS / f"{row}.yaml", [*args.set, f"run.seed={seed}"], base=args.base)
+            cfg = _config(row, seed, args)
             key = run_key(trained_config(cfg))
-            owner = first_of_key.setdefault(key, row)
-            runs.append(RowSeed(row, seed, cfg, key, args.out / owner / f"seed{seed}"))
+            runs.append(RowSeed(row, seed, cfg, key, args.out / owners.get(key, row) / f"seed{seed}"))
     return runs
+
+
+def _config(row: str, seed: int, args: argparse.Namespace) -> Config:
+    return load_config(ABLATIONS / f"{row}.yaml", [*args.set, f"run.seed={seed}"], base=args.base)
 
 
 def _distinct(runs: list[RowSeed]) -> list[RowSeed]:

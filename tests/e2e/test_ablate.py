@@ -77,6 +77,9 @@ def test_rows_share_stage1_train_once_report_paired_statistics_and_resume_verifi
     assert again.returncode == 0, again.stderr[-3000:]
     assert "4 distinct row-seed(s), 0 to train" in again.stdout
     assert (out / "results.md").read_text() == table
+    alone = _ablate(tmp_path, "--rows", "table5")  # Table 5 (d) alone, later, still reuses Table 4 (c)'s runs
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert "2 distinct row-seed(s), 0 to train" in alone.stdout
 
     # A prediction file that no longer scores as results.json says: that row-seed is trained again.
     predicted = sorted((out / "table4_baseline" / "seed1" / "predictions_test" / "latest").glob("0*.json"))[0]

@@ -409,9 +409,9 @@ def test_gt_box_run_of_a_trained_model_scores_what_training_logged(capsys, tmp_p
     # model must reproduce its logged AP and its written joint positions (same crops, model, decoding, scores).
     train = Path(__file__).resolve().parents[3] / "train.py"
     overrides = [
-        "data.synthetic_videos=2", "data.synthetic_val_videos=1", "data.synthetic_test_videos=0", "data.test_split=null",
-        "data.synthetic_eval_frames=null", "data.synthetic_pretrain_frames=4", "pretrain.stage1_max_steps=2",
-        "data.synthetic_frames=4", "data.synthetic_image_size=[160, 128]",
+        "data.synthetic_videos=2", "data.synthetic_val_videos=1", "data.synthetic_test_videos=0",
+        "data.test_split=null", "data.synthetic_eval_frames=null", "data.synthetic_pretrain_frames=4",
+        "pretrain.stage1_max_steps=2", "data.synthetic_frames=4", "data.synthetic_image_size=[160, 128]",
         f"data.cache_dir={tmp_path / 'data'}", f"run.output_dir={tmp_path / 'run'}", "data.batch_size=4",
         "schedule.epochs=1", "schedule.max_steps=2", "schedule.lr_milestones=[]", "eval.boxes=gt",
         "eval.baselines=false",
